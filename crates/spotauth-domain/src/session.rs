@@ -1,0 +1,133 @@
+//! App sessions: one row per login, one signed token (JWT) at a time per session.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::ids::{SessionId, TokenId, UserId};
+use crate::time::Timestamp;
+
+/// The hash of a session token's id (`jti`). Only this is stored, never the token: a database
+/// leak cannot be replayed as a session.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TokenIdHash([u8; 32]);
+
+impl TokenIdHash {
+    /// Wraps a 32-byte digest.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        TokenIdHash(bytes)
+    }
+
+    /// The digest.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Parses stored bytes; `None` unless exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(TokenIdHash)
+    }
+}
+
+impl fmt::Debug for TokenIdHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenIdHash({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+/// Where a session came from (for the user's own "where am I logged in" view and audits).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionMeta {
+    /// The `User-Agent` header, cut to 512 characters.
+    pub user_agent: Option<String>,
+    /// The client's IP address as text (IPv4 or IPv6).
+    pub ip_address: Option<String>,
+}
+
+impl SessionMeta {
+    /// Longest user agent kept.
+    pub const MAX_USER_AGENT: usize = 512;
+
+    /// Builds the meta, cutting an overlong user agent and dropping control characters.
+    pub fn new(user_agent: Option<&str>, ip_address: Option<String>) -> Self {
+        let user_agent =
+            user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(Self::MAX_USER_AGENT).collect::<String>());
+        SessionMeta { user_agent, ip_address }
+    }
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Session id (stable across rotations).
+    pub id: SessionId,
+    /// Whose session.
+    pub user_id: UserId,
+    /// Hash of the current token's id; an older token's id no longer matches (reuse detection).
+    pub token_id_hash: TokenIdHash,
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// Last time it was used; the idle timeout counts from here.
+    pub last_active: Timestamp,
+    /// Absolute end of the session, whatever its use.
+    pub expires_at: Timestamp,
+    /// When it was revoked (logout, reuse detected, timeout); `None` while live.
+    pub revoked_at: Option<Timestamp>,
+    /// Where it came from.
+    pub meta: SessionMeta,
+}
+
+/// A session to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// Fresh session id.
+    pub id: SessionId,
+    /// Whose session.
+    pub user_id: UserId,
+    /// Hash of the first token's id.
+    pub token_id_hash: TokenIdHash,
+    /// Now.
+    pub created_at: Timestamp,
+    /// Absolute end.
+    pub expires_at: Timestamp,
+    /// Where it came from.
+    pub meta: SessionMeta,
+}
+
+/// The claims of a session token, as issued and as verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClaims {
+    /// `sid`.
+    pub session_id: SessionId,
+    /// `sub`.
+    pub user_id: UserId,
+    /// `jti`: changes at each rotation.
+    pub token_id: TokenId,
+    /// `iat` (and `nbf`).
+    pub issued_at: Timestamp,
+    /// `exp`.
+    pub expires_at: Timestamp,
+}
+
+/// Session lifetimes, enforced on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session unused this long is dead.
+    pub idle_timeout: Duration,
+    /// A session this old is dead, however used.
+    pub absolute_timeout: Duration,
+    /// Lifetime of one session token; the client rotates before it ends.
+    pub token_ttl: Duration,
+    /// `last_active` is written at most this often (keeps writes off the hot path).
+    pub touch_interval: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            idle_timeout: Duration::from_secs(7 * 24 * 3600),
+            absolute_timeout: Duration::from_secs(30 * 24 * 3600),
+            token_ttl: Duration::from_secs(24 * 3600),
+            touch_interval: Duration::from_secs(60),
+        }
+    }
+}
