@@ -1,0 +1,316 @@
+//! A strict local emulator of Spotify's accounts service and of the Web API endpoints spotauth
+//! uses. Every test and local demo talks to it instead of Spotify.
+//!
+//! # What it emulates (see `shared/spotify/FACTS.md`)
+//! - **Accounts service**: `GET /authorize` and `POST /api/token` (form-encoded only), with
+//!   authorization codes (single use, bound to client and exact redirect URI, 10 minutes), PKCE
+//!   S256 (verifier 43–128 characters, required for public clients), client authentication by
+//!   HTTP Basic or, for PKCE, `client_id` in the body. Errors follow RFC 6749 §5.2.
+//! - **Refresh tokens** in three behaviours ([`RefreshMode`]): a new one each time, none in the
+//!   response, or single use. They expire 182 days after the user's *original* authorization
+//!   (refreshing never extends that) and can be revoked; both answer 400 `invalid_grant`.
+//! - **Web API**: `GET /v1/me` (PrivateUserObject, with `account_id`), `GET /v1/me/player` and
+//!   `PUT /v1/me/player/play`. In **Development Mode** (February 2026) `/v1/me` carries no
+//!   `product`, `email`, `country`, `explicit_content` nor `followers`, and users missing from the
+//!   allow-list (at most 5) get 403; Premium is then detectable only through the player
+//!   endpoints, which answer 403 `PREMIUM_REQUIRED` for non-Premium users in both modes.
+//!   Errors are `{"error": {"status": N, "message": "..."}}` (plus `reason` for player errors).
+//! - **Faults** ([`Fault`]): 429 with `Retry-After` (optionally `QUOTA_EXCEEDED`), 5xx, slow
+//!   answers, dropped TCP connections; forced access-token expiry; refresh-token revocation.
+//! - **Test hooks**: test users, who logs in next (`login_as=<user id>` on `/authorize` or a
+//!   queue), an emulator clock offset, request counters and a reset. All are reachable from
+//!   [`EmulatorHandle`] methods and from the HTTP control API under `/__control/`.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> Result<(), spotauth_emulator::StartError> {
+//! use spotauth_emulator::{Emulator, EmulatorConfig, TestUser};
+//! let emu = Emulator::start(EmulatorConfig::default().user(TestUser::premium("alice"))).await?;
+//! println!("authorize at {}/authorize, API at {}", emu.accounts_url(), emu.api_url());
+//! emu.stop().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Tokens, codes and secrets are never logged.
+
+mod accounts;
+mod config;
+mod control;
+mod faults;
+mod state;
+mod web_api;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+
+pub use accounts::KNOWN_SCOPES;
+pub use config::{
+    AUTHORIZATION_CODE_LIFETIME, AppMode, ConfigError, EmulatorConfig, MAX_ALLOW_LIST, Product, REFRESH_TOKEN_LIFETIME,
+    RefreshMode, TestUser,
+};
+pub use control::ClockInfo;
+pub use faults::{Fault, FaultKind, FaultTarget};
+pub use state::{Counters, EndpointCounters, LoginChoice};
+pub use web_api::NOT_ALLOW_LISTED_MESSAGE;
+
+use state::Shared;
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("invalid emulator configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// Binding or starting the server failed.
+    #[error("cannot start the emulator server: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server thread ended before it was ready.
+    #[error("the emulator server thread ended before it was ready")]
+    ThreadEnded,
+}
+
+/// Starts emulators.
+#[derive(Debug, Clone, Copy)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Starts an emulator on `127.0.0.1` with a free port.
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, StartError> {
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts an emulator on `addr` (port 0: any free port).
+    ///
+    /// The server runs on its own thread with its own actix system, so it works under any tokio
+    /// runtime flavour (including `#[tokio::test]`'s current-thread runtime).
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub async fn start_on(config: EmulatorConfig, addr: SocketAddr) -> Result<EmulatorHandle, StartError> {
+        config.validate()?;
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let base_url = format!("http://{local}");
+        let shared = Arc::new(Shared::new(config, base_url.clone()));
+        let data = web::Data::from(Arc::clone(&shared));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name(format!("spotify-emulator-{}", local.port())).spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(1)
+                    .on_connect(faults::on_connect)
+                    .listen(listener);
+                let server = match server {
+                    Ok(s) => s.run(),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(server.handle()));
+                if let Err(e) = server.await {
+                    tracing::warn!(error = %e, "spotify emulator server ended with an error");
+                }
+            });
+        })?;
+        let server = rx.await.map_err(|_| StartError::ThreadEnded)??;
+        tracing::debug!(%base_url, "spotify emulator started");
+        Ok(EmulatorHandle { shared, addr: local, base_url, server })
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/authorize").route(web::get().to(accounts::authorize)))
+        .service(web::resource("/api/token").route(web::post().to(accounts::token)))
+        .service(
+            web::scope("/v1")
+                .route("/me", web::get().to(web_api::me))
+                .route("/me/player", web::get().to(web_api::player_state))
+                .route("/me/player/play", web::put().to(web_api::player_play))
+                .default_service(web::to(web_api::not_found)),
+        )
+        .configure(control::routes);
+}
+
+/// A running emulator. Dropping it stops the server (without waiting); prefer
+/// [`EmulatorHandle::stop`].
+///
+/// The methods act directly on the emulator's state, exactly like the `/__control` HTTP API.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    base_url: String,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl EmulatorHandle {
+    /// The socket address the emulator listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Base of the accounts service (same as [`Self::base_url`]; paths `/authorize` and
+    /// `/api/token`, like `https://accounts.spotify.com`).
+    #[must_use]
+    pub fn accounts_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `<base>/authorize`.
+    #[must_use]
+    pub fn authorize_url(&self) -> String {
+        format!("{}/authorize", self.base_url)
+    }
+
+    /// `<base>/api/token`.
+    #[must_use]
+    pub fn token_url(&self) -> String {
+        format!("{}/api/token", self.base_url)
+    }
+
+    /// Base of the Web API: `<base>/v1` (like `https://api.spotify.com/v1`).
+    #[must_use]
+    pub fn api_url(&self) -> String {
+        format!("{}/v1", self.base_url)
+    }
+
+    /// Base of the control API: `<base>/__control`.
+    #[must_use]
+    pub fn control_url(&self) -> String {
+        format!("{}/__control", self.base_url)
+    }
+
+    /// Adds (or replaces, by id) a test user.
+    pub fn add_user(&self, user: TestUser) {
+        self.shared.add_user(user);
+    }
+
+    /// All test users.
+    #[must_use]
+    pub fn users(&self) -> Vec<TestUser> {
+        self.shared.users()
+    }
+
+    /// Queues the user who logs in at the next `/authorize` without `login_as` (and agrees).
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownUser`].
+    pub fn push_next_login(&self, user_id: &str) -> Result<(), ConfigError> {
+        self.shared.push_next_login(LoginChoice { user_id: user_id.to_owned(), deny: false })
+    }
+
+    /// Queues a user who logs in at the next `/authorize` and declines (`access_denied`).
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownUser`].
+    pub fn push_next_login_denied(&self, user_id: &str) -> Result<(), ConfigError> {
+        self.shared.push_next_login(LoginChoice { user_id: user_id.to_owned(), deny: true })
+    }
+
+    /// Empties the login queue.
+    pub fn clear_next_logins(&self) {
+        self.shared.clear_next_logins();
+    }
+
+    /// Switches the app mode.
+    ///
+    /// # Errors
+    /// [`ConfigError::AllowListTooLong`].
+    pub fn set_app_mode(&self, mode: AppMode) -> Result<(), ConfigError> {
+        self.shared.set_app_mode(mode)
+    }
+
+    /// Sets the emulator-wide refresh mode.
+    pub fn set_refresh_mode(&self, mode: RefreshMode) {
+        self.shared.set_refresh_mode(mode);
+    }
+
+    /// Overrides (or with `None` clears the override of) one user's refresh mode.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownUser`].
+    pub fn set_user_refresh_mode(&self, user_id: &str, mode: Option<RefreshMode>) -> Result<(), ConfigError> {
+        self.shared.set_user_refresh_mode(user_id, mode)
+    }
+
+    /// Adds a fault rule (rules apply in the order added, first match wins).
+    ///
+    /// # Errors
+    /// A message when the rule is invalid (see [`Fault::validate`]).
+    pub fn inject_fault(&self, fault: Fault) -> Result<(), String> {
+        self.shared.inject_fault(fault)
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults();
+    }
+
+    /// Revokes every refresh token of a user (the user removed the app at spotify.com). Access
+    /// tokens stay valid until they expire, as on Spotify. Returns how many were revoked.
+    pub fn revoke_refresh_tokens(&self, user_id: &str) -> usize {
+        self.shared.revoke(user_id)
+    }
+
+    /// Makes every access token issued so far to a user answer 401 "The access token expired".
+    /// Returns how many.
+    pub fn expire_access_tokens(&self, user_id: &str) -> usize {
+        self.shared.expire_access(user_id)
+    }
+
+    /// Moves the emulator clock forward; returns the total offset in seconds.
+    pub fn advance_clock(&self, by: Duration) -> u64 {
+        self.shared.advance(by)
+    }
+
+    /// The emulator clock.
+    #[must_use]
+    pub fn clock(&self) -> ClockInfo {
+        self.shared.clock()
+    }
+
+    /// A snapshot of the request counters.
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        self.shared.counters()
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_counters(&self) {
+        self.shared.reset_counters();
+    }
+
+    /// Back to the state right after start: initial config and users; no codes, tokens, faults,
+    /// queued logins, counters nor clock offset.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Stops the server, waiting (at most about a second) for requests in flight.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the returned future only waits for completion.
+        drop(self.server.stop(false));
+    }
+}
