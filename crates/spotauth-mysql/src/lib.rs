@@ -1,1 +1,23 @@
-//! placeholder
+//! # spotauth-mysql
+//!
+//! The MySQL / PlanetScale adapter: [`MysqlStore`] implements the domain's `UserRepository` and
+//! `SessionRepository` on diesel + diesel-async over the pure-Rust `mysql_async` driver (no C
+//! client), with a deadpool connection pool, TLS when the URL asks for it, and the embedded
+//! migrations of `migrations/mysql`.
+//!
+//! **Architecture Invariant:** SQL, diesel and mysql_async types stop at this crate's edge:
+//! every public method speaks domain types and maps library errors into `RepoError` at the seam.
+//! The schema has no FOREIGN KEY constraints (PlanetScale/Vitess); relations are enforced by the
+//! domain's use cases.
+
+mod convert;
+pub mod migrate;
+mod schema;
+mod sessions;
+mod store;
+pub mod url;
+mod users;
+
+pub use migrate::{MIGRATIONS, MigrationError};
+pub use store::{MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError};
+pub use url::{DatabaseUrl, DatabaseUrlError, TlsMode};
