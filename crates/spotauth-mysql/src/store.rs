@@ -142,6 +142,12 @@ impl MysqlStore {
         diesel::sql_query("SELECT 1").execute(&mut conn).await.map(|_| ()).map_err(crate::convert::map_err)
     }
 
+    /// Runs one administrative statement (e.g. `CREATE DATABASE`); for tools and tests.
+    pub async fn execute_admin(&self, sql: &str) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        diesel::sql_query(sql).execute(&mut conn).await.map(|_| ()).map_err(crate::convert::map_err)
+    }
+
     /// Whether the connection in use is encrypted (`Ssl_cipher` is non-empty).
     pub async fn tls_cipher(&self) -> Result<Option<String>, RepoError> {
         use diesel::QueryableByName;

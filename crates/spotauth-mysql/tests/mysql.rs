@@ -598,24 +598,74 @@ mod bad_input {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tls_required_against_a_server_without_tls_fails_closed() {
-        // The default test server has TLS disabled: a URL that requires TLS must not fall back
-        // to plain TCP.
+        #[derive(QueryableByName)]
+        struct HaveSsl {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            v: String,
+        }
+        let rows: Vec<HaveSsl> = diesel::sql_query("SELECT @@have_ssl AS v").load(&mut admin().await).await.unwrap();
         let mut u = url::Url::parse(&base_url()).unwrap();
         u.set_query(Some("ssl-mode=REQUIRED"));
-        let err = MysqlStore::connect(
-            DatabaseUrl::parse(u.as_str()).unwrap(),
-            PoolSettings { max_size: 1, timeout: Duration::from_secs(5) },
-        )
-        .await;
-        match std::env::var("TEST_SERVER_HAS_TLS").as_deref() {
-            Ok("1") => {
-                let store = err.unwrap();
-                assert!(store.tls_cipher().await.unwrap().is_some());
-            }
-            _ => {
-                let msg = err.unwrap_err().to_string();
-                assert!(msg.starts_with("DATABASE_URL: cannot connect"), "{msg}");
-            }
+        let settings = PoolSettings { max_size: 1, timeout: Duration::from_secs(5) };
+        let result = MysqlStore::connect(DatabaseUrl::parse(u.as_str()).unwrap(), settings).await;
+        if rows[0].v == "YES" {
+            assert!(result.unwrap().tls_cipher().await.unwrap().is_some());
+        } else {
+            // A URL that requires TLS must never fall back to plain TCP.
+            let msg = result.unwrap_err().to_string();
+            assert!(msg.starts_with("DATABASE_URL: cannot connect"), "{msg}");
         }
+    }
+}
+
+/// Against a second MariaDB with TLS (self-signed CA, certificate for 127.0.0.1), which
+/// `.ci/mariadb-tls.sh` starts when it is not already running.
+mod tls {
+    use super::*;
+
+    fn tls_server_ca() -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/mariadb-tls.sh");
+        let out = std::process::Command::new("bash").arg(script).arg("ensure").output().unwrap();
+        assert!(out.status.success(), "cannot start the TLS MariaDB: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verified_tls_connection_is_encrypted_and_the_store_works_over_it() {
+        let ca = tls_server_ca();
+        // `tls` is created REQUIRE SSL on that server: the server refuses it over plain TCP.
+        let base = format!("mysql://tls@127.0.0.1:3307/test?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}");
+        let store = MysqlStore::connect(DatabaseUrl::parse(&base).unwrap(), PoolSettings::default()).await.unwrap();
+        let cipher = store.tls_cipher().await.unwrap();
+        assert!(cipher.is_some(), "connection is not encrypted");
+
+        let name = format!("spotauth_tls_{}", uuid_like());
+        store.execute_admin(&format!("CREATE DATABASE `{name}`")).await.unwrap();
+        let url = format!("mysql://tls@127.0.0.1:3307/{name}?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}");
+        let db = MysqlStore::connect(DatabaseUrl::parse(&url).unwrap(), PoolSettings::default()).await.unwrap();
+        assert_eq!(db.run_migrations(|_| {}).await.unwrap().len(), 2);
+        let u = db.users().insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+        assert_eq!(db.users().get(u.id).await.unwrap(), Some(u));
+        store.execute_admin(&format!("DROP DATABASE `{name}`")).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_certificate_authority_is_refused() {
+        let _ca = tls_server_ca();
+        // Without our CA, the self-signed chain does not verify against the built-in roots.
+        let url = "mysql://tls@127.0.0.1:3307/test?ssl-mode=VERIFY_CA";
+        let settings = PoolSettings { max_size: 1, timeout: Duration::from_secs(5) };
+        let err = MysqlStore::connect(DatabaseUrl::parse(url).unwrap(), settings).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("DATABASE_URL: cannot connect") && msg.contains("TLS"), "{msg}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_tls_a_require_ssl_account_is_refused() {
+        let _ca = tls_server_ca();
+        let url = "mysql://tls@127.0.0.1:3307/test";
+        let settings = PoolSettings { max_size: 1, timeout: Duration::from_secs(5) };
+        let err = MysqlStore::connect(DatabaseUrl::parse(url).unwrap(), settings).await.unwrap_err();
+        assert!(err.to_string().contains("Access denied"), "{err}");
     }
 }
