@@ -52,7 +52,7 @@ fn the_domain_crate_depends_on_no_adapter_or_io_library() {
 
 #[test]
 fn adapters_do_not_depend_on_each_other_or_on_http_servers() {
-    for adapter in ["spotauth-crypto", "spotauth-mysql"] {
+    for adapter in ["spotauth-crypto", "spotauth-mysql", "spotauth-spotify"] {
         let deps = normal_deps(adapter);
         for dep in &deps {
             assert!(
@@ -61,6 +61,17 @@ fn adapters_do_not_depend_on_each_other_or_on_http_servers() {
             );
             assert!(!dep.starts_with("actix"), "{adapter} must not know HTTP serving ({dep})");
         }
+    }
+}
+
+#[test]
+fn the_emulator_depends_on_no_spotauth_crate() {
+    // It emulates Spotify, not our idea of it.
+    for dep in normal_deps("spotauth-emulator") {
+        assert!(
+            dep == "spotauth-emulator" || !dep.starts_with("spotauth-"),
+            "spotauth-emulator must not depend on {dep}"
+        );
     }
 }
 

@@ -10,6 +10,7 @@
 //! in `tests/` checks the dependency rule.
 
 pub mod ids;
+pub mod login;
 pub mod ports;
 pub mod refresh;
 pub mod secret;

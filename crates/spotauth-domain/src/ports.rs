@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::ids::{SessionId, TokenId, UserId};
+use crate::login::{ConsumeOutcome, NewLoginFlow};
 use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, RefreshToken, Secret, SessionToken};
 use crate::session::{NewSession, Session, SessionClaims, TokenIdHash};
 use crate::time::Timestamp;
@@ -312,6 +313,24 @@ pub trait SessionRepository: Send + Sync + 'static {
     async fn purge_ended(&self, before: Timestamp) -> Result<u64, RepoError>;
 }
 
+/// Login attempts in flight (OAuth `state` → where to go after), shared by every app instance.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait LoginFlowRepository: Send + Sync + 'static {
+    /// Remembers a flow, keyed by a one-way digest of its state (the state itself is never
+    /// stored). MUST return `Conflict("state")` when a flow with this state exists.
+    async fn create(&self, flow: NewLoginFlow) -> Result<(), RepoError>;
+
+    /// Marks the flow with this state used and returns it, atomically: of any number of
+    /// concurrent calls with one state, at most one gets `Consumed`. MUST return `Unknown` when no
+    /// flow has the state, `Expired` when `now >= expires_at` (whether used or not), and
+    /// `AlreadyUsed` when it was consumed before.
+    async fn consume(&self, state: &OAuthState, now: Timestamp) -> Result<ConsumeOutcome, RepoError>;
+
+    /// Deletes flows that expired before `before`; returns how many.
+    async fn purge_expired(&self, before: Timestamp) -> Result<u64, RepoError>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Spotify ports
 // ---------------------------------------------------------------------------------------------
@@ -356,7 +375,8 @@ pub enum PremiumProbe {
     Premium,
     /// 403 `PREMIUM_REQUIRED`.
     Free,
-    /// Neither (e.g. a 404 without reason, a 5xx): no conclusion.
+    /// Neither (e.g. a 404, or a 403 for a missing scope): no conclusion. Transport errors, 5xx
+    /// and 429 are errors, not `Inconclusive`.
     Inconclusive,
 }
 
@@ -456,6 +476,7 @@ mod tests {
     fn ports_are_object_safe_and_shareable() {
         assert_port::<dyn UserRepository>();
         assert_port::<dyn SessionRepository>();
+        assert_port::<dyn LoginFlowRepository>();
         assert_port::<dyn SpotifyAccounts>();
         assert_port::<dyn SpotifyProfilePort>();
         assert_port::<dyn TokenCipher>();
