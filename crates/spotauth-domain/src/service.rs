@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ids::UserId;
+use crate::login::{ConsumeOutcome, LOGIN_FLOW_TTL, NewLoginFlow, ReturnTo};
 use crate::ports::{
-    AuthorizationStart, CipherError, Clock, IdSource, LoginUpdate, NewUser, PremiumProbe, RepoError, SessionRepository,
-    SessionTokenCodec, SessionTokenError, SpotifyAccounts, SpotifyError, SpotifyProfilePort, TokenCipher, TokenError,
-    TokenRefresher, UserRepository,
+    CipherError, Clock, IdSource, LoginFlowRepository, LoginUpdate, NewUser, PremiumProbe, RepoError,
+    SessionRepository, SessionTokenCodec, SessionTokenError, SpotifyAccounts, SpotifyError, SpotifyProfilePort,
+    TokenCipher, TokenError, TokenRefresher, UserRepository,
 };
-use crate::secret::{AccessToken, AuthorizationCode, PkceVerifier, SessionToken};
+use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, SessionToken};
 use crate::session::{NewSession, Session, SessionClaims, SessionMeta, SessionPolicy};
 use crate::time::Timestamp;
 use crate::token::{AccessGrant, NewTokens, REFRESH_TOKEN_LIFETIME, TokenBinding, TokenColumn, TokenGrant};
@@ -24,6 +25,8 @@ pub trait Ports: Send + Sync + 'static {
     type Users: UserRepository + ?Sized;
     /// Session repository.
     type Sessions: SessionRepository + ?Sized;
+    /// Login attempts in flight.
+    type Flows: LoginFlowRepository + ?Sized;
     /// Spotify accounts service.
     type Accounts: SpotifyAccounts + ?Sized;
     /// Spotify Web API.
@@ -47,6 +50,7 @@ pub struct DynPorts;
 impl Ports for DynPorts {
     type Users = dyn UserRepository;
     type Sessions = dyn SessionRepository;
+    type Flows = dyn LoginFlowRepository;
     type Accounts = dyn SpotifyAccounts;
     type Profile = dyn SpotifyProfilePort;
     type Cipher = dyn TokenCipher;
@@ -62,6 +66,8 @@ pub struct Adapters<P: Ports> {
     pub users: Arc<P::Users>,
     /// Session repository.
     pub sessions: Arc<P::Sessions>,
+    /// Login attempts in flight.
+    pub flows: Arc<P::Flows>,
     /// Spotify accounts service.
     pub accounts: Arc<P::Accounts>,
     /// Spotify Web API.
@@ -89,6 +95,7 @@ impl<P: Ports> Clone for Adapters<P> {
         Adapters {
             users: self.users.clone(),
             sessions: self.sessions.clone(),
+            flows: self.flows.clone(),
             accounts: self.accounts.clone(),
             profile: self.profile.clone(),
             cipher: self.cipher.clone(),
@@ -144,12 +151,77 @@ pub enum Unauthenticated {
     Reused,
 }
 
+/// Why a login callback was refused before any request to Spotify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoginRejected {
+    /// The callback carries no `state`, or the browser has no login cookie.
+    #[error("login state missing")]
+    StateMissing,
+    /// The callback's state is not the one this browser's login started with.
+    #[error("login state does not match this browser")]
+    StateMismatch,
+    /// No login attempt has this state.
+    #[error("unknown login state")]
+    StateUnknown,
+    /// The login attempt lapsed.
+    #[error("login attempt expired")]
+    Expired,
+    /// The callback was already used.
+    #[error("login callback already used")]
+    AlreadyUsed,
+}
+
+impl LoginRejected {
+    /// Stable code for the frontend.
+    pub fn code(self) -> &'static str {
+        match self {
+            LoginRejected::StateMissing => "state_missing",
+            LoginRejected::StateMismatch => "state_mismatch",
+            LoginRejected::StateUnknown => "state_unknown",
+            LoginRejected::Expired => "login_expired",
+            LoginRejected::AlreadyUsed => "state_reused",
+        }
+    }
+}
+
+/// What the OAuth callback carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackInput {
+    /// The `state` query parameter.
+    pub state: Option<OAuthState>,
+    /// The code, or Spotify's `error` value (e.g. `access_denied`).
+    pub outcome: Result<AuthorizationCode, String>,
+    /// The state and PKCE verifier this browser's login cookie holds.
+    pub bound: Option<(OAuthState, PkceVerifier)>,
+    /// Where the session comes from.
+    pub meta: SessionMeta,
+}
+
+/// A started login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginStart {
+    /// Where to send the browser.
+    pub authorize_url: String,
+    /// The state to bind to the browser.
+    pub state: OAuthState,
+    /// The PKCE verifier to bind to the browser.
+    pub pkce_verifier: PkceVerifier,
+    /// When the attempt lapses.
+    pub expires_at: Timestamp,
+}
+
 /// What a use case may answer besides success.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No valid session.
     #[error("unauthenticated: {0}")]
     Unauthenticated(#[from] Unauthenticated),
+    /// The login callback was refused before any request to Spotify.
+    #[error("login refused: {0}")]
+    LoginRejected(#[from] LoginRejected),
+    /// The user declined at Spotify (`error=access_denied`) or Spotify sent another error.
+    #[error("Spotify authorization declined: {0}")]
+    AuthorizationDeclined(String),
     /// The user is known to be on a free plan and this needs Premium.
     #[error("Spotify Premium required")]
     PremiumRequired,
@@ -281,23 +353,43 @@ impl<P: Ports> AuthService<P> {
         &self.ports
     }
 
-    /// Starts a login: state, PKCE pair and authorize URL. The caller binds state and verifier
-    /// to the browser (e.g. in a short-lived cookie) for the callback.
-    pub fn begin_login(&self) -> AuthorizationStart {
-        self.ports.accounts.begin_authorization()
+    /// Starts a login: a fresh state and PKCE pair, the authorize URL, and a login-flow record
+    /// (shared by every instance) so the callback can be checked and used once.
+    pub async fn begin_login(&self, return_to: Option<ReturnTo>) -> Result<LoginStart, AuthError> {
+        let start = self.ports.accounts.begin_authorization();
+        let now = self.ports.clock.now();
+        let expires_at = now.plus(LOGIN_FLOW_TTL);
+        let flow = NewLoginFlow { state: start.state.clone(), return_to, created_at: now, expires_at };
+        self.ports.flows.create(flow).await?;
+        Ok(LoginStart {
+            authorize_url: start.authorize_url,
+            state: start.state,
+            pkce_verifier: start.pkce_verifier,
+            expires_at,
+        })
     }
 
-    /// Completes a login from the OAuth callback: exchanges the code, reads the profile, and
-    /// connects the user (see [`Self::connect`]).
-    pub async fn complete_login(
-        &self,
-        code: &AuthorizationCode,
-        verifier: &PkceVerifier,
-        meta: SessionMeta,
-    ) -> Result<LoggedIn, AuthError> {
-        let grant = self.ports.accounts.exchange_code(code, verifier).await?;
+    /// Completes a login from the OAuth callback. The state must be present, equal to the one
+    /// bound to this browser, and belong to a live, unused login attempt, which is then spent;
+    /// only then is the code exchanged and the user connected (see [`Self::connect`]).
+    pub async fn complete_login(&self, input: CallbackInput) -> Result<(LoggedIn, Option<ReturnTo>), AuthError> {
+        let (Some(state), Some((bound_state, verifier))) = (input.state, input.bound) else {
+            return Err(LoginRejected::StateMissing.into());
+        };
+        if state != bound_state {
+            return Err(LoginRejected::StateMismatch.into());
+        }
+        let flow = match self.ports.flows.consume(&state, self.ports.clock.now()).await? {
+            ConsumeOutcome::Consumed(flow) => flow,
+            ConsumeOutcome::Unknown => return Err(LoginRejected::StateUnknown.into()),
+            ConsumeOutcome::Expired => return Err(LoginRejected::Expired.into()),
+            ConsumeOutcome::AlreadyUsed => return Err(LoginRejected::AlreadyUsed.into()),
+        };
+        let code = input.outcome.map_err(AuthError::AuthorizationDeclined)?;
+        let grant = self.ports.accounts.exchange_code(&code, &verifier).await?;
         let profile = self.ports.profile.current_profile(&grant.access_token).await?;
-        self.connect(grant, profile, meta).await
+        let logged_in = self.connect(grant, profile, input.meta).await?;
+        Ok((logged_in, flow.return_to))
     }
 
     /// Connects a user from an OAuth callback result: settles Premium, upserts the user with

@@ -20,6 +20,7 @@ struct Mocks;
 impl Ports for Mocks {
     type Users = MockUserRepository;
     type Sessions = MockSessionRepository;
+    type Flows = MockLoginFlowRepository;
     type Accounts = MockSpotifyAccounts;
     type Profile = MockSpotifyProfilePort;
     type Cipher = MockTokenCipher;
@@ -94,6 +95,7 @@ fn counter_ids() -> MockIdSource {
 struct Setup {
     users: MockUserRepository,
     sessions: MockSessionRepository,
+    flows: MockLoginFlowRepository,
     accounts: MockSpotifyAccounts,
     profile: MockSpotifyProfilePort,
     refresher: MockTokenRefresher,
@@ -106,6 +108,7 @@ impl Setup {
         Setup {
             users: MockUserRepository::new(),
             sessions: MockSessionRepository::new(),
+            flows: MockLoginFlowRepository::new(),
             accounts: MockSpotifyAccounts::new(),
             profile: MockSpotifyProfilePort::new(),
             refresher: MockTokenRefresher::new(),
@@ -119,6 +122,7 @@ impl Setup {
             Adapters {
                 users: Arc::new(self.users),
                 sessions: Arc::new(self.sessions),
+                flows: Arc::new(self.flows),
                 accounts: Arc::new(self.accounts),
                 profile: Arc::new(self.profile),
                 cipher: Arc::new(fake_cipher()),
@@ -566,4 +570,106 @@ async fn a_ciphertext_bound_to_another_user_is_refused() {
     let accounts = MockSpotifyAccounts::new();
     let err = refresher(users, accounts).valid_access_token(uid(1), SKEW).await.unwrap_err();
     assert_eq!(err, TokenError::Cipher(CipherError::Tampered));
+}
+
+// --- Login flow ----------------------------------------------------------------------------
+
+use crate::login::{ConsumeOutcome, LoginFlow, ReturnTo};
+use crate::secret::{AuthorizationCode, OAuthState, PkceVerifier};
+
+fn state(s: &str) -> OAuthState {
+    OAuthState::new(s).unwrap()
+}
+
+fn callback(query: Option<&str>, cookie: Option<&str>) -> CallbackInput {
+    CallbackInput {
+        state: query.map(state),
+        outcome: Ok(AuthorizationCode::new("CODE").unwrap()),
+        bound: cookie.map(|c| (state(c), PkceVerifier::new("v".repeat(43)).unwrap())),
+        meta: SessionMeta::default(),
+    }
+}
+
+#[tokio::test]
+async fn begin_login_records_the_flow_with_its_return_path() {
+    let mut s = Setup::new();
+    s.accounts.expect_begin_authorization().returning(|| AuthorizationStart {
+        authorize_url: "https://accounts.example/authorize?state=S1".into(),
+        state: state("S1"),
+        pkce_verifier: PkceVerifier::new("v".repeat(43)).unwrap(),
+    });
+    s.flows
+        .expect_create()
+        .withf(|f| {
+            f.state.expose() == "S1"
+                && f.return_to.as_ref().map(ReturnTo::as_str) == Some("/room")
+                && f.expires_at == NOW.plus(crate::login::LOGIN_FLOW_TTL)
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    let start = s.build().begin_login(Some(ReturnTo::new("/room").unwrap())).await.unwrap();
+    assert_eq!(start.state.expose(), "S1");
+}
+
+#[tokio::test]
+async fn callback_state_problems_never_reach_spotify() {
+    let cases: Vec<(CallbackInput, Option<ConsumeOutcome>, LoginRejected)> = vec![
+        (callback(None, Some("S1")), None, LoginRejected::StateMissing),
+        (callback(Some("S1"), None), None, LoginRejected::StateMissing),
+        (callback(Some("S1"), Some("S2")), None, LoginRejected::StateMismatch),
+        (callback(Some("S1"), Some("S1")), Some(ConsumeOutcome::Unknown), LoginRejected::StateUnknown),
+        (callback(Some("S1"), Some("S1")), Some(ConsumeOutcome::Expired), LoginRejected::Expired),
+        (callback(Some("S1"), Some("S1")), Some(ConsumeOutcome::AlreadyUsed), LoginRejected::AlreadyUsed),
+    ];
+    for (input, consumed, want) in cases {
+        let mut s = Setup::new();
+        s.accounts.expect_exchange_code().never();
+        match consumed {
+            Some(outcome) => {
+                s.flows.expect_consume().times(1).return_once(move |_, _| Ok(outcome));
+            }
+            None => {
+                s.flows.expect_consume().never();
+            }
+        }
+        let err = s.build().complete_login(input).await.unwrap_err();
+        assert_eq!(err, AuthError::LoginRejected(want));
+    }
+}
+
+#[tokio::test]
+async fn declined_authorization_spends_the_flow_and_exchanges_nothing() {
+    let mut s = Setup::new();
+    s.flows.expect_consume().times(1).returning(|_, _| {
+        Ok(ConsumeOutcome::Consumed(LoginFlow { return_to: None, created_at: NOW, expires_at: NOW }))
+    });
+    s.accounts.expect_exchange_code().never();
+    let mut input = callback(Some("S1"), Some("S1"));
+    input.outcome = Err("access_denied".into());
+    let err = s.build().complete_login(input).await.unwrap_err();
+    assert_eq!(err, AuthError::AuthorizationDeclined("access_denied".into()));
+}
+
+#[tokio::test]
+async fn a_valid_callback_exchanges_the_code_with_the_bound_verifier() {
+    let mut s = Setup::new();
+    s.flows.expect_consume().withf(|st, now| st.expose() == "S1" && *now == NOW).times(1).returning(|_, _| {
+        Ok(ConsumeOutcome::Consumed(LoginFlow {
+            return_to: Some(ReturnTo::new("/after").unwrap()),
+            created_at: NOW,
+            expires_at: NOW,
+        }))
+    });
+    s.accounts
+        .expect_exchange_code()
+        .withf(|code, v| code.expose() == "CODE" && v.expose() == "v".repeat(43))
+        .times(1)
+        .returning(|_, _| Ok(grant("AT", Some("RT"))));
+    s.profile.expect_current_profile().times(1).returning(|_| Ok(profile(Some("premium"))));
+    s.users.expect_find_by_account_key().returning(|_| Ok(None));
+    s.users.expect_insert().returning(|n| Ok(user_from_new(&n)));
+    expect_session_create(&mut s.sessions);
+    let (logged, return_to) = s.build().complete_login(callback(Some("S1"), Some("S1"))).await.unwrap();
+    assert_eq!(return_to.unwrap().as_str(), "/after");
+    assert_eq!(logged.user.subscription.status, PremiumStatus::Premium);
 }
