@@ -1,9 +1,10 @@
 //! # spotauth-mysql
 //!
-//! The MySQL / PlanetScale adapter: [`MysqlStore`] implements the domain's `UserRepository` and
-//! `SessionRepository` on diesel + diesel-async over the pure-Rust `mysql_async` driver (no C
-//! client), with a deadpool connection pool, TLS when the URL asks for it, and the embedded
-//! migrations of `migrations/mysql`.
+//! The MySQL / PlanetScale adapter: [`MysqlStore`] implements the domain's `UserRepository`,
+//! `SessionRepository` and `LoginFlowRepository` on diesel + diesel-async over the pure-Rust
+//! `mysql_async` driver (no C client), with a deadpool connection pool, TLS when the URL asks for
+//! it, and the embedded migrations of `migrations/mysql`. Its semantics are proven by the shared
+//! contract suite of `spotauth-store-contract`, which the SQLite adapter passes too.
 //!
 //! **Architecture Invariant:** SQL, diesel and mysql_async types stop at this crate's edge:
 //! every public method speaks domain types and maps library errors into `RepoError` at the seam.
@@ -11,6 +12,7 @@
 //! domain's use cases.
 
 mod convert;
+mod login_flows;
 pub mod migrate;
 mod schema;
 mod sessions;
@@ -19,5 +21,5 @@ pub mod url;
 mod users;
 
 pub use migrate::{MIGRATIONS, MigrationError};
-pub use store::{MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError};
+pub use store::{MysqlLoginFlows, MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError};
 pub use url::{DatabaseUrl, DatabaseUrlError, TlsMode};

@@ -38,3 +38,13 @@ diesel::table! {
         ip_address -> Nullable<Varchar>,
     }
 }
+
+diesel::table! {
+    oauth_login_flows (state_hash) {
+        state_hash -> Binary,
+        return_to -> Nullable<Varchar>,
+        created_at -> Datetime,
+        expires_at -> Datetime,
+        used_at -> Nullable<Datetime>,
+    }
+}

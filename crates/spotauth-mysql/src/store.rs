@@ -46,8 +46,8 @@ pub enum StoreError {
     Migration(String),
 }
 
-/// The MySQL store: a connection pool; [`MysqlStore::users`] and [`MysqlStore::sessions`] are
-/// the repositories.
+/// The MySQL store: a connection pool; [`MysqlStore::users`], [`MysqlStore::sessions`] and
+/// [`MysqlStore::login_flows`] are the repositories.
 #[derive(Clone)]
 pub struct MysqlStore {
     pub(crate) pool: Pool<AsyncMysqlConnection>,
@@ -67,6 +67,10 @@ pub struct MysqlUsers(pub(crate) MysqlStore);
 /// The session repository on this store (shares its pool).
 #[derive(Debug, Clone)]
 pub struct MysqlSessions(pub(crate) MysqlStore);
+
+/// The login-flow repository on this store (shares its pool).
+#[derive(Debug, Clone)]
+pub struct MysqlLoginFlows(pub(crate) MysqlStore);
 
 /// Opens one connection with our settings: UTC, utf8mb4 (diesel-async's setup), found-rows
 /// semantics for UPDATE counts, TLS as the URL says.
@@ -124,6 +128,11 @@ impl MysqlStore {
     /// The `SessionRepository`.
     pub fn sessions(&self) -> MysqlSessions {
         MysqlSessions(self.clone())
+    }
+
+    /// The `LoginFlowRepository`.
+    pub fn login_flows(&self) -> MysqlLoginFlows {
+        MysqlLoginFlows(self.clone())
     }
 
     /// The (redacted) URL this store talks to.

@@ -1,0 +1,162 @@
+//! `SessionRepository` on SQLite.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use spotauth_domain::ids::{SessionId, UserId};
+use spotauth_domain::ports::{RepoError, SessionRepository};
+use spotauth_domain::session::{NewSession, Session, SessionMeta, TokenIdHash};
+use spotauth_domain::time::Timestamp;
+
+use crate::convert::{corrupt, from_db, to_db};
+use crate::schema::user_sessions::dsl as s;
+use crate::store::SqliteSessions;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = crate::schema::user_sessions)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+struct SessionRow {
+    id: String,
+    user_id: String,
+    token_id_hash: Vec<u8>,
+    created_at: i64,
+    last_active: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    user_agent: Option<String>,
+    ip_address: Option<String>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = RepoError;
+    fn try_from(r: SessionRow) -> Result<Self, RepoError> {
+        Ok(Session {
+            id: r.id.parse().map_err(|_| corrupt("user_sessions.id"))?,
+            user_id: r.user_id.parse().map_err(|_| corrupt("user_sessions.user_id"))?,
+            token_id_hash: TokenIdHash::from_slice(&r.token_id_hash).ok_or_else(|| corrupt("token_id_hash"))?,
+            created_at: from_db(r.created_at),
+            last_active: from_db(r.last_active),
+            expires_at: from_db(r.expires_at),
+            revoked_at: r.revoked_at.map(from_db),
+            meta: SessionMeta { user_agent: r.user_agent, ip_address: r.ip_address },
+        })
+    }
+}
+
+fn load(c: &mut SqliteConnection, id: &str) -> QueryResult<Option<SessionRow>> {
+    s::user_sessions.filter(s::id.eq(id)).select(SessionRow::as_select()).first(c).optional()
+}
+
+#[async_trait]
+impl SessionRepository for SqliteSessions {
+    async fn create(&self, n: NewSession) -> Result<Session, RepoError> {
+        let id = n.id.to_string();
+        let row = self
+            .0
+            .write(move |c| {
+                // A taken id is `Conflict("session id")` even when the token hash is taken too
+                // (SQLite would name whichever unique index it checks first).
+                if load(c, &id)?.is_some() {
+                    return Ok(Err(RepoError::Conflict("session id")));
+                }
+                diesel::insert_into(s::user_sessions)
+                    .values((
+                        s::id.eq(&id),
+                        s::user_id.eq(n.user_id.to_string()),
+                        s::token_id_hash.eq(n.token_id_hash.as_bytes().as_slice()),
+                        s::created_at.eq(to_db(n.created_at)),
+                        s::last_active.eq(to_db(n.created_at)),
+                        s::expires_at.eq(to_db(n.expires_at)),
+                        s::user_agent.eq(n.meta.user_agent.as_deref()),
+                        s::ip_address.eq(n.meta.ip_address.as_deref()),
+                    ))
+                    .execute(c)?;
+                Ok(Ok(load(c, &id)?))
+            })
+            .await??;
+        row.map(Session::try_from).transpose()?.ok_or(RepoError::NotFound)
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, RepoError> {
+        let id = id.to_string();
+        self.0.read(move |c| load(c, &id)).await?.map(Session::try_from).transpose()
+    }
+
+    async fn rotate(
+        &self,
+        id: SessionId,
+        expected: &TokenIdHash,
+        new: &TokenIdHash,
+        now: Timestamp,
+    ) -> Result<Session, RepoError> {
+        let id = id.to_string();
+        let (expected, new) = (expected.as_bytes().to_vec(), new.as_bytes().to_vec());
+        let (matched, row) = self
+            .0
+            .write(move |c| {
+                let matched = diesel::update(
+                    s::user_sessions
+                        .filter(s::id.eq(&id))
+                        .filter(s::token_id_hash.eq(expected))
+                        .filter(s::revoked_at.is_null()),
+                )
+                .set((s::token_id_hash.eq(new), s::last_active.eq(to_db(now))))
+                .execute(c)?;
+                Ok((matched, load(c, &id)?))
+            })
+            .await?;
+        let session = row.map(Session::try_from).transpose()?.ok_or(RepoError::NotFound)?;
+        if matched == 0 {
+            return Err(RepoError::StaleVersion);
+        }
+        Ok(session)
+    }
+
+    async fn touch(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {
+        let id = id.to_string();
+        let matched = self
+            .0
+            .write(move |c| {
+                diesel::update(s::user_sessions.filter(s::id.eq(id))).set(s::last_active.eq(to_db(now))).execute(c)
+            })
+            .await?;
+        if matched == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    }
+
+    async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {
+        let id = id.to_string();
+        self.0
+            .write(move |c| {
+                diesel::update(s::user_sessions.filter(s::id.eq(id)).filter(s::revoked_at.is_null()))
+                    .set(s::revoked_at.eq(to_db(now)))
+                    .execute(c)
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_all_for_user(&self, user_id: UserId, now: Timestamp) -> Result<u64, RepoError> {
+        let user_id = user_id.to_string();
+        let n = self
+            .0
+            .write(move |c| {
+                diesel::update(s::user_sessions.filter(s::user_id.eq(user_id)).filter(s::revoked_at.is_null()))
+                    .set(s::revoked_at.eq(to_db(now)))
+                    .execute(c)
+            })
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn purge_ended(&self, before: Timestamp) -> Result<u64, RepoError> {
+        let cutoff = to_db(before);
+        let n = self
+            .0
+            .write(move |c| {
+                diesel::delete(s::user_sessions.filter(s::revoked_at.lt(cutoff).or(s::expires_at.lt(cutoff))))
+                    .execute(c)
+            })
+            .await?;
+        Ok(n as u64)
+    }
+}
