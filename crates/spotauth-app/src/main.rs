@@ -1,0 +1,58 @@
+//! `spotauth [--config PATH]`: runs the service.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use spotauth_app::{Application, Settings};
+
+fn usage() -> &'static str {
+    "usage: spotauth [--config PATH]   (settings: see README; environment overrides the file)"
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn")),
+        )
+        .with_target(false)
+        .init();
+    let mut args = std::env::args().skip(1);
+    let mut config: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => match args.next() {
+                Some(p) => config = Some(p.into()),
+                None => return fail("--config needs a PATH"),
+            },
+            "--help" | "-h" => {
+                println!("{}", usage());
+                return ExitCode::SUCCESS;
+            }
+            other => return fail(&format!("unknown argument `{other}`; {}", usage())),
+        }
+    }
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let bind = settings.bind_addr;
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => return fail(&e.to_string()),
+    };
+    tracing::info!("spotauth listening on http://{}:{}", bind.ip(), app.port());
+    match app.run_until_stopped().await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("server error: {e}")),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}

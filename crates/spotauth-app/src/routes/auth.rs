@@ -1,0 +1,187 @@
+//! `/api/auth/spotify/...`: login, callback, session rotation, tokens, logout, subscription.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use spotauth_domain::login::ReturnTo;
+use spotauth_domain::secret::{AuthorizationCode, OAuthState};
+use spotauth_domain::service::{AuthError, CallbackInput};
+
+use super::users::authenticate;
+use crate::problem::Problem;
+use crate::web::{AccessTokenDto, AppState, TokenSource, iso, session_meta, session_token, source_name};
+
+/// Body of `POST /api/auth/spotify/login` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginBody {
+    return_to: Option<String>,
+}
+
+/// Whether the request carries no body at all (the login body is optional).
+fn no_body(req: &HttpRequest) -> bool {
+    let h = req.headers();
+    !h.contains_key(header::CONTENT_TYPE)
+        && !h.contains_key(header::TRANSFER_ENCODING)
+        && h.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
+}
+
+/// `POST /api/auth/spotify/login` → `{"authorizeUrl"}` and the login cookie.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Result<web::Json<LoginBody>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let body = match body {
+        Ok(body) => Some(body.into_inner()),
+        Err(_) if no_body(&req) => None,
+        Err(e) => return Err(e),
+    };
+    let return_to = match body.and_then(|b| b.return_to) {
+        Some(r) => Some(ReturnTo::new(r).map_err(|e| Problem::bad_request("invalid_return_to", e.to_string()))?),
+        None => None,
+    };
+    let start = state.service.begin_login(return_to).await.map_err(Problem::from)?;
+    let now = state.service.adapters().clock.now();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::SET_COOKIE,
+            state.cookies.login(&start.state, &start.pkce_verifier, now, start.expires_at),
+        ))
+        .json(json!({ "authorizeUrl": start.authorize_url })))
+}
+
+/// Query of the OAuth callback.
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /api/auth/spotify/callback` → 303 to the frontend, with a session or `?error=`.
+pub async fn callback(req: HttpRequest, state: web::Data<AppState>, q: web::Query<CallbackQuery>) -> HttpResponse {
+    let q = q.into_inner();
+    let outcome = match (q.error, q.code) {
+        (Some(error), _) => Err(sanitize_error(&error)),
+        (None, Some(code)) => AuthorizationCode::new(code).map_err(|_| "invalid_request".to_owned()),
+        (None, None) => Err("invalid_request".to_owned()),
+    };
+    let input = CallbackInput {
+        state: q.state.and_then(|s| OAuthState::new(s).ok()),
+        outcome,
+        bound: state.cookies.read_login(&req),
+        meta: session_meta(&req),
+    };
+    let clear_login = state.cookies.clear_login();
+    match state.service.complete_login(input).await {
+        Ok((logged_in, return_to)) => {
+            let now = state.service.adapters().clock.now();
+            let target = match &return_to {
+                Some(path) => state.frontend_url.join(path.as_str()).unwrap_or_else(|_| state.frontend_url.clone()),
+                None => state.frontend_url.clone(),
+            };
+            tracing::info!(user = %logged_in.user.id, "login completed");
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .append_header((header::SET_COOKIE, clear_login))
+                .append_header((
+                    header::SET_COOKIE,
+                    state.cookies.session(logged_in.issued.token.expose(), now, logged_in.issued.token_expires_at),
+                ))
+                .finish()
+        }
+        Err(e) => {
+            let code = login_error_code(&e);
+            let mut target = state.frontend_url.clone();
+            target.query_pairs_mut().append_pair("error", code);
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .append_header((header::SET_COOKIE, clear_login))
+                .finish()
+        }
+    }
+}
+
+/// Spotify's `error` values are a small ASCII vocabulary; anything else is replaced.
+fn sanitize_error(e: &str) -> String {
+    if !e.is_empty() && e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        e.to_owned()
+    } else {
+        "authorization_error".to_owned()
+    }
+}
+
+/// The `?error=` code for a failed login; causes of server-side failures are logged here.
+fn login_error_code(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::LoginRejected(r) => r.code(),
+        AuthError::AuthorizationDeclined(reason) if reason == "access_denied" => "access_denied",
+        AuthError::AuthorizationDeclined(_) => "authorization_error",
+        AuthError::PremiumRequired => "premium_required",
+        AuthError::NotAllowListed => "not_allow_listed",
+        AuthError::RateLimited { .. } | AuthError::Unavailable { .. } => "spotify_unavailable",
+        other => {
+            tracing::error!(error = %other, "login failed");
+            "login_failed"
+        }
+    }
+}
+
+/// `POST /api/auth/spotify/refresh`: rotates the session and hands out a fresh Spotify token.
+pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let (token, source) = session_token(&req, &state.cookies).ok_or_else(Problem::unauthenticated)?;
+    let (user, issued) = match state.service.rotate_session(&token).await {
+        Ok(ok) => ok,
+        Err(e @ AuthError::Unauthenticated(_)) => {
+            return Err(Problem::from(e).with_cookie(state.cookies.clear_session()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let now = state.service.adapters().clock.now();
+    let cookie = state.cookies.session(issued.token.expose(), now, issued.token_expires_at);
+    // The old token is dead now: whatever happens next, the new one must reach the client.
+    let grant = match state.service.access_token(user.id).await {
+        Ok(grant) => grant,
+        Err(e) => return Err(Problem::from(e).with_cookie(cookie)),
+    };
+    let session_token = (source == TokenSource::Bearer).then(|| issued.token.expose().to_owned());
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::SET_COOKIE, cookie))
+        .json(AccessTokenDto::new(&grant, now, session_token)))
+}
+
+/// `GET /api/auth/spotify/token`: a valid Spotify access token for the Web Playback SDK.
+pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let auth = authenticate(&req, &state).await?;
+    let grant = state.service.playback_token(auth.user.id).await?;
+    let now = state.service.adapters().clock.now();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(AccessTokenDto::new(&grant, now, None)))
+}
+
+/// `POST /api/auth/spotify/logout`: revokes the sessions, deletes the stored Spotify tokens.
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    if let Some((token, _)) = session_token(&req, &state.cookies) {
+        state.service.log_out(&token).await?;
+    }
+    Ok(HttpResponse::NoContent().insert_header((header::SET_COOKIE, state.cookies.clear_session())).finish())
+}
+
+/// `GET /api/auth/spotify/subscription`: Premium status, re-checked when stale.
+pub async fn subscription(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let auth = authenticate(&req, &state).await?;
+    let sub = state.service.check_subscription(auth.user.id, false).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "isPremium": sub.status.as_option(),
+        "product": sub.product,
+        "checkedAt": sub.checked_at.map(iso),
+        "source": source_name(sub.source),
+    })))
+}

@@ -1,0 +1,30 @@
+//! The REST endpoints.
+
+use actix_web::web;
+
+mod auth;
+mod health;
+mod openapi;
+mod users;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/auth/spotify")
+            .route("/login", web::post().to(auth::login))
+            .route("/callback", web::get().to(auth::callback))
+            .route("/refresh", web::post().to(auth::refresh))
+            .route("/token", web::get().to(auth::token))
+            .route("/logout", web::post().to(auth::logout))
+            .route("/subscription", web::get().to(auth::subscription)),
+    )
+    .service(
+        web::scope("/api/users")
+            .route("/me", web::get().to(users::me))
+            .route("/active", web::get().to(users::active))
+            .route("/me/active", web::put().to(users::set_active)),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/openapi.json", web::get().to(openapi::spec));
+}

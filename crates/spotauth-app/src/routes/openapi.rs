@@ -1,0 +1,138 @@
+//! `GET /openapi.json`: OpenAPI 3.1 description of the whole API.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use serde_json::{Value, json};
+
+/// `GET /openapi.json`.
+pub async fn spec() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document().to_string())
+}
+
+fn problem(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+fn ok(schema: &str, description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+/// The document (built once).
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let auth = json!([{"sessionCookie": []}, {"bearer": []}]);
+        json!({
+            "openapi": "3.1.0",
+            "info": {
+                "title": "spotauth",
+                "version": env!("CARGO_PKG_VERSION"),
+                "description": "Multi-user Spotify authentication: OAuth 2.0 + PKCE login, encrypted Spotify tokens kept fresh, Premium checks, rotating app sessions. Errors are RFC 9457 problem details with a stable `code`."
+            },
+            "paths": {
+                "/api/auth/spotify/login": {"post": {
+                    "summary": "Start a Spotify login",
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}}}},
+                    "responses": {
+                        "200": ok("LoginResponse", "Authorize URL; sets the short-lived login cookie that binds state and PKCE verifier to this browser"),
+                        "400": problem("Malformed body or a returnTo that is not a same-origin relative path (invalid_return_to)"),
+                        "413": problem("Body too large"),
+                    }
+                }},
+                "/api/auth/spotify/callback": {"get": {
+                    "summary": "Spotify's redirect target",
+                    "parameters": [
+                        {"name": "code", "in": "query", "schema": {"type": "string"}},
+                        {"name": "state", "in": "query", "schema": {"type": "string"}},
+                        {"name": "error", "in": "query", "schema": {"type": "string"}}
+                    ],
+                    "responses": {"303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, access_denied, premium_required, not_allow_listed, spotify_unavailable, login_failed"}}
+                }},
+                "/api/auth/spotify/refresh": {"post": {
+                    "summary": "Rotate the session and get a fresh Spotify access token",
+                    "security": auth,
+                    "responses": {
+                        "200": ok("AccessToken", "New session cookie (Bearer clients also get sessionToken); the old session token is dead, and presenting it again revokes the session"),
+                        "401": problem("unauthenticated, or spotify_reauth_required"),
+                        "503": problem("spotify_unavailable or spotify_rate_limited, with Retry-After"),
+                    }
+                }},
+                "/api/auth/spotify/token": {"get": {
+                    "summary": "A valid Spotify access token for the Web Playback SDK's getOAuthToken",
+                    "security": auth,
+                    "responses": {
+                        "200": ok("AccessToken", "Refreshed only when near expiry"),
+                        "401": problem("unauthenticated, or spotify_reauth_required after invalid_grant"),
+                        "403": problem("premium_required for a user known to be on a free plan"),
+                        "503": problem("spotify_unavailable or spotify_rate_limited, with Retry-After"),
+                    }
+                }},
+                "/api/auth/spotify/logout": {"post": {
+                    "summary": "Log out and disconnect: revoke the sessions, delete the stored Spotify tokens (idempotent)",
+                    "responses": {"204": {"description": "Logged out; cookie cleared"}}
+                }},
+                "/api/auth/spotify/subscription": {"get": {
+                    "summary": "Premium status (re-checked with Spotify when stale)",
+                    "security": auth,
+                    "responses": {"200": ok("Subscription", "isPremium is null when unknown"), "401": problem("unauthenticated")}
+                }},
+                "/api/users/me": {"get": {
+                    "summary": "The current user",
+                    "security": auth,
+                    "responses": {"200": ok("User", "Public fields, never a token"), "401": problem("unauthenticated")}
+                }},
+                "/api/users/active": {"get": {
+                    "summary": "Active users, most recently active first",
+                    "security": auth,
+                    "parameters": [
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}
+                    ],
+                    "responses": {"200": ok("ActiveUsers", "One page"), "400": problem("invalid_page"), "401": problem("unauthenticated")}
+                }},
+                "/api/users/me/active": {"put": {
+                    "summary": "Show or hide the current user in the active list",
+                    "security": auth,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SetActive"}}}},
+                    "responses": {"200": ok("User", "The updated user"), "400": problem("invalid_json"), "401": problem("unauthenticated")}
+                }},
+                "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
+                "/readyz": {"get": {"summary": "Readiness (database reachable)", "responses": {"200": {"description": "Ready"}, "503": problem("not_ready")}}},
+                "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+            },
+            "components": {
+                "securitySchemes": {
+                    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-spotauth_session"},
+                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                },
+                "schemas": {
+                    "Problem": {"type": "object", "required": ["type", "title", "status", "code"], "properties": {
+                        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                        "detail": {"type": "string"}, "code": {"type": "string"}, "retryAfter": {"type": "integer"}}},
+                    "LoginRequest": {"type": "object", "additionalProperties": false, "properties": {"returnTo": {"type": "string", "pattern": "^/(?![/\\\\])"}}},
+                    "LoginResponse": {"type": "object", "required": ["authorizeUrl"], "properties": {"authorizeUrl": {"type": "string", "format": "uri"}}},
+                    "AccessToken": {"type": "object", "required": ["accessToken", "expiresAt", "expiresIn"], "properties": {
+                        "accessToken": {"type": "string"}, "expiresAt": {"type": "string", "format": "date-time"},
+                        "expiresIn": {"type": "integer"}, "sessionToken": {"type": "string"}}},
+                    "Subscription": {"type": "object", "required": ["isPremium", "source"], "properties": {
+                        "isPremium": {"type": ["boolean", "null"]}, "product": {"type": ["string", "null"]},
+                        "checkedAt": {"type": ["string", "null"], "format": "date-time"},
+                        "source": {"type": "string", "enum": ["profile", "player_probe", "playback_sdk", "none"]}}},
+                    "User": {"type": "object", "properties": {
+                        "id": {"type": "string", "format": "uuid"}, "spotifyId": {"type": "string"},
+                        "displayName": {"type": ["string", "null"]}, "isActive": {"type": "boolean"},
+                        "isPremium": {"type": ["boolean", "null"]}, "premiumSource": {"type": "string"},
+                        "lastActive": {"type": "string", "format": "date-time"}, "createdAt": {"type": "string", "format": "date-time"},
+                        "spotifyConnected": {"type": "boolean"}, "reauthRequired": {"type": "boolean"}}},
+                    "ActiveUsers": {"type": "object", "properties": {
+                        "items": {"type": "array", "items": {"type": "object", "properties": {
+                            "id": {"type": "string"}, "spotifyId": {"type": "string"}, "displayName": {"type": ["string", "null"]},
+                            "isPremium": {"type": ["boolean", "null"]}, "lastActive": {"type": "string", "format": "date-time"}}}},
+                        "total": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}},
+                    "SetActive": {"type": "object", "required": ["isActive"], "additionalProperties": false, "properties": {"isActive": {"type": "boolean"}}}
+                }
+            }
+        })
+    })
+}

@@ -1,0 +1,568 @@
+//! The whole REST flow end to end: the app on a real port, a fresh MariaDB database, the Spotify
+//! emulator over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+use spotauth_app::{Application, Settings};
+use spotauth_emulator::{AppMode, Emulator, EmulatorConfig, EmulatorHandle, TestUser};
+use spotauth_mysql::{DatabaseUrl, MysqlStore, PoolSettings};
+
+const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
+const FRONTEND: &str = "http://127.0.0.1:3000/";
+const KEYS: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const SIGNING: &str = "c2lnbmluZy1rZXktc2lnbmluZy1rZXktc2lnbmluZy1rZXk=";
+
+fn base_db_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// A database created for one test and dropped after it.
+struct TestDb {
+    name: String,
+    url: String,
+}
+
+async fn admin() -> MysqlStore {
+    MysqlStore::connect(
+        DatabaseUrl::parse(&base_db_url()).unwrap(),
+        PoolSettings { max_size: 1, ..PoolSettings::default() },
+    )
+    .await
+    .expect("TEST_DATABASE_URL must reach MariaDB")
+}
+
+impl TestDb {
+    async fn new() -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("spotauth_app_{nanos:x}");
+        admin().await.execute_admin(&format!("CREATE DATABASE `{name}`")).await.unwrap();
+        let mut url = url::Url::parse(&base_db_url()).unwrap();
+        url.set_path(&name);
+        TestDb { name, url: url.to_string() }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async { admin().await.execute_admin(&format!("DROP DATABASE IF EXISTS `{name}`")).await })
+        })
+        .join();
+    }
+}
+
+struct Options {
+    mode: AppMode,
+    access_token_lifetime: Duration,
+    extra: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { mode: AppMode::ExtendedQuota, access_token_lifetime: Duration::from_secs(3600), extra: vec![] }
+    }
+}
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    emu: EmulatorHandle,
+    _db: TestDb,
+}
+
+/// A logged-in browser: its session cookie (`name=value`).
+#[derive(Clone, Debug)]
+struct Browser {
+    session: String,
+}
+
+fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+fn set_cookie_attrs(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap()
+        .to_owned()
+}
+
+async fn spawn(opts: Options) -> TestApp {
+    let config = EmulatorConfig::new("test-client")
+        .client_secret(Some("test-secret".into()))
+        .redirect_uris([REDIRECT])
+        .app_mode(opts.mode)
+        .access_token_lifetime(opts.access_token_lifetime)
+        .user(TestUser::premium("alice").with_display_name("Alice"))
+        .user(TestUser::premium("bob").with_display_name("Bob"))
+        .user(TestUser::free("carol").with_display_name("Carol"))
+        .user(TestUser::premium("dave"));
+    let emu = Emulator::start(config).await.unwrap();
+    let db = TestDb::new().await;
+    let accounts = emu.accounts_url().to_owned();
+    let api = emu.api_url();
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("DATABASE_URL", &db.url),
+        ("SPOTIFY_CLIENT_ID", "test-client"),
+        ("SPOTIFY_CLIENT_SECRET", "test-secret"),
+        ("SPOTIFY_REDIRECT_URI", REDIRECT),
+        ("SPOTIFY_ACCOUNTS_URL", &accounts),
+        ("SPOTIFY_API_URL", &api),
+        ("FRONTEND_URL", FRONTEND),
+        ("TOKEN_ENCRYPTION_KEYS", KEYS),
+        ("SESSION_SIGNING_KEY", SIGNING),
+    ];
+    pairs.extend(opts.extra.iter().copied());
+    let settings = Settings::from_pairs(pairs).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = Application::build_with_listener(settings, listener).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { base, http, emu, _db: db }
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Starts a login: the authorize URL and the login cookie.
+    async fn start_login(&self, body: Option<Value>) -> (String, String) {
+        let mut req = self.http.post(self.url("/api/auth/spotify/login"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let cookie = cookie_pair(resp.headers(), "__Host-spotauth_login").expect("login cookie");
+        let body: Value = resp.json().await.unwrap();
+        (body["authorizeUrl"].as_str().unwrap().to_owned(), cookie)
+    }
+
+    /// The user "logs in" at the emulator; returns the callback query Spotify redirects with.
+    async fn authorize(&self, authorize_url: &str, user: &str, deny: bool) -> String {
+        let url = format!("{authorize_url}&login_as={user}{}", if deny { "&deny=1" } else { "" });
+        let resp = self.http.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FOUND);
+        let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(location.starts_with(REDIRECT), "{location}");
+        location.split_once('?').unwrap().1.to_owned()
+    }
+
+    async fn callback(&self, query: &str, login_cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url(&format!("/api/auth/spotify/callback?{query}")));
+        if let Some(c) = login_cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn login(&self, user: &str) -> Browser {
+        let (authorize_url, login_cookie) = self.start_login(None).await;
+        let query = self.authorize(&authorize_url, user, false).await;
+        let resp = self.callback(&query, Some(&login_cookie)).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()[LOCATION], FRONTEND);
+        let session = cookie_pair(resp.headers(), "__Host-spotauth_session").expect("session cookie");
+        Browser { session }
+    }
+
+    async fn get(&self, b: &Browser, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).header("Cookie", &b.session).send().await.unwrap()
+    }
+
+    async fn post(&self, b: &Browser, path: &str) -> reqwest::Response {
+        self.http.post(self.url(path)).header("Cookie", &b.session).send().await.unwrap()
+    }
+
+    /// Asks the emulator whose token this is.
+    async fn spotify_user_of(&self, access_token: &str) -> String {
+        let me: Value = self
+            .http
+            .get(format!("{}/me", self.emu.api_url()))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        me["id"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn problem(resp: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    body
+}
+
+fn error_redirect(resp: &reqwest::Response) -> String {
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers()[LOCATION].to_str().unwrap();
+    let url = url::Url::parse(location).unwrap();
+    assert_eq!(format!("{}://{}/", url.scheme(), url.authority()), FRONTEND);
+    assert!(cookie_pair(resp.headers(), "__Host-spotauth_session").is_none(), "no session on a failed login");
+    url.query_pairs().find(|(k, _)| k == "error").map(|(_, v)| v.into_owned()).expect("error=")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_users_log_in_at_once_and_each_gets_their_own_spotify_token() {
+    let app = spawn(Options::default()).await;
+    let (a, b, d) = tokio::join!(app.login("alice"), app.login("bob"), app.login("dave"));
+    let mut tokens = Vec::new();
+    for (browser, user) in [(&a, "alice"), (&b, "bob"), (&d, "dave")] {
+        let resp = app.get(browser, "/api/auth/spotify/token").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let body: Value = resp.json().await.unwrap();
+        let token = body["accessToken"].as_str().unwrap().to_owned();
+        assert!(body["expiresIn"].as_u64().unwrap() > 3000);
+        assert_eq!(app.spotify_user_of(&token).await, user);
+        tokens.push(token);
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 3);
+    // Fresh tokens are served without a refresh.
+    let _ = app.get(&a, "/api/auth/spotify/token").await;
+    assert_eq!(app.emu.counters().total.token_refresh_token, 0);
+
+    let me: Value = app.get(&a, "/api/users/me").await.json().await.unwrap();
+    assert_eq!(me["spotifyId"], "alice");
+    assert_eq!(me["displayName"], "Alice");
+    assert_eq!(me["isPremium"], true);
+    let text = me.to_string();
+    assert!(!text.contains(&tokens[0]) && !text.to_lowercase().contains("token\":"), "no token in the user: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_list_and_toggling() {
+    let app = spawn(Options::default()).await;
+    let a = app.login("alice").await;
+    let _b = app.login("bob").await;
+    let _c = app.login("carol").await;
+    let list: Value = app.get(&a, "/api/users/active?limit=2").await.json().await.unwrap();
+    assert_eq!(list["total"], 3);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    assert_eq!(list["items"][0]["spotifyId"], "carol", "most recently active first");
+    assert!(list["items"][0].get("accessToken").is_none());
+
+    let resp = app
+        .http
+        .put(app.url("/api/users/me/active"))
+        .header("Cookie", &a.session)
+        .json(&json!({"isActive": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["isActive"], false);
+    let list: Value = app.get(&a, "/api/users/active").await.json().await.unwrap();
+    assert_eq!(list["total"], 2);
+    assert!(list["items"].as_array().unwrap().iter().all(|u| u["spotifyId"] != "alice"));
+    problem(app.get(&a, "/api/users/active?limit=1000").await, StatusCode::BAD_REQUEST, "invalid_page").await;
+    problem(app.get(&a, "/api/users/active?limit=abc").await, StatusCode::BAD_REQUEST, "invalid_query").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_in_extended_quota_and_a_free_user() {
+    let app = spawn(Options::default()).await;
+    let a = app.login("alice").await;
+    let sub: Value = app.get(&a, "/api/auth/spotify/subscription").await.json().await.unwrap();
+    assert_eq!(
+        (sub["isPremium"].clone(), sub["product"].clone(), sub["source"].clone()),
+        (json!(true), json!("premium"), json!("profile"))
+    );
+    assert!(sub["checkedAt"].as_str().unwrap().ends_with('Z'));
+
+    // A free user logs in and sees their account, but gets no playback token.
+    let c = app.login("carol").await;
+    let me: Value = app.get(&c, "/api/users/me").await.json().await.unwrap();
+    assert_eq!(me["isPremium"], false);
+    let sub: Value = app.get(&c, "/api/auth/spotify/subscription").await.json().await.unwrap();
+    assert_eq!(sub["isPremium"], false);
+    problem(app.get(&c, "/api/auth/spotify/token").await, StatusCode::FORBIDDEN, "premium_required").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_in_development_mode_uses_the_player_probe() {
+    let app = spawn(Options {
+        mode: AppMode::DevelopmentMode { allow_list: vec!["alice".into(), "carol".into()] },
+        ..Options::default()
+    })
+    .await;
+    let a = app.login("alice").await;
+    let sub: Value = app.get(&a, "/api/auth/spotify/subscription").await.json().await.unwrap();
+    assert_eq!(
+        (sub["isPremium"].clone(), sub["product"].clone(), sub["source"].clone()),
+        (json!(true), Value::Null, json!("player_probe"))
+    );
+    let c = app.login("carol").await;
+    let sub: Value = app.get(&c, "/api/auth/spotify/subscription").await.json().await.unwrap();
+    assert_eq!((sub["isPremium"].clone(), sub["source"].clone()), (json!(false), json!("player_probe")));
+
+    // bob is not on the allow-list: Spotify answers 403 to /v1/me.
+    let (authorize_url, login_cookie) = app.start_login(None).await;
+    let query = app.authorize(&authorize_url, "bob", false).await;
+    let resp = app.callback(&query, Some(&login_cookie)).await;
+    assert_eq!(error_redirect(&resp), "not_allow_listed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn premium_only_setting_refuses_the_login_of_a_free_user() {
+    let app = spawn(Options { extra: vec![("REQUIRE_PREMIUM_FOR_LOGIN", "true")], ..Options::default() }).await;
+    let (authorize_url, login_cookie) = app.start_login(None).await;
+    let query = app.authorize(&authorize_url, "carol", false).await;
+    assert_eq!(error_redirect(&app.callback(&query, Some(&login_cookie)).await), "premium_required");
+    app.login("alice").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_then_401_and_logout_is_idempotent() {
+    let app = spawn(Options::default()).await;
+    let a = app.login("alice").await;
+    let resp = app.post(&a, "/api/auth/spotify/logout").await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(set_cookie_attrs(resp.headers(), "__Host-spotauth_session").contains("Max-Age=0"));
+    let resp = app.get(&a, "/api/users/me").await;
+    assert_eq!(resp.headers()[WWW_AUTHENTICATE], r#"Bearer realm="spotauth""#);
+    problem(resp, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    assert_eq!(app.post(&a, "/api/auth/spotify/logout").await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.http.post(app.url("/api/auth/spotify/logout")).send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    // Logging in again reconnects.
+    let a = app.login("alice").await;
+    assert_eq!(app.get(&a, "/api/auth/spotify/token").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_or_missing_session_is_401_and_bearer_works() {
+    let app = spawn(Options::default()).await;
+    let a = app.login("alice").await;
+    let (name, value) = a.session.split_once('=').unwrap();
+    let mut chars: Vec<char> = value.chars().collect();
+    let i = chars.len() - 5;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let tampered = Browser { session: format!("{name}={}", chars.into_iter().collect::<String>()) };
+    problem(app.get(&tampered, "/api/users/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let resp = app.http.get(app.url("/api/users/me")).send().await.unwrap();
+    problem(resp, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    // The same token works as a Bearer token.
+    let resp = app.http.get(app.url("/api/users/me")).bearer_auth(value).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_missing_wrong_or_reused_never_reaches_spotify() {
+    let app = spawn(Options::default()).await;
+    let (authorize_url, login_cookie) = app.start_login(None).await;
+    let query = app.authorize(&authorize_url, "alice", false).await;
+    let code = query.split('&').find(|p| p.starts_with("code=")).unwrap().to_owned();
+
+    // No state at all.
+    assert_eq!(error_redirect(&app.callback(&code, Some(&login_cookie)).await), "state_missing");
+    // No login cookie (another browser).
+    assert_eq!(error_redirect(&app.callback(&query, None).await), "state_missing");
+    // A state that is not this browser's.
+    let (_, other_cookie) = app.start_login(None).await;
+    assert_eq!(error_redirect(&app.callback(&query, Some(&other_cookie)).await), "state_mismatch");
+    // A forged cookie and state that match each other but no login attempt.
+    let forged = "__Host-spotauth_login=forgedstate.vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv";
+    assert_eq!(
+        error_redirect(&app.callback(&format!("{code}&state=forgedstate"), Some(forged)).await),
+        "state_unknown"
+    );
+    assert_eq!(app.emu.counters().total.token_authorization_code, 0, "no token request for a bad state");
+
+    // The real callback works once...
+    let resp = app.callback(&query, Some(&login_cookie)).await;
+    assert!(cookie_pair(resp.headers(), "__Host-spotauth_session").is_some());
+    assert!(set_cookie_attrs(resp.headers(), "__Host-spotauth_login").contains("Max-Age=0"), "login cookie cleared");
+    assert_eq!(app.emu.counters().total.token_authorization_code, 1);
+    // ...and a replay is refused before Spotify.
+    assert_eq!(error_redirect(&app.callback(&query, Some(&login_cookie)).await), "state_reused");
+    assert_eq!(app.emu.counters().total.token_authorization_code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_authorization_redirects_with_access_denied() {
+    let app = spawn(Options::default()).await;
+    let (authorize_url, login_cookie) = app.start_login(None).await;
+    let query = app.authorize(&authorize_url, "alice", true).await;
+    assert!(query.contains("error=access_denied"));
+    assert_eq!(error_redirect(&app.callback(&query, Some(&login_cookie)).await), "access_denied");
+    assert_eq!(app.emu.counters().total.token_authorization_code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_to_is_same_origin_only() {
+    let app = spawn(Options::default()).await;
+    for evil in ["https://evil.example", "//evil.example", "/\\evil.example", "evil"] {
+        let resp =
+            app.http.post(app.url("/api/auth/spotify/login")).json(&json!({"returnTo": evil})).send().await.unwrap();
+        problem(resp, StatusCode::BAD_REQUEST, "invalid_return_to").await;
+    }
+    let (authorize_url, login_cookie) = app.start_login(Some(json!({"returnTo": "/rooms/42?tab=queue"}))).await;
+    let query = app.authorize(&authorize_url, "alice", false).await;
+    let resp = app.callback(&query, Some(&login_cookie)).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "http://127.0.0.1:3000/rooms/42?tab=queue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_rotation_and_reuse_detection() {
+    let app = spawn(Options::default()).await;
+    let old = app.login("alice").await;
+    let resp = app.post(&old, "/api/auth/spotify/refresh").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let attrs = set_cookie_attrs(resp.headers(), "__Host-spotauth_session");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
+        assert!(attrs.contains(attr), "{attr} missing in {attrs}");
+    }
+    let new = Browser { session: cookie_pair(resp.headers(), "__Host-spotauth_session").unwrap() };
+    assert_ne!(new.session, old.session);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["accessToken"].is_string());
+    assert!(body.get("sessionToken").is_none(), "cookie clients get the token in the cookie only");
+    assert_eq!(app.get(&new, "/api/users/me").await.status(), StatusCode::OK);
+
+    // The rotated-out token is presented again: the whole session dies.
+    problem(app.get(&old, "/api/users/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    problem(app.get(&new, "/api/users/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+
+    // A Bearer client gets its rotated token in the body.
+    let b = app.login("bob").await;
+    let bearer = b.session.split_once('=').unwrap().1.to_owned();
+    let resp = app.http.post(app.url("/api/auth/spotify/refresh")).bearer_auth(&bearer).send().await.unwrap();
+    let body: Value = resp.json().await.unwrap();
+    let rotated = body["sessionToken"].as_str().unwrap();
+    assert_eq!(
+        app.http.get(app.url("/api/users/me")).bearer_auth(rotated).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_tokens_are_refreshed_and_invalid_grant_means_reauthorization() {
+    // Spotify tokens live 60 s here and are refreshed when they expire within 300 s.
+    let app = spawn(Options { access_token_lifetime: Duration::from_secs(60), ..Options::default() }).await;
+    let a = app.login("alice").await;
+    let first: Value = app.get(&a, "/api/auth/spotify/token").await.json().await.unwrap();
+    assert_eq!(app.emu.counters().total.token_refresh_token, 1);
+    assert_eq!(app.spotify_user_of(first["accessToken"].as_str().unwrap()).await, "alice");
+
+    app.emu.revoke_refresh_tokens("alice");
+    let resp = app.get(&a, "/api/auth/spotify/token").await;
+    problem(resp, StatusCode::UNAUTHORIZED, "spotify_reauth_required").await;
+    // Known: no further call to Spotify.
+    let calls = app.emu.counters().total.token_refresh_token;
+    problem(app.get(&a, "/api/auth/spotify/token").await, StatusCode::UNAUTHORIZED, "spotify_reauth_required").await;
+    assert_eq!(app.emu.counters().total.token_refresh_token, calls);
+    let me: Value = app.get(&a, "/api/users/me").await.json().await.unwrap();
+    assert_eq!(me["reauthRequired"], true, "the session stays; the Spotify link needs a new login");
+
+    let a = app.login("alice").await;
+    assert_eq!(app.get(&a, "/api/auth/spotify/token").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_bodies_are_problems() {
+    let app = spawn(Options::default()).await;
+    let a = app.login("alice").await;
+    let resp = app
+        .http
+        .put(app.url("/api/users/me/active"))
+        .header("Cookie", &a.session)
+        .header("Content-Type", "application/json")
+        .body("{\"isActive\": tru")
+        .send()
+        .await
+        .unwrap();
+    problem(resp, StatusCode::BAD_REQUEST, "invalid_json").await;
+    let resp = app
+        .http
+        .put(app.url("/api/users/me/active"))
+        .header("Cookie", &a.session)
+        .json(&json!({"isActive": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    problem(resp, StatusCode::BAD_REQUEST, "invalid_json").await;
+    let big = json!({"returnTo": format!("/{}", "a".repeat(20_000))});
+    let resp = app.http.post(app.url("/api/auth/spotify/login")).json(&big).send().await.unwrap();
+    problem(resp, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    let resp = app.http.get(app.url("/nope")).send().await.unwrap();
+    problem(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_openapi() {
+    let app = spawn(Options::default()).await;
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
+    let ready: Value = app.http.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    let doc: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/auth/spotify/login",
+        "/api/auth/spotify/callback",
+        "/api/auth/spotify/refresh",
+        "/api/auth/spotify/token",
+        "/api/auth/spotify/logout",
+        "/api/auth/spotify/subscription",
+        "/api/users/me",
+        "/api/users/active",
+        "/api/users/me/active",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_errors_name_the_setting() {
+    let err = Settings::from_pairs([("DATABASE_URL", "mysql://root@127.0.0.1:3306/test")]).unwrap_err();
+    assert_eq!(err.to_string(), "SPOTIFY_CLIENT_ID is required but not set");
+    let settings = Settings::from_pairs([
+        ("DATABASE_URL", "mysql://root:hunter2@127.0.0.1:1/nope"),
+        ("SPOTIFY_CLIENT_ID", "c"),
+        ("SPOTIFY_REDIRECT_URI", REDIRECT),
+        ("FRONTEND_URL", FRONTEND),
+        ("TOKEN_ENCRYPTION_KEYS", "k1:c2hvcnQ="),
+        ("SESSION_SIGNING_KEY", SIGNING),
+    ])
+    .unwrap();
+    let err = Application::build_with_listener(settings.clone(), TcpListener::bind("127.0.0.1:0").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "TOKEN_ENCRYPTION_KEYS: key `k1` is 5 bytes, expected 32");
+    let mut settings = settings;
+    settings.token_encryption_keys = spotauth_domain::secret::Secret::new(KEYS);
+    let err = Application::build_with_listener(settings, TcpListener::bind("127.0.0.1:0").unwrap()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("DATABASE_URL: cannot connect") && !msg.contains("hunter2"), "{msg}");
+}
