@@ -1,0 +1,225 @@
+//! The harness: a fresh database, the emulator, the app on port 0, and a cookie-handling client.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::Value;
+use spotauth_app::{Application, Settings};
+use spotauth_emulator::{AppMode, Emulator, EmulatorConfig, EmulatorHandle, TestUser};
+use spotauth_mysql::{DatabaseUrl, MysqlStore, PoolSettings};
+
+pub const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
+pub const FRONTEND: &str = "http://127.0.0.1:3000/";
+pub const KEYS: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub const SIGNING: &str = "c2lnbmluZy1rZXktc2lnbmluZy1rZXktc2lnbmluZy1rZXk=";
+
+pub fn base_db_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// A database created for one test and dropped after it.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+pub async fn admin() -> MysqlStore {
+    MysqlStore::connect(
+        DatabaseUrl::parse(&base_db_url()).unwrap(),
+        PoolSettings { max_size: 1, ..PoolSettings::default() },
+    )
+    .await
+    .expect("TEST_DATABASE_URL must reach MariaDB")
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("spotauth_app_{nanos:x}");
+        admin().await.execute_admin(&format!("CREATE DATABASE `{name}`")).await.unwrap();
+        let mut url = url::Url::parse(&base_db_url()).unwrap();
+        url.set_path(&name);
+        TestDb { name, url: url.to_string() }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async { admin().await.execute_admin(&format!("DROP DATABASE IF EXISTS `{name}`")).await })
+        })
+        .join();
+    }
+}
+
+pub struct Options {
+    pub mode: AppMode,
+    pub access_token_lifetime: Duration,
+    pub extra: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { mode: AppMode::ExtendedQuota, access_token_lifetime: Duration::from_secs(3600), extra: vec![] }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub emu: EmulatorHandle,
+    pub db: TestDb,
+}
+
+/// A logged-in browser: its session cookie (`name=value`).
+#[derive(Clone, Debug)]
+pub struct Browser {
+    pub session: String,
+}
+
+pub fn cookie_pair(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+pub fn set_cookie_attrs(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap()
+        .to_owned()
+}
+
+pub async fn spawn(opts: Options) -> TestApp {
+    let config = EmulatorConfig::new("test-client")
+        .client_secret(Some("test-secret".into()))
+        .redirect_uris([REDIRECT])
+        .app_mode(opts.mode)
+        .access_token_lifetime(opts.access_token_lifetime)
+        .user(TestUser::premium("alice").with_display_name("Alice"))
+        .user(TestUser::premium("bob").with_display_name("Bob"))
+        .user(TestUser::free("carol").with_display_name("Carol"))
+        .user(TestUser::premium("dave"));
+    let emu = Emulator::start(config).await.unwrap();
+    let db = TestDb::new().await;
+    let accounts = emu.accounts_url().to_owned();
+    let api = emu.api_url();
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("DATABASE_URL", &db.url),
+        ("SPOTIFY_CLIENT_ID", "test-client"),
+        ("SPOTIFY_CLIENT_SECRET", "test-secret"),
+        ("SPOTIFY_REDIRECT_URI", REDIRECT),
+        ("SPOTIFY_ACCOUNTS_URL", &accounts),
+        ("SPOTIFY_API_URL", &api),
+        ("FRONTEND_URL", FRONTEND),
+        ("TOKEN_ENCRYPTION_KEYS", KEYS),
+        ("SESSION_SIGNING_KEY", SIGNING),
+    ];
+    pairs.extend(opts.extra.iter().copied());
+    let settings = Settings::from_pairs(pairs).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = Application::build_with_listener(settings, listener).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { base, http, emu, db }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Starts a login: the authorize URL and the login cookie.
+    pub async fn start_login(&self, body: Option<Value>) -> (String, String) {
+        let mut req = self.http.post(self.url("/api/auth/spotify/login"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let cookie = cookie_pair(resp.headers(), "__Host-spotauth_login").expect("login cookie");
+        let body: Value = resp.json().await.unwrap();
+        (body["authorizeUrl"].as_str().unwrap().to_owned(), cookie)
+    }
+
+    /// The user "logs in" at the emulator; returns the callback query Spotify redirects with.
+    pub async fn authorize(&self, authorize_url: &str, user: &str, deny: bool) -> String {
+        let url = format!("{authorize_url}&login_as={user}{}", if deny { "&deny=1" } else { "" });
+        let resp = self.http.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FOUND);
+        let location = resp.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(location.starts_with(REDIRECT), "{location}");
+        location.split_once('?').unwrap().1.to_owned()
+    }
+
+    pub async fn callback(&self, query: &str, login_cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url(&format!("/api/auth/spotify/callback?{query}")));
+        if let Some(c) = login_cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn login(&self, user: &str) -> Browser {
+        let (authorize_url, login_cookie) = self.start_login(None).await;
+        let query = self.authorize(&authorize_url, user, false).await;
+        let resp = self.callback(&query, Some(&login_cookie)).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()[LOCATION], FRONTEND);
+        let session = cookie_pair(resp.headers(), "__Host-spotauth_session").expect("session cookie");
+        Browser { session }
+    }
+
+    pub async fn get(&self, b: &Browser, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).header("Cookie", &b.session).send().await.unwrap()
+    }
+
+    pub async fn post(&self, b: &Browser, path: &str) -> reqwest::Response {
+        self.http.post(self.url(path)).header("Cookie", &b.session).send().await.unwrap()
+    }
+
+    /// Asks the emulator whose token this is.
+    pub async fn spotify_user_of(&self, access_token: &str) -> String {
+        let me: Value = self
+            .http
+            .get(format!("{}/me", self.emu.api_url()))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        me["id"].as_str().unwrap().to_owned()
+    }
+}
+
+pub async fn problem(resp: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    body
+}
+
+pub fn error_redirect(resp: &reqwest::Response) -> String {
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let location = resp.headers()[LOCATION].to_str().unwrap();
+    let url = url::Url::parse(location).unwrap();
+    assert_eq!(format!("{}://{}/", url.scheme(), url.authority()), FRONTEND);
+    assert!(cookie_pair(resp.headers(), "__Host-spotauth_session").is_none(), "no session on a failed login");
+    url.query_pairs().find(|(k, _)| k == "error").map(|(_, v)| v.into_owned()).expect("error=")
+}
