@@ -275,6 +275,25 @@ pub trait UserRepository: Send + Sync + 'static {
 
     /// Releases `holder`'s lease. Idempotent: MUST return `Ok(())` when `holder` holds no lease.
     async fn release_refresh_lease(&self, id: UserId, holder: &str) -> Result<(), RepoError>;
+
+    /// Users whose access token expires before `expiring_before`, soonest first, at most
+    /// `limit`: active users with stored tokens that do not need re-authorization. For the
+    /// proactive refresher. MUST return an empty list, not an error, when there are none.
+    async fn list_refresh_candidates(&self, expiring_before: Timestamp, limit: u32) -> Result<Vec<UserId>, RepoError>;
+}
+
+/// Spotify's rate-limit backoff, shared by every app instance: Spotify limits per client id
+/// (a rolling 30 s window), so one 429 must pause the calls of every user of that client id.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait RateLimitRepository: Send + Sync + 'static {
+    /// When the backoff of `client` ends. MUST return `Ok(None)` when none was ever recorded
+    /// (a past instant means it is over).
+    async fn backoff_until(&self, client: &str) -> Result<Option<Timestamp>, RepoError>;
+
+    /// Extends the backoff of `client` to at least `until`, atomically; it never shortens a
+    /// longer backoff another instance recorded. MUST return the end now in force.
+    async fn extend_backoff(&self, client: &str, until: Timestamp) -> Result<Timestamp, RepoError>;
 }
 
 /// The session repository.
@@ -477,6 +496,7 @@ mod tests {
         assert_port::<dyn UserRepository>();
         assert_port::<dyn SessionRepository>();
         assert_port::<dyn LoginFlowRepository>();
+        assert_port::<dyn RateLimitRepository>();
         assert_port::<dyn SpotifyAccounts>();
         assert_port::<dyn SpotifyProfilePort>();
         assert_port::<dyn TokenCipher>();

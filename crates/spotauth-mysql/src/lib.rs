@@ -14,6 +14,7 @@
 mod convert;
 mod login_flows;
 pub mod migrate;
+mod rate_limits;
 mod schema;
 mod sessions;
 mod store;
@@ -21,5 +22,5 @@ pub mod url;
 mod users;
 
 pub use migrate::{MIGRATIONS, MigrationError};
-pub use store::{MysqlLoginFlows, MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError};
+pub use store::{MysqlLoginFlows, MysqlRateLimits, MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError};
 pub use url::{DatabaseUrl, DatabaseUrlError, TlsMode};

@@ -48,3 +48,11 @@ diesel::table! {
         used_at -> Nullable<Datetime>,
     }
 }
+
+diesel::table! {
+    spotify_rate_limits (client_id) {
+        client_id -> Varchar,
+        backoff_until -> Datetime,
+        updated_at -> Datetime,
+    }
+}

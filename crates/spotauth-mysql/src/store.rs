@@ -72,6 +72,10 @@ pub struct MysqlSessions(pub(crate) MysqlStore);
 #[derive(Debug, Clone)]
 pub struct MysqlLoginFlows(pub(crate) MysqlStore);
 
+/// The rate-limit backoff repository on this store (shares its pool).
+#[derive(Debug, Clone)]
+pub struct MysqlRateLimits(pub(crate) MysqlStore);
+
 /// Opens one connection with our settings: UTC, utf8mb4 (diesel-async's setup), found-rows
 /// semantics for UPDATE counts, TLS as the URL says.
 pub(crate) async fn establish(opts: Opts) -> Result<AsyncMysqlConnection, ConnectionError> {
@@ -133,6 +137,11 @@ impl MysqlStore {
     /// The `LoginFlowRepository`.
     pub fn login_flows(&self) -> MysqlLoginFlows {
         MysqlLoginFlows(self.clone())
+    }
+
+    /// The `RateLimitRepository`.
+    pub fn rate_limits(&self) -> MysqlRateLimits {
+        MysqlRateLimits(self.clone())
     }
 
     /// The (redacted) URL this store talks to.

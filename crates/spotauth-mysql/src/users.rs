@@ -410,4 +410,20 @@ impl UserRepository for MysqlUsers {
             .map_err(map_err)?;
         Ok(())
     }
+
+    async fn list_refresh_candidates(&self, expiring_before: Timestamp, limit: u32) -> Result<Vec<UserId>, RepoError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = u::spotify_users
+            .filter(u::is_active.eq(true))
+            .filter(u::reauth_required.eq(false))
+            .filter(u::refresh_token.is_not_null())
+            .filter(u::token_expiry.lt(to_db(expiring_before)))
+            .order(u::token_expiry.asc())
+            .limit(i64::from(limit))
+            .select(u::id)
+            .load(&mut conn)
+            .await
+            .map_err(map_err)?;
+        ids.iter().map(|id| id.parse().map_err(|_| corrupt("spotify_users.id"))).collect()
+    }
 }

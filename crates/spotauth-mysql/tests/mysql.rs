@@ -16,13 +16,15 @@ use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use spotauth_domain::ids::UserId;
 use spotauth_domain::ports::UserRepository;
 use spotauth_domain::user::{PremiumStatus, Subscription};
-use spotauth_mysql::{DatabaseUrl, MysqlLoginFlows, MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError};
+use spotauth_mysql::{
+    DatabaseUrl, MysqlLoginFlows, MysqlRateLimits, MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError,
+};
 use spotauth_store_contract::{StoreFixture, new_user};
 
 /// Every migration in `migrations/mysql`.
-const MIGRATION_COUNT: usize = 3;
+const MIGRATION_COUNT: usize = 4;
 /// Every table the migrations create.
-const TABLES: &str = "('spotify_users','user_sessions','oauth_login_flows')";
+const TABLES: &str = "('spotify_users','user_sessions','oauth_login_flows','spotify_rate_limits')";
 
 fn base_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
@@ -99,6 +101,7 @@ impl StoreFixture for TestDb {
     type Users = MysqlUsers;
     type Sessions = MysqlSessions;
     type Flows = MysqlLoginFlows;
+    type RateLimits = MysqlRateLimits;
 
     fn users(&self) -> Arc<MysqlUsers> {
         Arc::new(self.store.users())
@@ -110,6 +113,10 @@ impl StoreFixture for TestDb {
 
     fn login_flows(&self) -> Arc<MysqlLoginFlows> {
         Arc::new(self.store.login_flows())
+    }
+
+    fn rate_limits(&self) -> Arc<MysqlRateLimits> {
+        Arc::new(self.store.rate_limits())
     }
 
     async fn raw_token_columns(&self, id: UserId) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
@@ -160,7 +167,7 @@ mod migrations {
             "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{{db}}' AND TABLE_NAME IN {TABLES}"
         );
         let tables = tables.as_str();
-        assert_eq!(count(&db, tables).await, 3);
+        assert_eq!(count(&db, tables).await, 4);
         assert!(db.store.pending_migrations().await.unwrap().is_empty());
         // Idempotent: nothing pending, nothing applied.
         assert!(db.store.run_migrations(|_| {}).await.unwrap().is_empty());
@@ -173,7 +180,7 @@ mod migrations {
         assert_eq!(db.store.pending_migrations().await.unwrap().len(), MIGRATION_COUNT);
 
         assert_eq!(db.store.run_migrations(|_| {}).await.unwrap(), applied);
-        assert_eq!(count(&db, tables).await, 3);
+        assert_eq!(count(&db, tables).await, 4);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,6 +200,7 @@ mod migrations {
         for idx in [
             "uq_spotify_users_account_key",
             "idx_spotify_users_spotify_id",
+            "idx_spotify_users_token_expiry",
             "idx_spotify_users_active_last_active",
             "idx_user_sessions_user_id",
             "uq_user_sessions_token_id_hash",

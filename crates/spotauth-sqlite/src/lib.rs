@@ -31,11 +31,13 @@
 
 mod convert;
 mod login_flows;
+mod rate_limits;
 mod schema;
 mod sessions;
 mod store;
 mod users;
 
 pub use store::{
-    MIGRATIONS, SETTING_NAME, SqliteLoginFlows, SqliteSessions, SqliteSettings, SqliteStore, SqliteUsers, StoreError,
+    MIGRATIONS, SETTING_NAME, SqliteLoginFlows, SqliteRateLimits, SqliteSessions, SqliteSettings, SqliteStore,
+    SqliteUsers, StoreError,
 };

@@ -48,3 +48,11 @@ diesel::table! {
         used_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    spotify_rate_limits (client_id) {
+        client_id -> Text,
+        backoff_until -> BigInt,
+        updated_at -> BigInt,
+    }
+}

@@ -97,6 +97,10 @@ pub struct SqliteSessions(pub(crate) SqliteStore);
 #[derive(Debug, Clone)]
 pub struct SqliteLoginFlows(pub(crate) SqliteStore);
 
+/// The rate-limit backoff repository on this store (shares its pool).
+#[derive(Debug, Clone)]
+pub struct SqliteRateLimits(pub(crate) SqliteStore);
+
 /// Opens one connection with our settings. `reader` connections are `query_only`.
 fn establish(path: &str, busy_timeout: Duration, reader: bool) -> Result<SqliteConnection, ConnectionError> {
     let mut conn = SqliteConnection::establish(path)?;
@@ -201,6 +205,11 @@ impl SqliteStore {
     /// The `LoginFlowRepository`.
     pub fn login_flows(&self) -> SqliteLoginFlows {
         SqliteLoginFlows(self.clone())
+    }
+
+    /// The `RateLimitRepository`.
+    pub fn rate_limits(&self) -> SqliteRateLimits {
+        SqliteRateLimits(self.clone())
     }
 
     /// The database file.

@@ -419,4 +419,22 @@ impl UserRepository for SqliteUsers {
             .await?;
         Ok(())
     }
+
+    async fn list_refresh_candidates(&self, expiring_before: Timestamp, limit: u32) -> Result<Vec<UserId>, RepoError> {
+        let ids: Vec<String> = self
+            .0
+            .read(move |c| {
+                u::spotify_users
+                    .filter(u::is_active.eq(true))
+                    .filter(u::reauth_required.eq(false))
+                    .filter(u::refresh_token.is_not_null())
+                    .filter(u::token_expiry.lt(to_db(expiring_before)))
+                    .order(u::token_expiry.asc())
+                    .limit(i64::from(limit))
+                    .select(u::id)
+                    .load(c)
+            })
+            .await?;
+        ids.iter().map(|id| id.parse().map_err(|_| corrupt("spotify_users.id"))).collect()
+    }
 }

@@ -16,7 +16,9 @@ use spotauth_domain::ids::UserId;
 use spotauth_domain::ports::{SessionRepository, UserRepository};
 use spotauth_domain::token::TokenVersion;
 use spotauth_domain::user::PremiumStatus;
-use spotauth_sqlite::{SqliteLoginFlows, SqliteSessions, SqliteSettings, SqliteStore, SqliteUsers, StoreError};
+use spotauth_sqlite::{
+    SqliteLoginFlows, SqliteRateLimits, SqliteSessions, SqliteSettings, SqliteStore, SqliteUsers, StoreError,
+};
 use spotauth_store_contract::{StoreFixture, new_session, new_user, refreshed};
 
 /// A fresh temporary directory, removed when the guard goes (even when the test panics).
@@ -87,6 +89,7 @@ impl StoreFixture for TestDb {
     type Users = SqliteUsers;
     type Sessions = SqliteSessions;
     type Flows = SqliteLoginFlows;
+    type RateLimits = SqliteRateLimits;
 
     fn users(&self) -> Arc<SqliteUsers> {
         Arc::new(self.store.users())
@@ -98,6 +101,10 @@ impl StoreFixture for TestDb {
 
     fn login_flows(&self) -> Arc<SqliteLoginFlows> {
         Arc::new(self.store.login_flows())
+    }
+
+    fn rate_limits(&self) -> Arc<SqliteRateLimits> {
+        Arc::new(self.store.rate_limits())
     }
 
     async fn raw_token_columns(&self, id: UserId) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
@@ -169,8 +176,8 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     assert!(file.is_file());
     assert_eq!(store.path(), file);
     let embedded = SqliteStore::embedded_migrations().unwrap();
-    assert_eq!(embedded.len(), 3);
-    assert_eq!(store.migrations_applied_at_open().len(), 3, "{:?}", store.migrations_applied_at_open());
+    assert_eq!(embedded.len(), 4);
+    assert_eq!(store.migrations_applied_at_open().len(), 4, "{:?}", store.migrations_applied_at_open());
     store.ping().await.unwrap();
 
     #[derive(QueryableByName)]
@@ -188,7 +195,7 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     .load(&mut raw)
     .unwrap();
     let tables: Vec<_> = tables.into_iter().map(|t| t.v).collect();
-    assert_eq!(tables, ["oauth_login_flows", "spotify_users", "user_sessions"]);
+    assert_eq!(tables, ["oauth_login_flows", "spotify_rate_limits", "spotify_users", "user_sessions"]);
     let fks: Vec<Text> =
         diesel::sql_query("SELECT sql AS v FROM sqlite_master WHERE sql LIKE '%REFERENCES%'").load(&mut raw).unwrap();
     assert!(fks.is_empty(), "no FOREIGN KEYs, as on MySQL");

@@ -25,7 +25,8 @@ use spotauth_crypto::TokenKeyring;
 use spotauth_domain::ids::{SessionId, UserId};
 use spotauth_domain::login::{ConsumeOutcome, LoginFlow, NewLoginFlow, ReturnTo};
 use spotauth_domain::ports::{
-    LeaseOutcome, LoginFlowRepository, LoginUpdate, NewUser, RepoError, SessionRepository, TokenCipher, UserRepository,
+    LeaseOutcome, LoginFlowRepository, LoginUpdate, NewUser, RateLimitRepository, RepoError, SessionRepository,
+    TokenCipher, UserRepository,
 };
 use spotauth_domain::secret::OAuthState;
 use spotauth_domain::session::{NewSession, SessionMeta, TokenIdHash};
@@ -46,6 +47,8 @@ pub trait StoreFixture: Send + Sync + 'static {
     type Sessions: SessionRepository;
     /// The store's `LoginFlowRepository`.
     type Flows: LoginFlowRepository;
+    /// The store's `RateLimitRepository`.
+    type RateLimits: RateLimitRepository;
 
     /// The user repository (shared by concurrent tasks).
     fn users(&self) -> Arc<Self::Users>;
@@ -53,6 +56,8 @@ pub trait StoreFixture: Send + Sync + 'static {
     fn sessions(&self) -> Arc<Self::Sessions>;
     /// The login-flow repository.
     fn login_flows(&self) -> Arc<Self::Flows>;
+    /// The rate-limit backoff repository.
+    fn rate_limits(&self) -> Arc<Self::RateLimits>;
 
     /// The raw stored bytes of the user's `access_token` and `refresh_token` columns (raw SQL),
     /// so the contract can check no plaintext token reaches the table.
@@ -86,6 +91,9 @@ macro_rules! contract_tests {
             token_reauth_mark_update_on_login_delete_and_no_resurrection,
             token_refresh_lease_excludes_others_until_released_or_expired,
             token_concurrent_lease_requests_grant_exactly_one,
+            token_refresh_candidates_are_expiring_active_connected_users,
+            rate_limit_backoff_only_ever_extends,
+            rate_limit_concurrent_extensions_keep_the_longest,
             session_create_get_rotate_touch_revoke,
             session_concurrent_rotation_has_one_winner,
             session_revoke_all_and_purge,
@@ -776,4 +784,59 @@ pub async fn flow_state_is_stored_only_as_a_digest<F: StoreFixture>(f: &F) {
     assert_eq!(keys[0].len(), 32);
     let st = state("secret");
     assert!(!keys[0].windows(8).any(|w| st.expose().as_bytes().windows(8).any(|x| x == w)), "no part of the state");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh candidates and the shared rate-limit backoff
+// ---------------------------------------------------------------------------------------------
+
+/// The proactive refresher's query: active users with tokens, not needing re-authorization,
+/// whose access token expires before the cutoff, soonest first, at most `limit`.
+pub async fn token_refresh_candidates_are_expiring_active_connected_users<F: StoreFixture>(f: &F) {
+    let s = f.users();
+    // Access tokens expire at NOW + n minutes for user n.
+    for n in 1..=6u8 {
+        let mut u = new_user(n, PremiumStatus::Premium);
+        u.tokens.access_expires_at = NOW.plus(secs(60 * u64::from(n)));
+        s.insert(u).await.unwrap();
+    }
+    let id = |n: u8| UserId::from_bytes([n; 16]);
+    s.set_active(id(2), false, NOW).await.unwrap();
+    s.mark_reauth_required(id(3), TokenVersion(1)).await.unwrap();
+    s.delete_tokens(id(4)).await.unwrap();
+    let cutoff = NOW.plus(secs(60 * 6));
+    assert_eq!(
+        s.list_refresh_candidates(cutoff, 10).await.unwrap(),
+        vec![id(1), id(5)],
+        "soonest first; 6 is at the cutoff"
+    );
+    assert_eq!(s.list_refresh_candidates(cutoff.plus(secs(1)), 10).await.unwrap(), vec![id(1), id(5), id(6)]);
+    assert_eq!(s.list_refresh_candidates(cutoff.plus(secs(1)), 2).await.unwrap(), vec![id(1), id(5)]);
+    assert!(s.list_refresh_candidates(NOW, 10).await.unwrap().is_empty());
+}
+
+/// The backoff is per client id, starts absent, and only ever moves later.
+pub async fn rate_limit_backoff_only_ever_extends<F: StoreFixture>(f: &F) {
+    let r = f.rate_limits();
+    assert_eq!(r.backoff_until("client-a").await.unwrap(), None);
+    assert_eq!(r.extend_backoff("client-a", NOW.plus(secs(30))).await.unwrap(), NOW.plus(secs(30)));
+    assert_eq!(r.extend_backoff("client-a", NOW.plus(secs(10))).await.unwrap(), NOW.plus(secs(30)), "never shortened");
+    assert_eq!(r.backoff_until("client-a").await.unwrap(), Some(NOW.plus(secs(30))));
+    assert_eq!(r.extend_backoff("client-a", NOW.plus(secs(90))).await.unwrap(), NOW.plus(secs(90)));
+    assert_eq!(r.backoff_until("client-b").await.unwrap(), None, "per client id");
+}
+
+/// Instances recording 429s at once: the longest backoff wins.
+pub async fn rate_limit_concurrent_extensions_keep_the_longest<F: StoreFixture>(f: &F) {
+    let r = f.rate_limits();
+    let tasks: Vec<_> = (1..=16u64)
+        .map(|i| {
+            let r = r.clone();
+            tokio::spawn(async move { r.extend_backoff("client-a", NOW.plus(secs(i))).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(r.backoff_until("client-a").await.unwrap(), Some(NOW.plus(secs(16))));
 }
