@@ -1,8 +1,9 @@
-//! The basic token-refresh strategy over the storage, cipher, clock and Spotify ports.
+//! The token-refresh steps over the storage, cipher, clock and Spotify ports, and the basic
+//! strategy built from them.
 //!
-//! It refreshes on demand with a compare-and-swap write. It does not coordinate concurrent
-//! callers: that is the job of wrappers around the [`TokenRefresher`] port (single flight in a
-//! process, a lease across processes).
+//! [`StoreRefresher`] refreshes on demand with a compare-and-swap write and no coordination. Its
+//! steps are public so coordinators (single flight in a process, a lease across processes, a
+//! shared rate-limit backoff: `spotauth-refresh`) compose the same logic instead of copying it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +12,24 @@ use async_trait::async_trait;
 
 use crate::ids::UserId;
 use crate::ports::{
-    Clock, RepoError, SpotifyAccounts, SpotifyError, TokenCipher, TokenError, TokenRefresher, UserRepository,
+    CipherError, Clock, RepoError, SpotifyAccounts, SpotifyError, TokenCipher, TokenError, TokenRefresher,
+    UserRepository,
 };
 use crate::secret::{AccessToken, RefreshToken};
 use crate::token::{AccessGrant, RefreshedTokens, StoredTokens, TokenBinding, TokenColumn};
+
+/// How one call to Spotify's token endpoint ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// New tokens are stored (or a concurrent login replaced them); here is the access token.
+    Refreshed(AccessGrant),
+    /// Spotify said `invalid_grant`; the user is now marked for re-authorization.
+    Reauth,
+    /// Spotify answered 429 with this `Retry-After`.
+    RateLimited(Duration),
+    /// 5xx, timeout or dropped connection.
+    Unavailable,
+}
 
 /// Refreshes a user's Spotify access token through the store, with optimistic concurrency.
 #[derive(Debug)]
@@ -39,11 +54,42 @@ where
     A: SpotifyAccounts + ?Sized,
     K: Clock + ?Sized,
 {
-    fn decrypt_access(&self, user: UserId, stored: &StoredTokens) -> Result<AccessGrant, TokenError> {
+    /// The stored tokens, or why there are none to use: `NotConnected`, `ReauthRequired`, and
+    /// `ReauthRequired` for a refresh token past its absolute expiry (marked, no Spotify call).
+    pub async fn load(&self, user: UserId) -> Result<StoredTokens, TokenError> {
+        let stored = self.users.load_tokens(user).await?.ok_or(TokenError::NotConnected)?;
+        if stored.reauth_required {
+            return Err(TokenError::ReauthRequired);
+        }
+        if stored.refresh_expires_at <= self.clock.now() {
+            self.mark_reauth(user, &stored).await?;
+            return Err(TokenError::ReauthRequired);
+        }
+        Ok(stored)
+    }
+
+    /// Whether the stored access token stays valid for `min_validity` more.
+    pub fn is_fresh(&self, stored: &StoredTokens, min_validity: Duration) -> bool {
+        stored.access_expires_at > self.clock.now().plus(min_validity)
+    }
+
+    /// The stored access token in the clear.
+    pub fn decrypt_access(&self, user: UserId, stored: &StoredTokens) -> Result<AccessGrant, TokenError> {
         let clear =
             self.cipher.decrypt(&stored.access_token, TokenBinding { user_id: user, column: TokenColumn::Access })?;
-        let access_token = AccessToken::new(clear.expose()).map_err(|_| crate::ports::CipherError::Malformed)?;
+        let access_token = AccessToken::new(clear.expose()).map_err(|_| CipherError::Malformed)?;
         Ok(AccessGrant { access_token, expires_at: stored.access_expires_at })
+    }
+
+    /// The stored access token while it is still valid at all (Spotify being unavailable or
+    /// rate limiting), else `fallback`.
+    pub fn stored_if_valid(
+        &self,
+        user: UserId,
+        stored: &StoredTokens,
+        fallback: TokenError,
+    ) -> Result<AccessGrant, TokenError> {
+        if stored.access_expires_at > self.clock.now() { self.decrypt_access(user, stored) } else { Err(fallback) }
     }
 
     async fn mark_reauth(&self, user: UserId, stored: &StoredTokens) -> Result<(), TokenError> {
@@ -54,14 +100,46 @@ where
         }
     }
 
-    /// The stored access token while it is still valid at all, else `fallback`.
-    fn stored_if_valid(
-        &self,
-        user: UserId,
-        stored: &StoredTokens,
-        fallback: TokenError,
-    ) -> Result<AccessGrant, TokenError> {
-        if stored.access_expires_at > self.clock.now() { self.decrypt_access(user, stored) } else { Err(fallback) }
+    /// One call to Spotify's token endpoint with the stored refresh token. On success the new
+    /// access token, its expiry and — only when Spotify sent one — the new refresh token are
+    /// written in one update guarded by the version read; on `invalid_grant` the user is marked
+    /// for re-authorization (guarded the same way). Never retries.
+    pub async fn attempt(&self, user: UserId, stored: &StoredTokens) -> Result<Attempt, TokenError> {
+        let clear =
+            self.cipher.decrypt(&stored.refresh_token, TokenBinding { user_id: user, column: TokenColumn::Refresh })?;
+        let refresh_token = RefreshToken::new(clear.expose()).map_err(|_| CipherError::Malformed)?;
+        match self.accounts.refresh(&refresh_token).await {
+            Ok(grant) => {
+                let bind = |column| TokenBinding { user_id: user, column };
+                let access_token = self.cipher.encrypt(grant.access_token.expose(), bind(TokenColumn::Access))?;
+                let refresh_token = match &grant.refresh_token {
+                    Some(rt) => Some(self.cipher.encrypt(rt.expose(), bind(TokenColumn::Refresh))?),
+                    None => None,
+                };
+                let update = RefreshedTokens {
+                    access_token,
+                    access_expires_at: grant.access_expires_at,
+                    refresh_token,
+                    scopes: grant.scopes,
+                };
+                match self.users.store_refreshed(user, stored.version, update).await {
+                    // StaleVersion: a login replaced the tokens meanwhile; ours is still valid.
+                    Ok(_) | Err(RepoError::StaleVersion) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(Attempt::Refreshed(AccessGrant {
+                    access_token: grant.access_token,
+                    expires_at: grant.access_expires_at,
+                }))
+            }
+            Err(SpotifyError::ReauthRequired) => {
+                self.mark_reauth(user, stored).await?;
+                Ok(Attempt::Reauth)
+            }
+            Err(SpotifyError::RateLimited { retry_after }) => Ok(Attempt::RateLimited(retry_after)),
+            Err(SpotifyError::Unavailable(_)) => Ok(Attempt::Unavailable),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -74,59 +152,17 @@ where
     K: Clock + ?Sized,
 {
     async fn valid_access_token(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
-        let now = self.clock.now();
-        let stored = self.users.load_tokens(user).await?.ok_or(TokenError::NotConnected)?;
-        if stored.reauth_required {
-            return Err(TokenError::ReauthRequired);
-        }
-        if stored.access_expires_at > now.plus(min_validity) {
+        let stored = self.load(user).await?;
+        if self.is_fresh(&stored, min_validity) {
             return self.decrypt_access(user, &stored);
         }
-        if stored.refresh_expires_at <= now {
-            // Known dead (6 months after authorization): no call to Spotify.
-            self.mark_reauth(user, &stored).await?;
-            return Err(TokenError::ReauthRequired);
-        }
-        let clear =
-            self.cipher.decrypt(&stored.refresh_token, TokenBinding { user_id: user, column: TokenColumn::Refresh })?;
-        let refresh_token = RefreshToken::new(clear.expose()).map_err(|_| crate::ports::CipherError::Malformed)?;
-        match self.accounts.refresh(&refresh_token).await {
-            Ok(grant) => {
-                let access_token = self.cipher.encrypt(
-                    grant.access_token.expose(),
-                    TokenBinding { user_id: user, column: TokenColumn::Access },
-                )?;
-                let refresh_token = match &grant.refresh_token {
-                    Some(rt) => Some(
-                        self.cipher
-                            .encrypt(rt.expose(), TokenBinding { user_id: user, column: TokenColumn::Refresh })?,
-                    ),
-                    None => None,
-                };
-                let update = RefreshedTokens {
-                    access_token,
-                    access_expires_at: grant.access_expires_at,
-                    refresh_token,
-                    scopes: grant.scopes,
-                };
-                match self.users.store_refreshed(user, stored.version, update).await {
-                    // StaleVersion: another writer stored tokens meanwhile; ours is still valid.
-                    Ok(_) | Err(RepoError::StaleVersion) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                Ok(AccessGrant { access_token: grant.access_token, expires_at: grant.access_expires_at })
-            }
-            Err(SpotifyError::ReauthRequired) => {
-                self.mark_reauth(user, &stored).await?;
-                Err(TokenError::ReauthRequired)
-            }
-            Err(SpotifyError::RateLimited { retry_after }) => {
+        match self.attempt(user, &stored).await? {
+            Attempt::Refreshed(grant) => Ok(grant),
+            Attempt::Reauth => Err(TokenError::ReauthRequired),
+            Attempt::RateLimited(retry_after) => {
                 self.stored_if_valid(user, &stored, TokenError::RateLimited { retry_after })
             }
-            Err(SpotifyError::Unavailable(_)) => {
-                self.stored_if_valid(user, &stored, TokenError::Unavailable { retry_after: None })
-            }
-            Err(e) => Err(e.into()),
+            Attempt::Unavailable => self.stored_if_valid(user, &stored, TokenError::Unavailable { retry_after: None }),
         }
     }
 }
