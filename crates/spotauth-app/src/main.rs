@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use spotauth_app::settings::{AppEnv, Database};
 use spotauth_app::{Application, Settings};
 
 fn usage() -> &'static str {
-    "usage: spotauth [--config PATH]   (settings: see README; environment overrides the file)"
+    "usage: spotauth [--config PATH]   (settings: see README; environment overrides the file; \
+     with no settings at all it runs in development mode on SQLite under ./data)"
 }
 
 #[tokio::main]
@@ -38,11 +40,19 @@ async fn main() -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let bind = settings.bind_addr;
+    let env = match settings.env {
+        AppEnv::Development => "development",
+        AppEnv::Production => "production",
+    };
+    let database = match &settings.database {
+        Database::Mysql(_) => "MySQL".to_owned(),
+        Database::Sqlite(path) => format!("SQLite {}", path.display()),
+    };
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(&e.to_string()),
     };
-    tracing::info!("spotauth listening on http://{}:{}", bind.ip(), app.port());
+    tracing::info!("spotauth listening on http://{}:{} ({env}, {database})", bind.ip(), app.port());
     match app.run_until_stopped().await {
         Ok(()) => {
             tracing::info!("stopped");

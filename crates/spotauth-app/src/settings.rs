@@ -2,10 +2,20 @@
 //!
 //! Every setting has one name, used as the environment variable and (lowercased) as the file
 //! key: `DATABASE_URL` / `database_url`. A missing or malformed setting is one line naming it.
+//!
+//! `APP_ENV` (`development`, the default, or `production`) decides what a missing setting means.
+//! In development everything has a zero-configuration default: SQLite under `DATA_DIR`, keys
+//! generated once into `DATA_DIR/keys.env` (mode 0600, see [`Settings::resolve_keys`]), the
+//! service's own origin as `FRONTEND_URL` and in `SPOTIFY_REDIRECT_URI`, plain-HTTP cookies, and
+//! without `SPOTIFY_CLIENT_ID` the login endpoints answer 503 `spotify_not_configured` while the
+//! rest of the service runs. In production the keys, the Spotify client and `FRONTEND_URL` are
+//! required and cookies are `Secure`; the database may still be SQLite (one instance).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{Config, Environment, File};
@@ -14,6 +24,7 @@ use spotauth_domain::secret::Secret;
 use spotauth_domain::service::ServicePolicy;
 use spotauth_domain::session::SessionPolicy;
 use spotauth_mysql::DatabaseUrl;
+use spotauth_refresh::proactive::ProactiveSettings;
 use spotauth_spotify::SpotifyConfig;
 use url::Url;
 
@@ -22,14 +33,45 @@ use url::Url;
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
-fn missing(name: &str) -> SettingsError {
-    SettingsError(format!("{name} is required but not set"))
+fn missing_in_production(name: &str) -> SettingsError {
+    SettingsError(format!("{name} is required but not set (APP_ENV=production)"))
+}
+
+/// The default `DATA_DIR`, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// The SQLite file name inside `DATA_DIR` (unless `SQLITE_PATH` says otherwise).
+pub const SQLITE_FILE: &str = "spotauth.db";
+/// The development key file inside `DATA_DIR`.
+pub const KEY_FILE: &str = "keys.env";
+/// The key id of a generated token-encryption key.
+const GENERATED_KID: &str = "dev1";
+
+/// `APP_ENV`: how missing settings are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Zero-configuration defaults (the default).
+    Development,
+    /// Keys, the Spotify client and `FRONTEND_URL` are required; cookies are `Secure`.
+    Production,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// MySQL / PlanetScale (`DATABASE_URL` set).
+    Mysql(DatabaseUrl),
+    /// The embedded SQLite file (`DATABASE_URL` unset): `SQLITE_PATH`, else
+    /// `DATA_DIR/spotauth.db`.
+    Sqlite(PathBuf),
 }
 
 /// The raw settings as strings, before validation. Field names are the lowercased setting names.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct RawSettings {
+    app_env: Option<String>,
+    data_dir: Option<String>,
+    sqlite_path: Option<String>,
     database_url: Option<String>,
     bind_addr: Option<String>,
     spotify_client_id: Option<String>,
@@ -50,29 +92,72 @@ pub struct RawSettings {
     subscription_ttl_secs: Option<String>,
     access_token_min_validity_secs: Option<String>,
     db_pool_size: Option<String>,
+    proactive_refresh: Option<String>,
+    proactive_refresh_interval_secs: Option<String>,
+    proactive_refresh_lookahead_secs: Option<String>,
+    proactive_refresh_concurrency: Option<String>,
+}
+
+/// The proactive refresher's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProactiveConfig {
+    /// `PROACTIVE_REFRESH` (default true).
+    pub enabled: bool,
+    /// Interval, lookahead, concurrency.
+    pub settings: ProactiveSettings,
 }
 
 /// The validated settings [`crate::Application::build`] wires from.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where the MySQL/PlanetScale database is.
-    pub database_url: DatabaseUrl,
-    /// Largest number of pooled database connections.
+    /// `APP_ENV`.
+    pub env: AppEnv,
+    /// `DATA_DIR`: the SQLite file and the development key file live here.
+    pub data_dir: PathBuf,
+    /// MySQL when `DATABASE_URL` is set, else SQLite.
+    pub database: Database,
+    /// Largest number of pooled database connections (SQLite: readers, at most 8).
     pub db_pool_size: usize,
     /// Where to listen.
     pub bind_addr: SocketAddr,
     /// The Spotify client.
     pub spotify: SpotifyConfig,
+    /// Settings the Spotify client still needs (development only; empty in production). While
+    /// not empty, login answers 503 `spotify_not_configured`.
+    pub spotify_missing: Vec<&'static str>,
     /// Where the browser goes after login (`?error=` on failure).
     pub frontend_url: Url,
-    /// `TOKEN_ENCRYPTION_KEYS`, validated when the app is built.
-    pub token_encryption_keys: Secret,
-    /// `SESSION_SIGNING_KEY`, validated when the app is built.
-    pub session_signing_key: Secret,
-    /// Cookies get `Secure` and the `__Host-` prefix (turn off only for plain-HTTP development).
+    /// `TOKEN_ENCRYPTION_KEYS` when configured; validated when the app is built.
+    pub token_encryption_keys: Option<Secret>,
+    /// `SESSION_SIGNING_KEY` when configured; validated when the app is built.
+    pub session_signing_key: Option<Secret>,
+    /// Cookies get `Secure` and the `__Host-` prefix (off by default only in development).
     pub cookie_secure: bool,
     /// Use-case rules.
     pub policy: ServicePolicy,
+    /// The background refresher.
+    pub proactive: ProactiveConfig,
+}
+
+/// The keys the app runs with, after [`Settings::resolve_keys`].
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// `TOKEN_ENCRYPTION_KEYS`.
+    pub token_encryption_keys: Secret,
+    /// `SESSION_SIGNING_KEY`.
+    pub session_signing_key: Secret,
+}
+
+/// `http://127.0.0.1:PORT` (or `[::1]`) for a bind address: the origin a browser on this
+/// machine uses, and the only plain-HTTP redirect URI Spotify accepts (a loopback literal).
+fn own_origin(bind: SocketAddr) -> String {
+    let ip = match bind.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() => IpAddr::V4(ip),
+        IpAddr::V6(ip) if ip.is_loopback() => IpAddr::V6(ip),
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    format!("http://{}", SocketAddr::new(ip, bind.port()))
 }
 
 impl Settings {
@@ -106,21 +191,53 @@ impl Settings {
         Self::from_raw(raw)
     }
 
-    /// Validates raw settings.
+    /// Validates raw settings. Does no IO: development keys are read or generated by
+    /// [`Settings::resolve_keys`] when the app is built.
     pub fn from_raw(raw: RawSettings) -> Result<Self, SettingsError> {
-        let required = |v: Option<String>, name: &str| v.filter(|s| !s.trim().is_empty()).ok_or_else(|| missing(name));
-        let database_url = DatabaseUrl::parse(&required(raw.database_url, "DATABASE_URL")?)
-            .map_err(|e| SettingsError(e.to_string()))?;
-        let bind_addr = raw
+        let env = match nonempty(raw.app_env).map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("development") => AppEnv::Development,
+            Some("production") => AppEnv::Production,
+            Some(_) => return Err(SettingsError("APP_ENV must be `development` or `production`".into())),
+        };
+        let production = env == AppEnv::Production;
+        // Required in production; `None` in development (the caller supplies the default).
+        let in_production = |v: Option<String>, name: &str| -> Result<Option<String>, SettingsError> {
+            match nonempty(v) {
+                Some(v) => Ok(Some(v)),
+                None if production => Err(missing_in_production(name)),
+                None => Ok(None),
+            }
+        };
+
+        let data_dir = PathBuf::from(nonempty(raw.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
+        let database = match (nonempty(raw.database_url), nonempty(raw.sqlite_path)) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError(
+                    "SQLITE_PATH is set together with DATABASE_URL; set one (DATABASE_URL selects MySQL)".into(),
+                ));
+            }
+            (Some(url), None) => Database::Mysql(DatabaseUrl::parse(&url).map_err(|e| SettingsError(e.to_string()))?),
+            (None, Some(path)) => Database::Sqlite(PathBuf::from(path)),
+            (None, None) => Database::Sqlite(data_dir.join(SQLITE_FILE)),
+        };
+        let bind_addr: SocketAddr = raw
             .bind_addr
             .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
             .unwrap_or("127.0.0.1:8080")
             .parse()
             .map_err(|_| SettingsError("BIND_ADDR must be IP:PORT, e.g. 127.0.0.1:8080".into()))?;
+        let origin = own_origin(bind_addr);
 
-        let client_id = required(raw.spotify_client_id, "SPOTIFY_CLIENT_ID")?;
+        let mut spotify_missing = Vec::new();
+        let client_id = in_production(raw.spotify_client_id, "SPOTIFY_CLIENT_ID")?.unwrap_or_else(|| {
+            spotify_missing.push("SPOTIFY_CLIENT_ID");
+            "spotify-not-configured".to_owned()
+        });
         let secret = raw.spotify_client_secret.filter(|s| !s.is_empty()).map(Secret::new);
-        let redirect = required(raw.spotify_redirect_uri, "SPOTIFY_REDIRECT_URI")?;
+        let redirect = in_production(raw.spotify_redirect_uri, "SPOTIFY_REDIRECT_URI")?
+            .unwrap_or_else(|| format!("{origin}/api/auth/spotify/callback"));
         let err = |e: spotauth_spotify::ConfigError| SettingsError(e.to_string());
         let mut spotify = SpotifyConfig::new(client_id, secret, &redirect).map_err(err)?;
         if let Some(u) = raw.spotify_accounts_url.filter(|s| !s.is_empty()) {
@@ -136,13 +253,19 @@ impl Settings {
             spotify = spotify.with_timeout(Duration::from_millis(number(&ms, "SPOTIFY_TIMEOUT_MS")?)).map_err(err)?;
         }
 
-        let frontend_url = Url::parse(&required(raw.frontend_url, "FRONTEND_URL")?)
+        let frontend_url = in_production(raw.frontend_url, "FRONTEND_URL")?.unwrap_or_else(|| format!("{origin}/"));
+        let frontend_url = Url::parse(&frontend_url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| SettingsError("FRONTEND_URL must be an absolute http(s) URL".into()))?;
 
-        let token_encryption_keys = Secret::new(required(raw.token_encryption_keys, "TOKEN_ENCRYPTION_KEYS")?);
-        let session_signing_key = Secret::new(required(raw.session_signing_key, "SESSION_SIGNING_KEY")?);
+        let token_encryption_keys = in_production(raw.token_encryption_keys, "TOKEN_ENCRYPTION_KEYS")?.map(Secret::new);
+        let session_signing_key = in_production(raw.session_signing_key, "SESSION_SIGNING_KEY")?.map(Secret::new);
+
+        let cookie_secure = flag(raw.cookie_secure, "COOKIE_SECURE", production)?;
+        if production && !cookie_secure {
+            return Err(SettingsError("COOKIE_SECURE cannot be false with APP_ENV=production".into()));
+        }
 
         let defaults = ServicePolicy::default();
         let secs = |v: Option<String>, name: &str, default: Duration| -> Result<Duration, SettingsError> {
@@ -179,18 +302,160 @@ impl Settings {
             Some(v) => usize::try_from(number(&v, "DB_POOL_SIZE")?).unwrap_or(usize::MAX).clamp(1, 256),
             None => 16,
         };
+        let pdefaults = ProactiveSettings::default();
+        let proactive = ProactiveConfig {
+            enabled: flag(raw.proactive_refresh, "PROACTIVE_REFRESH", true)?,
+            settings: ProactiveSettings {
+                interval: secs(
+                    raw.proactive_refresh_interval_secs,
+                    "PROACTIVE_REFRESH_INTERVAL_SECS",
+                    pdefaults.interval,
+                )?,
+                lookahead: secs(
+                    raw.proactive_refresh_lookahead_secs,
+                    "PROACTIVE_REFRESH_LOOKAHEAD_SECS",
+                    pdefaults.lookahead,
+                )?,
+                concurrency: match raw.proactive_refresh_concurrency {
+                    Some(v) => usize::try_from(number(&v, "PROACTIVE_REFRESH_CONCURRENCY")?).unwrap_or(64).clamp(1, 64),
+                    None => pdefaults.concurrency,
+                },
+                batch: pdefaults.batch,
+            },
+        };
+        if proactive.enabled && proactive.settings.lookahead <= proactive.settings.interval {
+            return Err(SettingsError(
+                "PROACTIVE_REFRESH_LOOKAHEAD_SECS must exceed PROACTIVE_REFRESH_INTERVAL_SECS".into(),
+            ));
+        }
         Ok(Settings {
-            database_url,
+            env,
+            data_dir,
+            database,
             db_pool_size,
             bind_addr,
             spotify,
+            spotify_missing,
             frontend_url,
             token_encryption_keys,
             session_signing_key,
-            cookie_secure: flag(raw.cookie_secure, "COOKIE_SECURE", true)?,
+            cookie_secure,
             policy,
+            proactive,
         })
     }
+
+    /// The keys to run with. Configured keys win. In development, a key that is not configured
+    /// comes from `DATA_DIR/keys.env`, which is generated on the first start (mode 0600, created
+    /// atomically so concurrent first starts agree) and reused afterwards; a key file that group
+    /// or others may read is refused. One log line says which file, never a key.
+    pub fn resolve_keys(&self) -> Result<Keys, SettingsError> {
+        if let (Some(t), Some(s)) = (&self.token_encryption_keys, &self.session_signing_key) {
+            return Ok(Keys { token_encryption_keys: t.clone(), session_signing_key: s.clone() });
+        }
+        if self.env == AppEnv::Production {
+            let name =
+                if self.token_encryption_keys.is_none() { "TOKEN_ENCRYPTION_KEYS" } else { "SESSION_SIGNING_KEY" };
+            return Err(missing_in_production(name));
+        }
+        let path = self.data_dir.join(KEY_FILE);
+        let (file, created) = match read_key_file(&path)? {
+            Some(file) => (file, false),
+            None => (create_key_file(&self.data_dir, &path)?, true),
+        };
+        if created {
+            tracing::info!(
+                "development mode: generated TOKEN_ENCRYPTION_KEYS and SESSION_SIGNING_KEY into {} (mode 0600); later starts reuse them",
+                path.display()
+            );
+        } else {
+            tracing::info!("development mode: using the keys in {}", path.display());
+        }
+        Ok(Keys {
+            token_encryption_keys: self.token_encryption_keys.clone().unwrap_or(file.token_encryption_keys),
+            session_signing_key: self.session_signing_key.clone().unwrap_or(file.session_signing_key),
+        })
+    }
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+fn key_file_error(path: &Path, what: impl std::fmt::Display) -> SettingsError {
+    SettingsError(format!("DATA_DIR: key file {}: {what}", path.display()))
+}
+
+/// Reads `keys.env` (`NAME=value` lines, `#` comments). `None` when it does not exist.
+fn read_key_file(path: &Path) -> Result<Option<Keys>, SettingsError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(key_file_error(path, e)),
+    };
+    if !meta.is_file() {
+        return Err(key_file_error(path, "is not a regular file"));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(key_file_error(
+            path,
+            format_args!(
+                "mode {mode:04o} lets group or others read it; run `chmod 600 {}` (or set TOKEN_ENCRYPTION_KEYS and SESSION_SIGNING_KEY)",
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| key_file_error(path, e))?;
+    let mut values: HashMap<&str, &str> = HashMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (name, value) = line.split_once('=').ok_or_else(|| key_file_error(path, "a line is not NAME=value"))?;
+        values.insert(name.trim(), value.trim());
+    }
+    let get = |name: &str| {
+        values
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| Secret::new((*v).to_owned()))
+            .ok_or_else(|| key_file_error(path, format_args!("{name} is missing")))
+    };
+    Ok(Some(Keys {
+        token_encryption_keys: get("TOKEN_ENCRYPTION_KEYS")?,
+        session_signing_key: get("SESSION_SIGNING_KEY")?,
+    }))
+}
+
+/// Generates the key file: written to a private temporary file (0600), then hard-linked into
+/// place, so a concurrent first start either wins or reads the winner's complete file.
+fn create_key_file(dir: &Path, path: &Path) -> Result<Keys, SettingsError> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| SettingsError(format!("DATA_DIR: cannot create {}: {e}", dir.display())))?;
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{KEY_FILE}.{}.{seq}.tmp", std::process::id()));
+    let contents = format!(
+        "# Generated by spotauth in development mode (APP_ENV=development). Keep it private (mode 0600).\n\
+         # Production: set TOKEN_ENCRYPTION_KEYS and SESSION_SIGNING_KEY instead.\n\
+         TOKEN_ENCRYPTION_KEYS={GENERATED_KID}:{}\nSESSION_SIGNING_KEY={}\n",
+        spotauth_crypto::keys::generate_key_base64(),
+        spotauth_crypto::keys::generate_key_base64()
+    );
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        });
+    let _ = std::fs::remove_file(&tmp);
+    written.map_err(|e| key_file_error(path, format_args!("cannot create: {e}")))?;
+    read_key_file(path)?.ok_or_else(|| key_file_error(path, "vanished after creation"))
 }
 
 fn number(v: &str, name: &str) -> Result<u64, SettingsError> {
@@ -214,6 +479,7 @@ mod tests {
 
     fn base() -> Vec<(&'static str, &'static str)> {
         vec![
+            ("APP_ENV", "production"),
             ("DATABASE_URL", "mysql://root:hunter2@127.0.0.1:3306/spotauth"),
             ("SPOTIFY_CLIENT_ID", "client"),
             ("SPOTIFY_REDIRECT_URI", "http://127.0.0.1:8080/api/auth/spotify/callback"),
@@ -229,12 +495,46 @@ mod tests {
         assert_eq!(s.bind_addr.to_string(), "127.0.0.1:8080");
         assert!(s.cookie_secure);
         assert!(s.spotify.is_public_client());
+        assert!(matches!(s.database, Database::Mysql(_)));
+        assert!(s.spotify_missing.is_empty());
+    }
+
+    #[test]
+    fn development_needs_nothing() {
+        let s = Settings::from_pairs([]).unwrap();
+        assert_eq!(s.env, AppEnv::Development);
+        assert!(matches!(&s.database, Database::Sqlite(p) if p == Path::new("./data/spotauth.db")), "{:?}", s.database);
+        assert_eq!(s.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.frontend_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(s.spotify.redirect_uri(), "http://127.0.0.1:8080/api/auth/spotify/callback");
+        assert_eq!(s.spotify_missing, vec!["SPOTIFY_CLIENT_ID"]);
+        assert!(!s.cookie_secure);
+        assert!(s.token_encryption_keys.is_none() && s.session_signing_key.is_none());
+
+        let s = Settings::from_pairs([("DATA_DIR", "/tmp/x"), ("BIND_ADDR", "0.0.0.0:9000")]).unwrap();
+        assert!(matches!(&s.database, Database::Sqlite(p) if p == Path::new("/tmp/x/spotauth.db")), "{:?}", s.database);
+        assert_eq!(s.frontend_url.as_str(), "http://127.0.0.1:9000/");
+        let s = Settings::from_pairs([("SQLITE_PATH", "/tmp/y.db")]).unwrap();
+        assert!(matches!(&s.database, Database::Sqlite(p) if p == Path::new("/tmp/y.db")), "{:?}", s.database);
+    }
+
+    #[test]
+    fn production_may_use_sqlite_but_not_generated_keys() {
+        let pairs: Vec<_> = base().into_iter().filter(|(k, _)| *k != "DATABASE_URL").collect();
+        let s = Settings::from_pairs(pairs).unwrap();
+        assert!(matches!(&s.database, Database::Sqlite(p) if p == Path::new("./data/spotauth.db")), "{:?}", s.database);
+        assert_eq!(
+            Settings::from_pairs([("APP_ENV", "production"), ("COOKIE_SECURE", "false")].into_iter().chain(base()))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+            "COOKIE_SECURE cannot be false with APP_ENV=production"
+        );
     }
 
     #[test]
     fn each_missing_required_setting_is_named() {
         for name in [
-            "DATABASE_URL",
             "SPOTIFY_CLIENT_ID",
             "SPOTIFY_REDIRECT_URI",
             "FRONTEND_URL",
@@ -243,7 +543,7 @@ mod tests {
         ] {
             let pairs: Vec<_> = base().into_iter().filter(|(k, _)| *k != name).collect();
             let err = Settings::from_pairs(pairs).unwrap_err().to_string();
-            assert_eq!(err, format!("{name} is required but not set"));
+            assert_eq!(err, format!("{name} is required but not set (APP_ENV=production)"));
         }
     }
 
@@ -256,6 +556,8 @@ mod tests {
             ("FRONTEND_URL", "/relative"),
             ("COOKIE_SECURE", "maybe"),
             ("SESSION_IDLE_TIMEOUT_SECS", "-1"),
+            ("APP_ENV", "staging"),
+            ("SQLITE_PATH", "/tmp/both.db"),
         ] {
             let mut pairs = base();
             pairs.retain(|(k, _)| *k != name);

@@ -9,17 +9,19 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, SystemClock, TokenKeyring};
 use spotauth_domain::ports::{
-    Clock, IdSource, LoginFlowRepository, SessionRepository, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort,
-    TokenCipher, TokenRefresher, UserRepository,
+    Clock, IdSource, LoginFlowRepository, RateLimitRepository, SessionRepository, SessionTokenCodec, SpotifyAccounts,
+    SpotifyProfilePort, TokenCipher, TokenRefresher, UserRepository,
 };
-use spotauth_domain::refresh::StoreRefresher;
 use spotauth_domain::service::{Adapters, AuthService, DynPorts};
 use spotauth_mysql::{MysqlStore, PoolSettings};
+use spotauth_refresh::proactive::{self, Proactive};
+use spotauth_refresh::{RefreshCoordinator, RefreshSettings};
 use spotauth_spotify::SpotifyClient;
+use spotauth_sqlite::{SqliteSettings, SqliteStore};
 
 use crate::problem::Problem;
 use crate::routes;
-use crate::settings::Settings;
+use crate::settings::{Database, Settings};
 use crate::web::{AppState, Cookies, StoreHandle};
 
 /// Largest JSON body accepted.
@@ -34,6 +36,7 @@ pub struct StartupError(String);
 pub struct Application {
     port: u16,
     server: Server,
+    proactive: Option<Proactive>,
 }
 
 impl std::fmt::Debug for Application {
@@ -53,12 +56,12 @@ impl Application {
 
     /// As [`Self::build`], on a listener the caller already bound (tests use port 0).
     pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let keys = settings.resolve_keys().map_err(|e| StartupError(e.to_string()))?;
         let cipher: Arc<dyn TokenCipher> = Arc::new(
-            TokenKeyring::from_config(settings.token_encryption_keys.expose())
-                .map_err(|e| StartupError(e.to_string()))?,
+            TokenKeyring::from_config(keys.token_encryption_keys.expose()).map_err(|e| StartupError(e.to_string()))?,
         );
         let codec: Arc<dyn SessionTokenCodec> = Arc::new(
-            JwtCodec::from_config(settings.session_signing_key.expose(), JwtSettings::default())
+            JwtCodec::from_config(keys.session_signing_key.expose(), JwtSettings::default())
                 .map_err(|e| StartupError(e.to_string()))?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -69,20 +72,34 @@ impl Application {
         let accounts: Arc<dyn SpotifyAccounts> = spotify.clone();
         let profile: Arc<dyn SpotifyProfilePort> = spotify;
 
-        let pool = PoolSettings { max_size: settings.db_pool_size, ..PoolSettings::default() };
-        let store =
-            MysqlStore::connect(settings.database_url.clone(), pool).await.map_err(|e| StartupError(e.to_string()))?;
-        let applied = store
-            .run_migrations(|name| tracing::info!(migration = name, "applying migration"))
-            .await
-            .map_err(|e| StartupError(e.to_string()))?;
-        tracing::info!(applied = applied.len(), database = %store.url(), "database ready");
-        let users: Arc<dyn UserRepository> = Arc::new(store.users());
-        let sessions: Arc<dyn SessionRepository> = Arc::new(store.sessions());
-        let flows: Arc<dyn LoginFlowRepository> = Arc::new(store.login_flows());
+        let Repositories { users, sessions, flows, rate_limits, store } = open_store(&settings).await?;
+        if !settings.spotify_missing.is_empty() {
+            tracing::warn!(
+                "{} not set: login answers 503 spotify_not_configured (development mode; `cargo xtask dev` runs the Spotify emulator)",
+                settings.spotify_missing.join(", ")
+            );
+        }
 
-        let refresher: Arc<dyn TokenRefresher> =
-            Arc::new(StoreRefresher::new(users.clone(), cipher.clone(), accounts.clone(), clock.clone()));
+        let coordinator = Arc::new(RefreshCoordinator::new(
+            users.clone(),
+            cipher.clone(),
+            accounts.clone(),
+            clock.clone(),
+            rate_limits,
+            settings.spotify.client_id(),
+            RefreshSettings::for_timeout(settings.spotify.timeout()),
+        ));
+        let refresh_metrics = coordinator.metrics();
+        let refresher: Arc<dyn TokenRefresher> = coordinator;
+        let proactive = (settings.proactive.enabled && settings.spotify_missing.is_empty()).then(|| {
+            proactive::spawn(
+                users.clone(),
+                refresher.clone(),
+                clock.clone(),
+                refresh_metrics.clone(),
+                settings.proactive.settings,
+            )
+        });
         let adapters: Adapters<DynPorts> =
             Adapters { users, sessions, flows, accounts, profile, cipher, codec, clock, ids, refresher };
         let service = Arc::new(AuthService::new(adapters, settings.policy));
@@ -90,20 +107,35 @@ impl Application {
             service,
             cookies: Cookies::new(settings.cookie_secure),
             frontend_url: settings.frontend_url.clone(),
-            store: StoreHandle::Mysql(store),
+            store,
+            spotify_missing: settings.spotify_missing.clone(),
+            refresh_metrics,
         };
-        Self::serve(state, listener)
+        Self::serve(state, listener, proactive)
     }
 
-    fn serve(state: AppState, listener: TcpListener) -> Result<Self, StartupError> {
+    fn serve(state: AppState, listener: TcpListener, proactive: Option<Proactive>) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?.port();
+        let spotify_configured = state.spotify_missing.is_empty();
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(json_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
-                .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz"))
+                // The path only (%U): the callback's query carries the authorization code.
+                .wrap(
+                    actix_web::middleware::Logger::new("%a %{method}xi %U %s %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .exclude("/healthz"),
+                )
+                .configure(|cfg| {
+                    // Registered first, so these win over the real handlers.
+                    if !spotify_configured {
+                        cfg.route("/api/auth/spotify/login", web::post().to(spotify_not_configured))
+                            .route("/api/auth/spotify/callback", web::get().to(spotify_not_configured));
+                    }
+                })
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
         })
@@ -111,7 +143,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, proactive })
     }
 
     /// The bound port.
@@ -121,8 +153,85 @@ impl Application {
 
     /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish, up to 10 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        // The server stopped (SIGTERM/SIGINT): let the refreshes in flight finish.
+        if let Some(task) = self.proactive {
+            task.shutdown().await;
+        }
+        served
     }
+}
+
+/// The repositories on the chosen store, and the store itself (for `/readyz`).
+pub struct Repositories {
+    /// Users and their encrypted Spotify tokens.
+    pub users: Arc<dyn UserRepository>,
+    /// App sessions.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Pending logins (state, PKCE verifier).
+    pub flows: Arc<dyn LoginFlowRepository>,
+    /// The shared Spotify rate-limit backoff.
+    pub rate_limits: Arc<dyn RateLimitRepository>,
+    /// The store behind them.
+    pub store: StoreHandle,
+}
+
+impl std::fmt::Debug for Repositories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repositories").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+/// Store selection: MySQL/PlanetScale when `DATABASE_URL` is set, else the SQLite file
+/// (`SQLITE_PATH`, default `DATA_DIR/spotauth.db`; created on first run). Pending migrations
+/// are applied either way.
+pub async fn open_store(settings: &Settings) -> Result<Repositories, StartupError> {
+    match &settings.database {
+        Database::Mysql(url) => {
+            let pool = PoolSettings { max_size: settings.db_pool_size, ..PoolSettings::default() };
+            let store = MysqlStore::connect(url.clone(), pool).await.map_err(|e| StartupError(e.to_string()))?;
+            let applied = store
+                .run_migrations(|name| tracing::info!(migration = name, "applying migration"))
+                .await
+                .map_err(|e| StartupError(e.to_string()))?;
+            tracing::info!(applied = applied.len(), database = %store.url(), "database ready (MySQL)");
+            Ok(Repositories {
+                users: Arc::new(store.users()),
+                sessions: Arc::new(store.sessions()),
+                flows: Arc::new(store.login_flows()),
+                rate_limits: Arc::new(store.rate_limits()),
+                store: StoreHandle::Mysql(store),
+            })
+        }
+        Database::Sqlite(path) => {
+            let sqlite = SqliteSettings { readers: settings.db_pool_size.min(8), ..SqliteSettings::default() };
+            let store = SqliteStore::open(path, sqlite).await.map_err(|e| StartupError(e.to_string()))?;
+            for name in store.migrations_applied_at_open() {
+                tracing::info!(migration = %name, "applied migration");
+            }
+            tracing::info!(
+                applied = store.migrations_applied_at_open().len(),
+                database = %path.display(),
+                "database ready (SQLite)"
+            );
+            Ok(Repositories {
+                users: Arc::new(store.users()),
+                sessions: Arc::new(store.sessions()),
+                flows: Arc::new(store.login_flows()),
+                rate_limits: Arc::new(store.rate_limits()),
+                store: StoreHandle::Sqlite(store),
+            })
+        }
+    }
+}
+
+async fn spotify_not_configured(state: web::Data<AppState>) -> HttpResponse {
+    let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "spotify_not_configured", "Spotify is not configured")
+        .detail(format!(
+            "Set {} (see README), or run `cargo xtask dev` to use the Spotify emulator.",
+            state.spotify_missing.join(", ")
+        ));
+    actix_web::ResponseError::error_response(&problem)
 }
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {

@@ -15,6 +15,7 @@ use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::AccessGrant;
 use spotauth_domain::user::{PremiumSource, User};
 use spotauth_mysql::MysqlStore;
+use spotauth_sqlite::SqliteStore;
 use url::Url;
 
 /// The store behind the repositories, for readiness checks.
@@ -22,6 +23,8 @@ use url::Url;
 pub enum StoreHandle {
     /// MySQL / PlanetScale.
     Mysql(MysqlStore),
+    /// The embedded SQLite file (one instance).
+    Sqlite(SqliteStore),
 }
 
 impl StoreHandle {
@@ -29,6 +32,7 @@ impl StoreHandle {
     pub async fn ping(&self) -> Result<(), RepoError> {
         match self {
             StoreHandle::Mysql(s) => s.ping().await,
+            StoreHandle::Sqlite(s) => s.ping().await,
         }
     }
 }
@@ -44,6 +48,11 @@ pub struct AppState {
     pub frontend_url: Url,
     /// The store, for `/readyz`.
     pub store: StoreHandle,
+    /// Settings the Spotify client still needs (development without `SPOTIFY_CLIENT_ID`); while
+    /// not empty, login and callback answer 503 `spotify_not_configured`.
+    pub spotify_missing: Vec<&'static str>,
+    /// Token-refresh metrics, for `/metrics`.
+    pub refresh_metrics: Arc<spotauth_refresh::RefreshMetrics>,
 }
 
 /// Cookie policy: `__Host-` prefix and `Secure` unless turned off for plain-HTTP development.

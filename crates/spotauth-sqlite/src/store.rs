@@ -140,6 +140,20 @@ impl SqliteStore {
             return Err(StoreError::Open { path: display(&path), reason: "path is not valid UTF-8".into() });
         };
         let open_error = |reason: String| StoreError::Open { path: display(&path), reason };
+        // The file holds encrypted tokens and session hashes: owner-only from its first byte
+        // (SQLite creates its -wal and -shm files with the database file's permissions).
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists { Ok(std::fs::File::open(&path)?) } else { Err(e) }
+                })
+                .map_err(|e| open_error(e.to_string()))?;
+        }
 
         let busy = settings.busy_timeout;
         let setup_url = url.clone();

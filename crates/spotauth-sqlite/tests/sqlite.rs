@@ -174,6 +174,8 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     let file = dir.path().join("a/b/c/spotauth.sqlite3");
     let store = SqliteStore::open(&file, SqliteSettings::default()).await.unwrap();
     assert!(file.is_file());
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "owner-only database file");
     assert_eq!(store.path(), file);
     let embedded = SqliteStore::embedded_migrations().unwrap();
     assert_eq!(embedded.len(), 4);

@@ -4,6 +4,7 @@ use actix_web::web;
 
 mod auth;
 mod health;
+mod metrics;
 mod openapi;
 mod users;
 
@@ -26,5 +27,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(metrics::metrics))
     .route("/openapi.json", web::get().to(openapi::spec));
 }

@@ -116,6 +116,8 @@ pub async fn spawn(opts: Options) -> TestApp {
     let accounts = emu.accounts_url().to_owned();
     let api = emu.api_url();
     let mut pairs: Vec<(&str, &str)> = vec![
+        // Production rules: everything configured, `Secure` `__Host-` cookies.
+        ("APP_ENV", "production"),
         ("DATABASE_URL", &db.url),
         ("SPOTIFY_CLIENT_ID", "test-client"),
         ("SPOTIFY_CLIENT_SECRET", "test-secret"),

@@ -329,8 +329,9 @@ async fn health_readiness_and_openapi() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_errors_name_the_setting() {
-    let err = Settings::from_pairs([("DATABASE_URL", "mysql://root@127.0.0.1:3306/test")]).unwrap_err();
-    assert_eq!(err.to_string(), "SPOTIFY_CLIENT_ID is required but not set");
+    let err = Settings::from_pairs([("APP_ENV", "production"), ("DATABASE_URL", "mysql://root@127.0.0.1:3306/test")])
+        .unwrap_err();
+    assert_eq!(err.to_string(), "SPOTIFY_CLIENT_ID is required but not set (APP_ENV=production)");
     let settings = Settings::from_pairs([
         ("DATABASE_URL", "mysql://root:hunter2@127.0.0.1:1/nope"),
         ("SPOTIFY_CLIENT_ID", "c"),
@@ -345,7 +346,7 @@ async fn startup_errors_name_the_setting() {
         .unwrap_err();
     assert_eq!(err.to_string(), "TOKEN_ENCRYPTION_KEYS: key `k1` is 5 bytes, expected 32");
     let mut settings = settings;
-    settings.token_encryption_keys = spotauth_domain::secret::Secret::new(KEYS);
+    settings.token_encryption_keys = Some(spotauth_domain::secret::Secret::new(KEYS));
     let err = Application::build_with_listener(settings, TcpListener::bind("127.0.0.1:0").unwrap()).await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("DATABASE_URL: cannot connect") && !msg.contains("hunter2"), "{msg}");

@@ -1,6 +1,8 @@
-//! The whole REST flow end to end: the app on a real port, a fresh MariaDB database, the Spotify
-//! emulator over HTTP. One test binary; modules by topic.
+//! The whole REST flow end to end: the app on a real port, a fresh MariaDB database (or the
+//! embedded SQLite default), the Spotify emulator over HTTP. One test binary; modules by topic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod flows;
+mod quickstart;
+mod refresh;

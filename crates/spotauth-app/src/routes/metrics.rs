@@ -1,0 +1,70 @@
+//! `GET /metrics`: Prometheus text exposition of the service's metrics.
+
+use std::fmt::Write as _;
+
+use actix_web::{HttpResponse, web};
+
+use crate::web::AppState;
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = state.refresh_metrics.snapshot();
+    let mut out = String::with_capacity(2048);
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, i64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let c = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    family(
+        "spotauth_token_refreshes_total",
+        "counter",
+        "Upstream Spotify token refreshes by outcome.",
+        &[
+            ("{outcome=\"ok\"}", c(m.refreshed)),
+            ("{outcome=\"reauth_required\"}", c(m.reauth)),
+            ("{outcome=\"rate_limited\"}", c(m.rate_limited)),
+            ("{outcome=\"unavailable\"}", c(m.unavailable)),
+            ("{outcome=\"error\"}", c(m.failed)),
+        ],
+    );
+    family(
+        "spotauth_token_single_flight_joins_total",
+        "counter",
+        "Requests that waited for another request's refresh in this process instead of refreshing.",
+        &[("", c(m.single_flight_joins))],
+    );
+    family(
+        "spotauth_token_lease_waits_total",
+        "counter",
+        "Polls while another instance held a user's refresh lease.",
+        &[("", c(m.lease_waits))],
+    );
+    family(
+        "spotauth_token_served_stale_total",
+        "counter",
+        "Still-valid old tokens served because Spotify could not refresh them.",
+        &[("", c(m.served_stale))],
+    );
+    family(
+        "spotauth_token_backoff_blocked_total",
+        "counter",
+        "Refreshes not attempted because the client id was backing off after a 429.",
+        &[("", c(m.backoff_blocked))],
+    );
+    family(
+        "spotauth_proactive_refresh_runs_total",
+        "counter",
+        "Proactive refresh passes completed.",
+        &[("", c(m.proactive_runs))],
+    );
+    family(
+        "spotauth_spotify_backoff_until_seconds",
+        "gauge",
+        "End of the current Spotify rate-limit backoff known to this instance (Unix seconds; 0 if none).",
+        &[("", m.backoff_until_ms / 1000)],
+    );
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
+}
