@@ -4,16 +4,26 @@
 //!   migrations on `DATABASE_URL`, printing each one as it runs.
 //! - `cargo xtask ci`: everything CI checks: rustfmt, clippy `-D warnings`, every test
 //!   (nextest, plus doc tests), and `cargo deny check licenses bans sources`.
+//! - `cargo xtask bench [--smoke]`: builds the service and the load generator (release; debug
+//!   for `--smoke`), runs `spotauth-bench` against MariaDB and SQLite, writes
+//!   `target/bench/results.json` and (full run) the table in `docs/benchmarks.md`.
+//! - `cargo xtask dev`: the Spotify emulator on 127.0.0.1:8888 and the service on
+//!   127.0.0.1:8080 pointed at it (development mode, SQLite in `data/dev`), until Ctrl-C.
 
-use std::process::{Command, ExitCode};
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitCode};
+use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("migrate") => migrate(args.get(1).map(String::as_str).unwrap_or("up")),
         Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        Some("dev") => dev(),
         Some("help") | Some("--help") | None => {
-            println!("usage: cargo xtask <migrate [up|down|status] | ci>");
+            println!("usage: cargo xtask <migrate [up|down|status] | ci | dev | bench [--smoke]>");
             Ok(())
         }
         Some(other) => Err(format!("unknown command `{other}`; try `cargo xtask help`")),
@@ -68,5 +78,167 @@ fn ci() -> Result<(), String> {
     }
     run("cargo deny", cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
     eprintln!("\nxtask ci: all checks passed");
+    Ok(())
+}
+
+/// `cargo xtask dev` ports and names; the README's curl walkthrough uses them.
+const DEV_PORT: u16 = 8080;
+const DEV_EMULATOR_PORT: u16 = 8888;
+const DEV_CLIENT_ID: &str = "spotauth-dev";
+const DEV_DATA_DIR: &str = "data/dev";
+
+fn dev() -> Result<(), String> {
+    let origin = format!("http://127.0.0.1:{DEV_PORT}");
+    let emulator = format!("http://127.0.0.1:{DEV_EMULATOR_PORT}");
+    let redirect = format!("{origin}/api/auth/spotify/callback");
+    // Built one by one, exactly as `cargo run` below builds them (feature unification differs
+    // when packages are built together), so the two runs start at once.
+    run(
+        "build emulator",
+        cargo().args(["build", "--quiet", "--package", "spotauth-emulator", "--bin", "spotauth-emulator"]),
+    )?;
+    run("build service", cargo().args(["build", "--quiet", "--package", "spotauth-app", "--bin", "spotauth"]))?;
+    for port in [DEV_PORT, DEV_EMULATOR_PORT] {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Err(format!("port {port} is already in use (another `cargo xtask dev`?)"));
+        }
+    }
+
+    let mut emu = cargo()
+        .args(["run", "--quiet", "--package", "spotauth-emulator", "--bin", "spotauth-emulator", "--"])
+        .args(["--port", &DEV_EMULATOR_PORT.to_string(), "--client-id", DEV_CLIENT_ID, "--public"])
+        .args(["--redirect-uri", &redirect])
+        .spawn()
+        .map_err(|e| format!("emulator: cannot start: {e}"))?;
+    let service = cargo()
+        .args(["run", "--quiet", "--package", "spotauth-app", "--bin", "spotauth"])
+        .env("APP_ENV", "development")
+        .env("BIND_ADDR", format!("127.0.0.1:{DEV_PORT}"))
+        .env("DATA_DIR", DEV_DATA_DIR)
+        .env("SPOTIFY_CLIENT_ID", DEV_CLIENT_ID)
+        .env("SPOTIFY_REDIRECT_URI", &redirect)
+        .env("SPOTIFY_ACCOUNTS_URL", &emulator)
+        .env("SPOTIFY_API_URL", format!("{emulator}/v1"))
+        .env("FRONTEND_URL", format!("{origin}/"))
+        .env("COOKIE_SECURE", "false")
+        .env_remove("DATABASE_URL")
+        .env_remove("SQLITE_PATH")
+        .env_remove("CONFIG_FILE")
+        .spawn();
+    let mut service = match service {
+        Ok(child) => child,
+        Err(e) => {
+            stop(&mut emu);
+            return Err(format!("service: cannot start: {e}"));
+        }
+    };
+
+    let outcome = wait_ready(&mut [&mut emu, &mut service]).and_then(|()| {
+        eprintln!(
+            "\n==> spotauth dev is up\n    service   {origin}  (development mode, SQLite in {DEV_DATA_DIR}/)\n    \
+             emulator  {emulator}  (client `{DEV_CLIENT_ID}`; users alice, bob: premium; carol: free)\n    \
+             check     curl {origin}/readyz\n    \
+             login     curl walkthrough: README, \"Quick start\"; the API is at {origin}/openapi.json\n    \
+             Ctrl-C stops both."
+        );
+        // Both run until Ctrl-C (the terminal signals the whole process group); if either one
+        // exits on its own, stop the other.
+        loop {
+            for (name, child) in [("emulator", &mut emu), ("service", &mut service)] {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return if status.success() { Ok(()) } else { Err(format!("{name} exited ({status})")) };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    stop(&mut service);
+    stop(&mut emu);
+    outcome
+}
+
+/// Waits (60 s) until the emulator accepts connections and the service's `GET /readyz` answers
+/// 200, failing early if a child exits.
+fn wait_ready(children: &mut [&mut Child]) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for child in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("a dev process exited before the service was ready ({status})"));
+            }
+        }
+        if TcpStream::connect(("127.0.0.1", DEV_EMULATOR_PORT)).is_ok()
+            && http_status(DEV_PORT, "/readyz").is_some_and(|s| s == 200)
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!("the emulator (port {DEV_EMULATOR_PORT}) or the service (port {DEV_PORT}) did not come up within 60 s"))
+}
+
+/// The status code of a plain `GET`, or `None` when nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// SIGTERM (graceful), then SIGKILL after 10 s.
+fn stop(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `cargo xtask bench [--smoke] [spotauth-bench options]`: see `docs/benchmarks.md`.
+fn bench(args: &[String]) -> Result<(), String> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("bench: the xtask crate has no parent folder")?
+        .to_path_buf();
+    let mut build = cargo();
+    build.current_dir(&root).args(["build", "--package", "spotauth-app", "--package", "spotauth-bench", "--bins"]);
+    if !smoke {
+        build.arg("--release");
+    }
+    run(if smoke { "build (debug, smoke)" } else { "build (release)" }, &mut build)?;
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    let bins = target.join(if smoke { "debug" } else { "release" });
+    let out = root.join("target").join("bench");
+    let mut bench = Command::new(bins.join("spotauth-bench"));
+    bench.current_dir(&root).arg("--service-bin").arg(bins.join("spotauth")).arg("--out").arg(&out);
+    if !smoke {
+        bench
+            .arg("--docs")
+            .arg(root.join("docs/benchmarks.md"))
+            .arg("--svg")
+            .arg(root.join("docs/benchmarks-token-latency.svg"));
+    }
+    bench.args(args);
+    run("bench", &mut bench)?;
+    let json = out.join("results.json");
+    let text = std::fs::read_to_string(&json).map_err(|e| format!("bench: {} was not written: {e}", json.display()))?;
+    if !text.contains("\"ratio_to_healthz\"") {
+        return Err(format!("bench: {} holds no results", json.display()));
+    }
+    eprintln!("\nxtask bench: results in {}", json.display());
     Ok(())
 }
