@@ -225,3 +225,8 @@ pub fn error_redirect(resp: &reqwest::Response) -> String {
     assert!(cookie_pair(resp.headers(), "__Host-spotauth_session").is_none(), "no session on a failed login");
     url.query_pairs().find(|(k, _)| k == "error").map(|(_, v)| v.into_owned()).expect("error=")
 }
+
+/// `GET url` with a session cookie, as JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str, cookie: &str) -> Value {
+    http.get(url).header("Cookie", cookie).send().await.unwrap().json().await.unwrap()
+}

@@ -15,7 +15,7 @@ use spotauth_app::settings::{AppEnv, Database};
 use spotauth_app::{Application, Settings};
 use spotauth_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestUser};
 
-use crate::common::{cookie_pair, problem};
+use crate::common::{cookie_pair, get_json, problem};
 
 /// An empty directory, removed at the end of the test.
 pub struct TempDir(PathBuf);
@@ -139,15 +139,7 @@ async fn an_empty_data_dir_starts_generates_private_keys_and_a_login_completes_o
     let (listener2, port2) = free_listener();
     let base2 = start(dev_settings(&data, port2, &emu), listener2).await;
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), keys_before, "keys are generated once");
-    let me: Value = http
-        .get(format!("{base2}/api/users/me"))
-        .header("Cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = get_json(&http, &format!("{base2}/api/users/me"), &session).await;
     assert_eq!(me["spotifyId"], "alice", "{me}");
     let resp = http.get(format!("{base2}/api/auth/spotify/token")).header("Cookie", &session).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
@@ -176,15 +168,7 @@ async fn fifty_concurrent_logins_on_sqlite_all_succeed() {
         sessions.push(task.await.expect("every login succeeds"));
     }
     assert_eq!(sessions.len(), 50);
-    let list: Value = http
-        .get(format!("{base}/api/users/active"))
-        .header("Cookie", &sessions[0])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&http, &format!("{base}/api/users/active"), &sessions[0]).await;
     assert_eq!(list["total"], 50, "{list}");
 }
 

@@ -112,17 +112,7 @@ async fn a_process_killed_mid_refresh_leaves_consistent_tokens_and_the_user_can_
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
-    let me: Value = app
-        .http
-        .get(format!("{}/me", app.emu.api_url()))
-        .bearer_auth(body["accessToken"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["id"], "alice");
+    assert_eq!(app.spotify_user_of(body["accessToken"].as_str().unwrap()).await, "alice");
     assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
 
     // Metrics tell what happened in this instance.
