@@ -91,9 +91,9 @@ async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
         ("SESSION_SIGNING_KEY".into(), random_key()),
         ("COOKIE_SECURE".into(), "false".into()),
     ];
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        env.push(("RUST_LOG".into(), filter));
-    }
+    // The service's access log is off by default here (at these rates a load balancer logs
+    // requests); `RUST_LOG=info cargo xtask bench` measures with it.
+    env.push(("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())));
     let mut db = None;
     let mut data_dir = None;
     match store {

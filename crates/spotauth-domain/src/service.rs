@@ -624,10 +624,16 @@ impl<P: Ports> AuthService<P> {
     /// `PremiumRequired` for a user known to be free; refreshed only when near expiry.
     pub async fn playback_token(&self, id: UserId) -> Result<AccessGrant, AuthError> {
         let user = self.user(id).await?;
+        self.playback_token_for(&user).await
+    }
+
+    /// [`Self::playback_token`] for a user the caller already holds (e.g. from
+    /// [`Self::authenticate`]), saving a read.
+    pub async fn playback_token_for(&self, user: &User) -> Result<AccessGrant, AuthError> {
         if user.subscription.status == PremiumStatus::Free {
             return Err(AuthError::PremiumRequired);
         }
-        self.access_token(id).await
+        self.access_token(user.id).await
     }
 
     /// A valid Spotify access token for the user, whatever their plan.
