@@ -306,6 +306,11 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// The session with this id, revoked or not. MUST return `Ok(None)` when none.
     async fn get(&self, id: SessionId) -> Result<Option<Session>, RepoError>;
 
+    /// The session with this id and its owner, in one read: the hot path of every authenticated
+    /// request. MUST return `Ok(None)` when no session has this id, and `Ok(Some((session,
+    /// None)))` when its user row is gone; the user as `UserRepository::get` would return it.
+    async fn get_with_user(&self, id: SessionId) -> Result<Option<(Session, Option<User>)>, RepoError>;
+
     /// Rotation: replaces the token-id hash `expected` by `new`, sets `last_active`, atomically.
     /// MUST return `StaleVersion` (and write nothing) when the current hash is not `expected` or
     /// the session is revoked; `NotFound` for an unknown id.

@@ -524,7 +524,8 @@ impl<P: Ports> AuthService<P> {
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
         let now = self.ports.clock.now();
         let claims = self.ports.codec.verify(token, now).map_err(Unauthenticated::Token)?;
-        let session = self.ports.sessions.get(claims.session_id).await?.ok_or(Unauthenticated::UnknownSession)?;
+        let (session, user) =
+            self.ports.sessions.get_with_user(claims.session_id).await?.ok_or(Unauthenticated::UnknownSession)?;
         if session.user_id != claims.user_id {
             return Err(Unauthenticated::UnknownSession.into());
         }
@@ -539,7 +540,7 @@ impl<P: Ports> AuthService<P> {
             self.ports.sessions.revoke(session.id, now).await?;
             return Err(Unauthenticated::Reused.into());
         }
-        let user = self.ports.users.get(claims.user_id).await?.ok_or(Unauthenticated::UnknownSession)?;
+        let user = user.ok_or(Unauthenticated::UnknownSession)?;
         if now.since(session.last_active) >= self.policy.session.touch_interval {
             self.ports.sessions.touch(session.id, now).await?;
             self.ports.users.touch(user.id, now).await?;

@@ -307,7 +307,9 @@ fn token_for(sid: SessionId, user_id: UserId, tid: TokenId) -> String {
 async fn a_rotated_out_token_revokes_the_session() {
     let sid = SessionId::from_bytes([1; 16]);
     let mut s = Setup::new();
-    s.sessions.expect_get().returning(move |_| Ok(Some(session(sid, uid(1), TokenId::from_bytes([2; 16]), NOW))));
+    s.sessions.expect_get_with_user().returning(move |_| {
+        Ok(Some((session(sid, uid(1), TokenId::from_bytes([2; 16]), NOW), Some(user(uid(1), PremiumStatus::Premium)))))
+    });
     s.sessions.expect_revoke().with(eq(sid), eq(NOW)).times(1).returning(|_, _| Ok(()));
     let err = s.build().authenticate(&token_for(sid, uid(1), TokenId::from_bytes([3; 16]))).await.unwrap_err();
     assert_eq!(err, AuthError::Unauthenticated(Unauthenticated::Reused));
@@ -319,9 +321,12 @@ async fn idle_and_absolute_timeouts_are_enforced_on_the_server() {
     let tid = TokenId::from_bytes([2; 16]);
     let mut s = Setup::new();
     let idle = s.policy.session.idle_timeout;
-    s.sessions
-        .expect_get()
-        .returning(move |_| Ok(Some(session(sid, uid(1), tid, NOW.minus(idle).minus(Duration::from_secs(1))))));
+    s.sessions.expect_get_with_user().returning(move |_| {
+        Ok(Some((
+            session(sid, uid(1), tid, NOW.minus(idle).minus(Duration::from_secs(1))),
+            Some(user(uid(1), PremiumStatus::Premium)),
+        )))
+    });
     s.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
     let err = s.build().authenticate(&token_for(sid, uid(1), tid)).await.unwrap_err();
     assert_eq!(err, AuthError::Unauthenticated(Unauthenticated::Expired));
@@ -332,8 +337,12 @@ async fn a_valid_token_authenticates_and_touches_at_most_once_a_minute() {
     let sid = SessionId::from_bytes([1; 16]);
     let tid = TokenId::from_bytes([2; 16]);
     let mut s = Setup::new();
-    s.sessions.expect_get().returning(move |_| Ok(Some(session(sid, uid(1), tid, NOW.minus(Duration::from_secs(10))))));
-    s.users.expect_get().returning(|id| Ok(Some(user(id, PremiumStatus::Premium))));
+    s.sessions.expect_get_with_user().returning(move |_| {
+        Ok(Some((
+            session(sid, uid(1), tid, NOW.minus(Duration::from_secs(10))),
+            Some(user(uid(1), PremiumStatus::Premium)),
+        )))
+    });
     s.sessions.expect_touch().never();
     let auth = s.build().authenticate(&token_for(sid, uid(1), tid)).await.unwrap();
     assert_eq!(auth.user.id, uid(1));
@@ -344,8 +353,9 @@ async fn losing_a_concurrent_rotation_counts_as_reuse() {
     let sid = SessionId::from_bytes([1; 16]);
     let tid = TokenId::from_bytes([2; 16]);
     let mut s = Setup::new();
-    s.sessions.expect_get().returning(move |_| Ok(Some(session(sid, uid(1), tid, NOW))));
-    s.users.expect_get().returning(|id| Ok(Some(user(id, PremiumStatus::Premium))));
+    s.sessions
+        .expect_get_with_user()
+        .returning(move |_| Ok(Some((session(sid, uid(1), tid, NOW), Some(user(uid(1), PremiumStatus::Premium))))));
     s.sessions.expect_rotate().times(1).returning(|_, _, _, _| Err(RepoError::StaleVersion));
     s.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
     let err = s.build().rotate_session(&token_for(sid, uid(1), tid)).await.unwrap_err();
@@ -357,8 +367,9 @@ async fn rotation_issues_a_token_with_a_new_id() {
     let sid = SessionId::from_bytes([1; 16]);
     let tid = TokenId::from_bytes([200; 16]);
     let mut s = Setup::new();
-    s.sessions.expect_get().returning(move |_| Ok(Some(session(sid, uid(1), tid, NOW))));
-    s.users.expect_get().returning(|id| Ok(Some(user(id, PremiumStatus::Premium))));
+    s.sessions
+        .expect_get_with_user()
+        .returning(move |_| Ok(Some((session(sid, uid(1), tid, NOW), Some(user(uid(1), PremiumStatus::Premium))))));
     s.sessions.expect_rotate().times(1).returning(move |_, old, new, _| {
         assert_ne!(old, new);
         let mut out = session(sid, uid(1), tid, NOW);
@@ -374,8 +385,9 @@ async fn log_out_disconnects_and_is_idempotent() {
     let sid = SessionId::from_bytes([1; 16]);
     let tid = TokenId::from_bytes([2; 16]);
     let mut s = Setup::new();
-    s.sessions.expect_get().returning(move |_| Ok(Some(session(sid, uid(1), tid, NOW))));
-    s.users.expect_get().returning(|id| Ok(Some(user(id, PremiumStatus::Premium))));
+    s.sessions
+        .expect_get_with_user()
+        .returning(move |_| Ok(Some((session(sid, uid(1), tid, NOW), Some(user(uid(1), PremiumStatus::Premium))))));
     s.sessions.expect_revoke_all_for_user().with(eq(uid(1)), eq(NOW)).times(1).returning(|_, _| Ok(1));
     s.users.expect_delete_tokens().with(eq(uid(1))).times(1).returning(|_| Ok(()));
     s.users

@@ -56,3 +56,5 @@ diesel::table! {
         updated_at -> Datetime,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(spotify_users, user_sessions);

@@ -12,6 +12,8 @@ use spotauth_domain::time::Timestamp;
 use crate::convert::{corrupt, from_db, map_err, to_db};
 use crate::schema::user_sessions::dsl as s;
 use crate::store::MysqlSessions;
+use crate::users::UserRow;
+use spotauth_domain::user::User;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = crate::schema::user_sessions)]
@@ -88,6 +90,20 @@ impl SessionRepository for MysqlSessions {
             .optional()
             .map_err(map_err)?;
         row.map(Session::try_from).transpose()
+    }
+
+    async fn get_with_user(&self, id: SessionId) -> Result<Option<(Session, Option<User>)>, RepoError> {
+        use crate::schema::spotify_users::dsl as u;
+        let mut conn = self.conn().await?;
+        let row: Option<(SessionRow, Option<UserRow>)> = s::user_sessions
+            .left_join(u::spotify_users.on(u::id.eq(s::user_id)))
+            .filter(s::id.eq(id.to_string()))
+            .select((SessionRow::as_select(), Option::<UserRow>::as_select()))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(map_err)?;
+        row.map(|(session, user)| Ok((Session::try_from(session)?, user.map(User::try_from).transpose()?))).transpose()
     }
 
     async fn rotate(

@@ -21,7 +21,7 @@ use crate::store::MysqlUsers;
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = crate::schema::spotify_users)]
 #[diesel(check_for_backend(diesel::mysql::Mysql))]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     spotify_account_key: String,
     spotify_id: String,

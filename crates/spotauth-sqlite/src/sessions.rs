@@ -11,6 +11,8 @@ use spotauth_domain::time::Timestamp;
 use crate::convert::{corrupt, from_db, to_db};
 use crate::schema::user_sessions::dsl as s;
 use crate::store::SqliteSessions;
+use crate::users::UserRow;
+use spotauth_domain::user::User;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = crate::schema::user_sessions)]
@@ -80,6 +82,23 @@ impl SessionRepository for SqliteSessions {
     async fn get(&self, id: SessionId) -> Result<Option<Session>, RepoError> {
         let id = id.to_string();
         self.0.read(move |c| load(c, &id)).await?.map(Session::try_from).transpose()
+    }
+
+    async fn get_with_user(&self, id: SessionId) -> Result<Option<(Session, Option<User>)>, RepoError> {
+        use crate::schema::spotify_users::dsl as u;
+        let id = id.to_string();
+        let row: Option<(SessionRow, Option<UserRow>)> = self
+            .0
+            .read(move |c| {
+                s::user_sessions
+                    .left_join(u::spotify_users.on(u::id.eq(s::user_id)))
+                    .filter(s::id.eq(&id))
+                    .select((SessionRow::as_select(), Option::<UserRow>::as_select()))
+                    .first(c)
+                    .optional()
+            })
+            .await?;
+        row.map(|(session, user)| Ok((Session::try_from(session)?, user.map(User::try_from).transpose()?))).transpose()
     }
 
     async fn rotate(

@@ -20,7 +20,7 @@ use crate::store::SqliteUsers;
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = crate::schema::spotify_users)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     spotify_account_key: String,
     spotify_id: String,

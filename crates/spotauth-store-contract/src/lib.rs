@@ -96,6 +96,7 @@ macro_rules! contract_tests {
             rate_limit_concurrent_extensions_keep_the_longest,
             session_create_get_rotate_touch_revoke,
             session_concurrent_rotation_has_one_winner,
+            session_get_with_user_reads_the_owner_in_one_call,
             session_revoke_all_and_purge,
             flow_create_and_consume_once,
             flow_unknown_state,
@@ -839,4 +840,20 @@ pub async fn rate_limit_concurrent_extensions_keep_the_longest<F: StoreFixture>(
         t.await.unwrap().unwrap();
     }
     assert_eq!(r.backoff_until("client-a").await.unwrap(), Some(NOW.plus(secs(16))));
+}
+
+/// The hot-path read: a session with its owner; the owner as `UserRepository::get` returns it,
+/// `None` when the user row is gone, and `None` overall for an unknown session.
+pub async fn session_get_with_user_reads_the_owner_in_one_call<F: StoreFixture>(f: &F) {
+    let (users, sessions) = (f.users(), f.sessions());
+    let owner = users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let live = sessions.create(new_session(1, 1)).await.unwrap();
+    let orphan = sessions.create(new_session(2, 9)).await.unwrap();
+    assert_eq!(sessions.get_with_user(live.id).await.unwrap(), Some((live.clone(), Some(owner.clone()))));
+    assert_eq!(sessions.get_with_user(orphan.id).await.unwrap(), Some((orphan, None)));
+    assert_eq!(sessions.get_with_user(SessionId::from_bytes([7; 16])).await.unwrap(), None);
+    sessions.revoke(live.id, NOW).await.unwrap();
+    let (revoked, user) = sessions.get_with_user(live.id).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(NOW));
+    assert_eq!(user, users.get(owner.id).await.unwrap());
 }
