@@ -40,18 +40,13 @@ pub(crate) struct UserRow {
 impl TryFrom<UserRow> for User {
     type Error = RepoError;
     fn try_from(r: UserRow) -> Result<Self, RepoError> {
-        let status = match r.is_premium {
-            Some(true) => PremiumStatus::Premium,
-            Some(false) => PremiumStatus::Free,
-            None => PremiumStatus::Unknown,
-        };
         Ok(User {
             id: r.id.parse().map_err(|_| corrupt("spotify_users.id"))?,
             account_key: SpotifyAccountKey::new(r.spotify_account_key).map_err(|_| corrupt("spotify_account_key"))?,
             spotify_id: SpotifyUserId::new(r.spotify_id).map_err(|_| corrupt("spotify_id"))?,
             display_name: r.display_name.and_then(|n| DisplayName::new(n).ok()),
             subscription: Subscription {
-                status,
+                status: PremiumStatus::from_option(r.is_premium),
                 product: r.premium_product,
                 source: PremiumSource::parse(&r.premium_source).ok_or_else(|| corrupt("premium_source"))?,
                 checked_at: r.premium_checked_at.map(from_db),
