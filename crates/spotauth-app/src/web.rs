@@ -13,7 +13,7 @@ use spotauth_domain::service::{AuthService, DynPorts};
 use spotauth_domain::session::SessionMeta;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::AccessGrant;
-use spotauth_domain::user::{PremiumSource, User};
+use spotauth_domain::user::User;
 use spotauth_mysql::MysqlStore;
 use spotauth_sqlite::SqliteStore;
 use url::Url;
@@ -177,7 +177,7 @@ impl From<&User> for UserDto {
             display_name: u.display_name.as_ref().map(ToString::to_string),
             is_active: u.is_active,
             is_premium: u.subscription.status.as_option(),
-            premium_source: source_name(u.subscription.source),
+            premium_source: u.subscription.source.as_str(),
             last_active: iso(u.last_active),
             created_at: iso(u.created_at),
             spotify_connected: u.has_tokens,
@@ -230,9 +230,4 @@ impl AccessTokenDto {
             session_token,
         }
     }
-}
-
-/// Stable name of a Premium source.
-pub fn source_name(s: PremiumSource) -> &'static str {
-    s.as_str()
 }

@@ -85,9 +85,42 @@ pub enum ConsumeOutcome {
     AlreadyUsed,
 }
 
+impl ConsumeOutcome {
+    /// The outcome of a store's atomic consume: `consumed` tells whether its conditional update
+    /// (`used_at IS NULL AND expires_at > now`) took the flow; `found` is the flow as read after
+    /// it, with whether it is marked used. One rule for every store: expired whether used or
+    /// not, else used, else unknown (the row appeared after the update looked).
+    pub fn after_update(consumed: bool, found: Option<(LoginFlow, bool)>, now: Timestamp) -> Self {
+        match found {
+            // Consumed and purged in between: the row is gone, report it unknown.
+            None => ConsumeOutcome::Unknown,
+            Some((flow, _)) if consumed => ConsumeOutcome::Consumed(flow),
+            Some((flow, _)) if now >= flow.expires_at => ConsumeOutcome::Expired,
+            Some((_, true)) => ConsumeOutcome::AlreadyUsed,
+            Some((_, false)) => ConsumeOutcome::Unknown,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consume_outcomes() {
+        let now = Timestamp::from_unix_seconds(100);
+        let flow =
+            |exp: i64| LoginFlow { return_to: None, created_at: now, expires_at: Timestamp::from_unix_seconds(exp) };
+        assert_eq!(
+            ConsumeOutcome::after_update(true, Some((flow(200), true)), now),
+            ConsumeOutcome::Consumed(flow(200))
+        );
+        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(100), false)), now), ConsumeOutcome::Expired);
+        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(50), true)), now), ConsumeOutcome::Expired);
+        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(200), true)), now), ConsumeOutcome::AlreadyUsed);
+        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(200), false)), now), ConsumeOutcome::Unknown);
+        assert_eq!(ConsumeOutcome::after_update(true, None, now), ConsumeOutcome::Unknown);
+    }
 
     #[test]
     fn return_to_accepts_relative_paths_only() {

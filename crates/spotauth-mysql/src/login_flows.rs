@@ -72,7 +72,7 @@ impl LoginFlowRepository for MysqlLoginFlows {
             .await
             .optional()
             .map_err(map_err)?;
-        classify(matched > 0, row, now)
+        Ok(ConsumeOutcome::after_update(matched > 0, found(row)?, now))
     }
 
     async fn purge_expired(&self, before: Timestamp) -> Result<u64, RepoError> {
@@ -85,28 +85,12 @@ impl LoginFlowRepository for MysqlLoginFlows {
     }
 }
 
-/// Turns the conditional update's result and the row read after it into the outcome.
-fn classify(consumed: bool, row: Option<FlowRow>, now: Timestamp) -> Result<ConsumeOutcome, RepoError> {
-    let Some(row) = row else {
-        // Consumed then purged in between is still a success for this caller, but the row is
-        // gone: report it as unknown rather than invent its fields.
-        return Ok(ConsumeOutcome::Unknown);
-    };
-    if consumed {
+/// The flow as read after the update, with whether it is marked used.
+fn found(row: Option<FlowRow>) -> Result<Option<(LoginFlow, bool)>, RepoError> {
+    row.map(|row| {
         let return_to = row.return_to.map(ReturnTo::new).transpose().map_err(|_| corrupt("return_to"))?;
-        return Ok(ConsumeOutcome::Consumed(LoginFlow {
-            return_to,
-            created_at: from_db(row.created_at),
-            expires_at: from_db(row.expires_at),
-        }));
-    }
-    if now >= from_db(row.expires_at) {
-        Ok(ConsumeOutcome::Expired)
-    } else if row.used_at.is_some() {
-        Ok(ConsumeOutcome::AlreadyUsed)
-    } else {
-        // Live and unused, yet the update missed it: the row was created after our update ran,
-        // so when this call looked, no flow had the state.
-        Ok(ConsumeOutcome::Unknown)
-    }
+        let flow = LoginFlow { return_to, created_at: from_db(row.created_at), expires_at: from_db(row.expires_at) };
+        Ok((flow, row.used_at.is_some()))
+    })
+    .transpose()
 }

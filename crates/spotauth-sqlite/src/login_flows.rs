@@ -76,25 +76,16 @@ impl LoginFlowRepository for SqliteLoginFlows {
                 Ok((matched, row))
             })
             .await?;
-        let Some(row) = row else {
-            return Ok(ConsumeOutcome::Unknown);
-        };
-        if matched > 0 {
-            let return_to = row.return_to.map(ReturnTo::new).transpose().map_err(|_| corrupt("return_to"))?;
-            return Ok(ConsumeOutcome::Consumed(LoginFlow {
-                return_to,
-                created_at: from_db(row.created_at),
-                expires_at: from_db(row.expires_at),
-            }));
-        }
-        if now >= from_db(row.expires_at) {
-            Ok(ConsumeOutcome::Expired)
-        } else if row.used_at.is_some() {
-            Ok(ConsumeOutcome::AlreadyUsed)
-        } else {
-            // Unreachable: the update and this read share one transaction.
-            Ok(ConsumeOutcome::Unknown)
-        }
+        let found = row
+            .map(|row| {
+                let return_to = row.return_to.map(ReturnTo::new).transpose().map_err(|_| corrupt("return_to"))?;
+                let flow =
+                    LoginFlow { return_to, created_at: from_db(row.created_at), expires_at: from_db(row.expires_at) };
+                Ok::<_, RepoError>((flow, row.used_at.is_some()))
+            })
+            .transpose()?;
+        // The update and the read share one transaction, so "unknown" here means no such flow.
+        Ok(ConsumeOutcome::after_update(matched > 0, found, now))
     }
 
     async fn purge_expired(&self, before: Timestamp) -> Result<u64, RepoError> {

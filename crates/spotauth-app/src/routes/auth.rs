@@ -10,7 +10,7 @@ use spotauth_domain::service::{AuthError, CallbackInput};
 
 use super::users::authenticate;
 use crate::problem::Problem;
-use crate::web::{AccessTokenDto, AppState, TokenSource, iso, session_meta, session_token, source_name};
+use crate::web::{AccessTokenDto, AppState, TokenSource, iso, session_meta, session_token};
 
 /// Body of `POST /api/auth/spotify/login` (optional).
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +182,6 @@ pub async fn subscription(req: HttpRequest, state: web::Data<AppState>) -> Resul
         "isPremium": sub.status.as_option(),
         "product": sub.product,
         "checkedAt": sub.checked_at.map(iso),
-        "source": source_name(sub.source),
+        "source": sub.source.as_str(),
     })))
 }
