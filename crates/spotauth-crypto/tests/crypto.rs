@@ -299,6 +299,25 @@ mod session_jwt {
         assert_eq!(codec().verify(&parts.join("."), NOW), Err(SessionTokenError::BadSignature));
     }
 
+    /// The codec's own keyed HMAC is plain HS256: josekit's OpenSSL verifier accepts what it
+    /// signs (the other direction is `issue_then_verify_round_trips`' forged token), and a
+    /// signature cut short, extended or emptied fails.
+    #[test]
+    fn the_keyed_hmac_is_standard_hs256_and_checks_the_whole_signature() {
+        let t = codec().issue(&claims()).unwrap();
+        let k = STANDARD.decode(sig_key()).unwrap();
+        jwt::decode_with_verifier(t.expose(), &HS256.verifier_from_bytes(&k).unwrap()).unwrap();
+        let (signed, sig) = t.expose().rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        assert_eq!(sig.len(), 32);
+        let mut longer = sig.clone();
+        longer.push(0);
+        for bad in [&sig[..31], &sig[..16], &longer[..], &[][..]] {
+            let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bad));
+            assert!(codec().verify(&forged, NOW).is_err(), "signature of {} bytes", bad.len());
+        }
+    }
+
     #[test]
     fn garbage_is_malformed() {
         for t in ["", "a.b", "a.b.c", "....", &"x".repeat(10_000)] {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::login::{ConsumeOutcome, NewLoginFlow};
 use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, RefreshToken, Secret, SessionToken};
-use crate::session::{NewSession, Session, SessionClaims, TokenIdHash};
+use crate::session::{NewSession, Session, SessionClaims, SessionView, TokenIdHash};
 use crate::time::Timestamp;
 use crate::token::{
     AccessGrant, EncryptedToken, NewTokens, RefreshedTokens, StoredTokens, TokenBinding, TokenGrant, TokenVersion,
@@ -306,10 +306,11 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// The session with this id, revoked or not. MUST return `Ok(None)` when none.
     async fn get(&self, id: SessionId) -> Result<Option<Session>, RepoError>;
 
-    /// The session with this id and its owner, in one read: the hot path of every authenticated
-    /// request. MUST return `Ok(None)` when no session has this id, and `Ok(Some((session,
-    /// None)))` when its user row is gone; the user as `UserRepository::get` would return it.
-    async fn get_with_user(&self, id: SessionId) -> Result<Option<(Session, Option<User>)>, RepoError>;
+    /// The session with this id, its owner and the owner's stored tokens, in one read: the hot
+    /// path of every authenticated request. MUST return `Ok(None)` when no session has this id,
+    /// and `owner: None` when its user row is gone; the user as `UserRepository::get` and the
+    /// tokens as `UserRepository::load_tokens` would return them.
+    async fn get_with_user(&self, id: SessionId) -> Result<Option<SessionView>, RepoError>;
 
     /// Rotation: replaces the token-id hash `expected` by `new`, sets `last_active`, atomically.
     /// MUST return `StaleVersion` (and write nothing) when the current hash is not `expected` or
@@ -488,6 +489,18 @@ pub trait TokenRefresher: Send + Sync + 'static {
     /// when Spotify said `invalid_grant` or the refresh token is past its absolute expiry (never
     /// retrying); `NotConnected` when no tokens are stored; `Store(NotFound)` for an unknown user.
     async fn valid_access_token(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError>;
+
+    /// [`Self::valid_access_token`] when the caller already read the user's token row (`None`:
+    /// the user exists and has no tokens), e.g. in the same query as the session: the hot path
+    /// of `GET /token`. MUST return what `valid_access_token` would return for that row, with
+    /// the same errors (`NotConnected` for `None`); MAY serve a fresh token from it without
+    /// reading the store again, and MUST read the store again before any refresh.
+    async fn valid_access_token_preloaded(
+        &self,
+        user: UserId,
+        stored: Option<StoredTokens>,
+        min_validity: Duration,
+    ) -> Result<AccessGrant, TokenError>;
 }
 
 #[cfg(test)]

@@ -68,6 +68,21 @@ where
         Ok(stored)
     }
 
+    /// The access token of a row the caller already read (e.g. with the session) when that row
+    /// alone settles the answer: usable (no re-authorization pending, refresh token within its
+    /// absolute expiry) and fresh for `min_validity`. `None` means "take the full path", which
+    /// reads the row again, so no refresh or re-authorization mark ever acts on a copy.
+    pub fn preloaded_fresh(
+        &self,
+        user: UserId,
+        stored: Option<&StoredTokens>,
+        min_validity: Duration,
+    ) -> Option<Result<AccessGrant, TokenError>> {
+        let stored = stored?;
+        let usable = !stored.reauth_required && stored.refresh_expires_at > self.clock.now();
+        (usable && self.is_fresh(stored, min_validity)).then(|| self.decrypt_access(user, stored))
+    }
+
     /// Whether the stored access token stays valid for `min_validity` more.
     pub fn is_fresh(&self, stored: &StoredTokens, min_validity: Duration) -> bool {
         stored.access_expires_at > self.clock.now().plus(min_validity)
@@ -163,6 +178,18 @@ where
                 self.stored_if_valid(user, &stored, TokenError::RateLimited { retry_after })
             }
             Attempt::Unavailable => self.stored_if_valid(user, &stored, TokenError::Unavailable { retry_after: None }),
+        }
+    }
+
+    async fn valid_access_token_preloaded(
+        &self,
+        user: UserId,
+        stored: Option<StoredTokens>,
+        min_validity: Duration,
+    ) -> Result<AccessGrant, TokenError> {
+        match self.preloaded_fresh(user, stored.as_ref(), min_validity) {
+            Some(served) => served,
+            None => self.valid_access_token(user, min_validity).await,
         }
     }
 }

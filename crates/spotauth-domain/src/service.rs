@@ -11,9 +11,11 @@ use crate::ports::{
     TokenCipher, TokenError, TokenRefresher, UserRepository,
 };
 use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, SessionToken};
-use crate::session::{NewSession, Session, SessionClaims, SessionMeta, SessionPolicy};
+use crate::session::{NewSession, Session, SessionClaims, SessionMeta, SessionOwner, SessionPolicy, SessionView};
 use crate::time::Timestamp;
-use crate::token::{AccessGrant, NewTokens, REFRESH_TOKEN_LIFETIME, TokenBinding, TokenColumn, TokenGrant};
+use crate::token::{
+    AccessGrant, NewTokens, REFRESH_TOKEN_LIFETIME, StoredTokens, TokenBinding, TokenColumn, TokenGrant,
+};
 use crate::user::{
     Page, PageRequest, PremiumSource, PremiumStatus, SpotifyProfile, Subscription, User, UserFieldError,
 };
@@ -323,6 +325,8 @@ pub struct Authenticated {
     pub session: Session,
     /// The verified claims.
     pub claims: SessionClaims,
+    /// The user's stored Spotify tokens (encrypted), read with the session; `None` when none.
+    pub tokens: Option<StoredTokens>,
 }
 
 /// The use cases of the service.
@@ -524,7 +528,7 @@ impl<P: Ports> AuthService<P> {
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
         let now = self.ports.clock.now();
         let claims = self.ports.codec.verify(token, now).map_err(Unauthenticated::Token)?;
-        let (session, user) =
+        let SessionView { session, owner } =
             self.ports.sessions.get_with_user(claims.session_id).await?.ok_or(Unauthenticated::UnknownSession)?;
         if session.user_id != claims.user_id {
             return Err(Unauthenticated::UnknownSession.into());
@@ -540,12 +544,12 @@ impl<P: Ports> AuthService<P> {
             self.ports.sessions.revoke(session.id, now).await?;
             return Err(Unauthenticated::Reused.into());
         }
-        let user = user.ok_or(Unauthenticated::UnknownSession)?;
+        let SessionOwner { user, tokens } = owner.ok_or(Unauthenticated::UnknownSession)?;
         if now.since(session.last_active) >= self.policy.session.touch_interval {
             self.ports.sessions.touch(session.id, now).await?;
             self.ports.users.touch(user.id, now).await?;
         }
-        Ok(Authenticated { user, session, claims })
+        Ok(Authenticated { user, session, claims, tokens })
     }
 
     /// Rotates the session's token: the presented token dies, a new one is issued. A token that
@@ -625,16 +629,20 @@ impl<P: Ports> AuthService<P> {
     /// `PremiumRequired` for a user known to be free; refreshed only when near expiry.
     pub async fn playback_token(&self, id: UserId) -> Result<AccessGrant, AuthError> {
         let user = self.user(id).await?;
-        self.playback_token_for(&user).await
-    }
-
-    /// [`Self::playback_token`] for a user the caller already holds (e.g. from
-    /// [`Self::authenticate`]), saving a read.
-    pub async fn playback_token_for(&self, user: &User) -> Result<AccessGrant, AuthError> {
         if user.subscription.status == PremiumStatus::Free {
             return Err(AuthError::PremiumRequired);
         }
         self.access_token(user.id).await
+    }
+
+    /// [`Self::playback_token`] for an authenticated request: the user and their token row were
+    /// read with the session, so a fresh token costs no further read.
+    pub async fn playback_token_for(&self, auth: &Authenticated) -> Result<AccessGrant, AuthError> {
+        if auth.user.subscription.status == PremiumStatus::Free {
+            return Err(AuthError::PremiumRequired);
+        }
+        let min_validity = self.policy.access_token_min_validity;
+        Ok(self.ports.refresher.valid_access_token_preloaded(auth.user.id, auth.tokens.clone(), min_validity).await?)
     }
 
     /// A valid Spotify access token for the user, whatever their plan.

@@ -11,7 +11,7 @@ use crate::ports::*;
 use crate::refresh::StoreRefresher;
 use crate::secret::{AccessToken, RefreshToken, Secret, SessionToken};
 use crate::service::*;
-use crate::session::{Session, SessionClaims, SessionMeta, TokenIdHash};
+use crate::session::{Session, SessionClaims, SessionMeta, SessionOwner, SessionView, TokenIdHash};
 use crate::time::Timestamp;
 use crate::token::*;
 use crate::user::*;
@@ -184,6 +184,10 @@ fn session(id: SessionId, user_id: UserId, token: TokenId, last_active: Timestam
     }
 }
 
+fn view(session: Session, user: User) -> SessionView {
+    SessionView { session, owner: Some(SessionOwner { user, tokens: None }) }
+}
+
 fn user_from_new(n: &NewUser) -> User {
     User {
         id: n.id,
@@ -308,7 +312,7 @@ async fn a_rotated_out_token_revokes_the_session() {
     let sid = SessionId::from_bytes([1; 16]);
     let mut s = Setup::new();
     s.sessions.expect_get_with_user().returning(move |_| {
-        Ok(Some((session(sid, uid(1), TokenId::from_bytes([2; 16]), NOW), Some(user(uid(1), PremiumStatus::Premium)))))
+        Ok(Some(view(session(sid, uid(1), TokenId::from_bytes([2; 16]), NOW), user(uid(1), PremiumStatus::Premium))))
     });
     s.sessions.expect_revoke().with(eq(sid), eq(NOW)).times(1).returning(|_, _| Ok(()));
     let err = s.build().authenticate(&token_for(sid, uid(1), TokenId::from_bytes([3; 16]))).await.unwrap_err();
@@ -322,9 +326,9 @@ async fn idle_and_absolute_timeouts_are_enforced_on_the_server() {
     let mut s = Setup::new();
     let idle = s.policy.session.idle_timeout;
     s.sessions.expect_get_with_user().returning(move |_| {
-        Ok(Some((
+        Ok(Some(view(
             session(sid, uid(1), tid, NOW.minus(idle).minus(Duration::from_secs(1))),
-            Some(user(uid(1), PremiumStatus::Premium)),
+            user(uid(1), PremiumStatus::Premium),
         )))
     });
     s.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
@@ -338,9 +342,9 @@ async fn a_valid_token_authenticates_and_touches_at_most_once_a_minute() {
     let tid = TokenId::from_bytes([2; 16]);
     let mut s = Setup::new();
     s.sessions.expect_get_with_user().returning(move |_| {
-        Ok(Some((
+        Ok(Some(view(
             session(sid, uid(1), tid, NOW.minus(Duration::from_secs(10))),
-            Some(user(uid(1), PremiumStatus::Premium)),
+            user(uid(1), PremiumStatus::Premium),
         )))
     });
     s.sessions.expect_touch().never();
@@ -355,7 +359,7 @@ async fn losing_a_concurrent_rotation_counts_as_reuse() {
     let mut s = Setup::new();
     s.sessions
         .expect_get_with_user()
-        .returning(move |_| Ok(Some((session(sid, uid(1), tid, NOW), Some(user(uid(1), PremiumStatus::Premium))))));
+        .returning(move |_| Ok(Some(view(session(sid, uid(1), tid, NOW), user(uid(1), PremiumStatus::Premium)))));
     s.sessions.expect_rotate().times(1).returning(|_, _, _, _| Err(RepoError::StaleVersion));
     s.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
     let err = s.build().rotate_session(&token_for(sid, uid(1), tid)).await.unwrap_err();
@@ -369,7 +373,7 @@ async fn rotation_issues_a_token_with_a_new_id() {
     let mut s = Setup::new();
     s.sessions
         .expect_get_with_user()
-        .returning(move |_| Ok(Some((session(sid, uid(1), tid, NOW), Some(user(uid(1), PremiumStatus::Premium))))));
+        .returning(move |_| Ok(Some(view(session(sid, uid(1), tid, NOW), user(uid(1), PremiumStatus::Premium)))));
     s.sessions.expect_rotate().times(1).returning(move |_, old, new, _| {
         assert_ne!(old, new);
         let mut out = session(sid, uid(1), tid, NOW);
@@ -387,7 +391,7 @@ async fn log_out_disconnects_and_is_idempotent() {
     let mut s = Setup::new();
     s.sessions
         .expect_get_with_user()
-        .returning(move |_| Ok(Some((session(sid, uid(1), tid, NOW), Some(user(uid(1), PremiumStatus::Premium))))));
+        .returning(move |_| Ok(Some(view(session(sid, uid(1), tid, NOW), user(uid(1), PremiumStatus::Premium)))));
     s.sessions.expect_revoke_all_for_user().with(eq(uid(1)), eq(NOW)).times(1).returning(|_, _| Ok(1));
     s.users.expect_delete_tokens().with(eq(uid(1))).times(1).returning(|_| Ok(()));
     s.users
@@ -449,6 +453,36 @@ async fn stale_subscription_is_rechecked_fresh_one_is_not() {
     assert_eq!(s.build().check_subscription(uid(1), false).await.unwrap().status, PremiumStatus::Free);
 }
 
+#[tokio::test]
+async fn playback_token_for_a_request_uses_the_token_row_read_with_the_session() {
+    let sid = SessionId::from_bytes([1; 16]);
+    let tid = TokenId::from_bytes([2; 16]);
+    let row = stored(uid(1), 3000, 86400);
+    let mut s = Setup::new();
+    let with_tokens = row.clone();
+    s.sessions.expect_get_with_user().times(2).returning(move |_| {
+        let mut v = view(session(sid, uid(1), tid, NOW), user(uid(1), PremiumStatus::Premium));
+        if let Some(owner) = v.owner.as_mut() {
+            owner.tokens = Some(with_tokens.clone());
+        }
+        Ok(Some(v))
+    });
+    s.users.expect_load_tokens().never();
+    s.refresher.expect_valid_access_token().never();
+    s.refresher
+        .expect_valid_access_token_preloaded()
+        .withf(move |id, t, min| *id == uid(1) && t.as_ref() == Some(&row) && *min == Duration::from_secs(300))
+        .times(1)
+        .returning(|_, _, _| Ok(AccessGrant { access_token: AccessToken::new("AT").unwrap(), expires_at: NOW }));
+    let svc = s.build();
+    let auth = svc.authenticate(&token_for(sid, uid(1), tid)).await.unwrap();
+    assert_eq!(svc.playback_token_for(&auth).await.unwrap().access_token.expose(), "AT");
+    // A known free user is refused before any token work.
+    let mut free = svc.authenticate(&token_for(sid, uid(1), tid)).await.unwrap();
+    free.user.subscription.status = PremiumStatus::Free;
+    assert_eq!(svc.playback_token_for(&free).await.unwrap_err(), AuthError::PremiumRequired);
+}
+
 // --- StoreRefresher -----------------------------------------------------------------------
 
 fn stored(user_id: UserId, access_expires_in: i64, refresh_expires_in: i64) -> StoredTokens {
@@ -480,6 +514,34 @@ async fn a_fresh_token_is_served_without_calling_spotify() {
     accounts.expect_refresh().never();
     let g = refresher(users, accounts).valid_access_token(uid(1), SKEW).await.unwrap();
     assert_eq!(g.access_token.expose(), "OLD-AT");
+}
+
+#[tokio::test]
+async fn a_preloaded_row_serves_a_fresh_token_without_a_read_and_anything_else_reads_again() {
+    // Fresh and usable: served from the row, no read, no Spotify call.
+    let mut users = MockUserRepository::new();
+    users.expect_load_tokens().never();
+    let mut accounts = MockSpotifyAccounts::new();
+    accounts.expect_refresh().never();
+    let g = refresher(users, accounts)
+        .valid_access_token_preloaded(uid(1), Some(stored(uid(1), 3000, 86400)), SKEW)
+        .await
+        .unwrap();
+    assert_eq!(g.access_token.expose(), "OLD-AT");
+
+    // Expiring, marked for re-authorization, past the absolute expiry, or absent: the copy is
+    // never acted on; the full path reads the row again (here it finds a fresh one).
+    let mut marked = stored(uid(1), 3000, 86400);
+    marked.reauth_required = true;
+    for row in [Some(stored(uid(1), 100, 86400)), Some(marked), Some(stored(uid(1), 3000, -1)), None] {
+        let mut users = MockUserRepository::new();
+        users.expect_load_tokens().times(1).returning(|id| Ok(Some(stored(id, 3000, 86400))));
+        users.expect_mark_reauth_required().never();
+        let mut accounts = MockSpotifyAccounts::new();
+        accounts.expect_refresh().never();
+        let g = refresher(users, accounts).valid_access_token_preloaded(uid(1), row, SKEW).await.unwrap();
+        assert_eq!(g.access_token.expose(), "OLD-AT");
+    }
 }
 
 #[tokio::test]

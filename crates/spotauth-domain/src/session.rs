@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::ids::{SessionId, TokenId, UserId};
 use crate::time::Timestamp;
+use crate::token::StoredTokens;
+use crate::user::User;
 
 /// The hash of a session token's id (`jti`). Only this is stored, never the token: a database
 /// leak cannot be replayed as a session.
@@ -74,6 +76,25 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
     /// Where it came from.
     pub meta: SessionMeta,
+}
+
+/// A session, its owner and the owner's stored tokens, as one read returns them
+/// ([`crate::ports::SessionRepository::get_with_user`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session.
+    pub session: Session,
+    /// Its user; `None` when the user row is gone.
+    pub owner: Option<SessionOwner>,
+}
+
+/// The user behind a session and their stored Spotify tokens (still encrypted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    /// The user.
+    pub user: User,
+    /// The stored tokens; `None` when the user has none.
+    pub tokens: Option<StoredTokens>,
 }
 
 /// A session to create.

@@ -6,13 +6,13 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use spotauth_domain::ids::{SessionId, UserId};
 use spotauth_domain::ports::{RepoError, SessionRepository};
-use spotauth_domain::session::{NewSession, Session, SessionMeta, TokenIdHash};
+use spotauth_domain::session::{NewSession, Session, SessionMeta, SessionOwner, SessionView, TokenIdHash};
 use spotauth_domain::time::Timestamp;
 
 use crate::convert::{corrupt, from_db, map_err, to_db};
 use crate::schema::user_sessions::dsl as s;
 use crate::store::MysqlSessions;
-use crate::users::UserRow;
+use crate::users::{TokenRow, UserRow};
 use spotauth_domain::user::User;
 
 #[derive(Queryable, Selectable)]
@@ -92,18 +92,28 @@ impl SessionRepository for MysqlSessions {
         row.map(Session::try_from).transpose()
     }
 
-    async fn get_with_user(&self, id: SessionId) -> Result<Option<(Session, Option<User>)>, RepoError> {
+    async fn get_with_user(&self, id: SessionId) -> Result<Option<SessionView>, RepoError> {
         use crate::schema::spotify_users::dsl as u;
         let mut conn = self.conn().await?;
-        let row: Option<(SessionRow, Option<UserRow>)> = s::user_sessions
+        let row: Option<(SessionRow, Option<UserRow>, Option<TokenRow>)> = s::user_sessions
             .left_join(u::spotify_users.on(u::id.eq(s::user_id)))
             .filter(s::id.eq(id.to_string()))
-            .select((SessionRow::as_select(), Option::<UserRow>::as_select()))
+            .select((SessionRow::as_select(), Option::<UserRow>::as_select(), Option::<TokenRow>::as_select()))
             .first(&mut conn)
             .await
             .optional()
             .map_err(map_err)?;
-        row.map(|(session, user)| Ok((Session::try_from(session)?, user.map(User::try_from).transpose()?))).transpose()
+        row.map(|(session, user, tokens)| {
+            let owner = match user {
+                Some(user) => Some(SessionOwner {
+                    user: User::try_from(user)?,
+                    tokens: tokens.map(TokenRow::into_stored).transpose()?.flatten(),
+                }),
+                None => None,
+            };
+            Ok(SessionView { session: Session::try_from(session)?, owner })
+        })
+        .transpose()
     }
 
     async fn rotate(

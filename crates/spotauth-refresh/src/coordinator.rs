@@ -239,4 +239,18 @@ impl TokenRefresher for RefreshCoordinator {
         }
         self.refresh_locked(user, min_validity).await
     }
+
+    async fn valid_access_token_preloaded(
+        &self,
+        user: UserId,
+        stored: Option<StoredTokens>,
+        min_validity: Duration,
+    ) -> Result<AccessGrant, TokenError> {
+        // Fast path without even the read; anything else takes the full path, which reads the
+        // row again before it refreshes or marks anything.
+        match self.steps.preloaded_fresh(user, stored.as_ref(), min_validity) {
+            Some(served) => served,
+            None => self.valid_access_token(user, min_validity).await,
+        }
+    }
 }

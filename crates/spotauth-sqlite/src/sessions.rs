@@ -5,13 +5,13 @@ use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
 use spotauth_domain::ids::{SessionId, UserId};
 use spotauth_domain::ports::{RepoError, SessionRepository};
-use spotauth_domain::session::{NewSession, Session, SessionMeta, TokenIdHash};
+use spotauth_domain::session::{NewSession, Session, SessionMeta, SessionOwner, SessionView, TokenIdHash};
 use spotauth_domain::time::Timestamp;
 
 use crate::convert::{corrupt, from_db, to_db};
 use crate::schema::user_sessions::dsl as s;
 use crate::store::SqliteSessions;
-use crate::users::UserRow;
+use crate::users::{TokenRow, UserRow};
 use spotauth_domain::user::User;
 
 #[derive(Queryable, Selectable)]
@@ -84,21 +84,31 @@ impl SessionRepository for SqliteSessions {
         self.0.read(move |c| load(c, &id)).await?.map(Session::try_from).transpose()
     }
 
-    async fn get_with_user(&self, id: SessionId) -> Result<Option<(Session, Option<User>)>, RepoError> {
+    async fn get_with_user(&self, id: SessionId) -> Result<Option<SessionView>, RepoError> {
         use crate::schema::spotify_users::dsl as u;
         let id = id.to_string();
-        let row: Option<(SessionRow, Option<UserRow>)> = self
+        let row: Option<(SessionRow, Option<UserRow>, Option<TokenRow>)> = self
             .0
             .read(move |c| {
                 s::user_sessions
                     .left_join(u::spotify_users.on(u::id.eq(s::user_id)))
                     .filter(s::id.eq(&id))
-                    .select((SessionRow::as_select(), Option::<UserRow>::as_select()))
+                    .select((SessionRow::as_select(), Option::<UserRow>::as_select(), Option::<TokenRow>::as_select()))
                     .first(c)
                     .optional()
             })
             .await?;
-        row.map(|(session, user)| Ok((Session::try_from(session)?, user.map(User::try_from).transpose()?))).transpose()
+        row.map(|(session, user, tokens)| {
+            let owner = match user {
+                Some(user) => Some(SessionOwner {
+                    user: User::try_from(user)?,
+                    tokens: tokens.map(TokenRow::into_stored).transpose()?.flatten(),
+                }),
+                None => None,
+            };
+            Ok(SessionView { session: Session::try_from(session)?, owner })
+        })
+        .transpose()
     }
 
     async fn rotate(

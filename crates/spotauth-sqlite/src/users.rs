@@ -62,7 +62,7 @@ impl TryFrom<UserRow> for User {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = crate::schema::spotify_users)]
 #[diesel(check_for_backend(diesel::sqlite::Sqlite))]
-struct TokenRow {
+pub(crate) struct TokenRow {
     access_token: Option<Vec<u8>>,
     refresh_token: Option<Vec<u8>>,
     token_expiry: Option<i64>,
@@ -70,6 +70,26 @@ struct TokenRow {
     token_scopes: Option<String>,
     token_version: i64,
     reauth_required: bool,
+}
+
+impl TokenRow {
+    /// The stored tokens; `None` while the user has none.
+    pub(crate) fn into_stored(self) -> Result<Option<StoredTokens>, RepoError> {
+        let (Some(access), Some(refresh), Some(access_exp), Some(refresh_exp)) =
+            (self.access_token, self.refresh_token, self.token_expiry, self.refresh_token_expires_at)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(StoredTokens {
+            access_token: EncryptedToken::from_bytes(access),
+            refresh_token: EncryptedToken::from_bytes(refresh),
+            access_expires_at: from_db(access_exp),
+            refresh_expires_at: from_db(refresh_exp),
+            scopes: Scopes::parse(self.token_scopes.as_deref().unwrap_or("")),
+            version: version_from_db(self.token_version)?,
+            reauth_required: self.reauth_required,
+        }))
+    }
 }
 
 /// The token columns a refresh writes; `refresh_token: None` leaves the stored one untouched.
@@ -274,20 +294,7 @@ impl UserRepository for SqliteUsers {
         let id = id.to_string();
         let row: TokenRow =
             self.0.read(move |c| u::spotify_users.filter(u::id.eq(id)).select(TokenRow::as_select()).first(c)).await?;
-        let (Some(access), Some(refresh), Some(access_exp), Some(refresh_exp)) =
-            (row.access_token, row.refresh_token, row.token_expiry, row.refresh_token_expires_at)
-        else {
-            return Ok(None);
-        };
-        Ok(Some(StoredTokens {
-            access_token: EncryptedToken::from_bytes(access),
-            refresh_token: EncryptedToken::from_bytes(refresh),
-            access_expires_at: from_db(access_exp),
-            refresh_expires_at: from_db(refresh_exp),
-            scopes: Scopes::parse(row.token_scopes.as_deref().unwrap_or("")),
-            version: version_from_db(row.token_version)?,
-            reauth_required: row.reauth_required,
-        }))
+        row.into_stored()
     }
 
     async fn store_refreshed(

@@ -29,7 +29,7 @@ use spotauth_domain::ports::{
     TokenCipher, UserRepository,
 };
 use spotauth_domain::secret::OAuthState;
-use spotauth_domain::session::{NewSession, SessionMeta, TokenIdHash};
+use spotauth_domain::session::{NewSession, SessionMeta, SessionOwner, SessionView, TokenIdHash};
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{
     EncryptedToken, NewTokens, RefreshedTokens, Scopes, TokenBinding, TokenColumn, TokenVersion,
@@ -842,18 +842,28 @@ pub async fn rate_limit_concurrent_extensions_keep_the_longest<F: StoreFixture>(
     assert_eq!(r.backoff_until("client-a").await.unwrap(), Some(NOW.plus(secs(16))));
 }
 
-/// The hot-path read: a session with its owner; the owner as `UserRepository::get` returns it,
-/// `None` when the user row is gone, and `None` overall for an unknown session.
+/// The hot-path read: a session with its owner and the owner's tokens; the owner as
+/// `UserRepository::get` and the tokens as `UserRepository::load_tokens` return them, `None`
+/// tokens when the user has none, `None` owner when the user row is gone, and `None` overall
+/// for an unknown session.
 pub async fn session_get_with_user_reads_the_owner_in_one_call<F: StoreFixture>(f: &F) {
     let (users, sessions) = (f.users(), f.sessions());
     let owner = users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let tokens = users.load_tokens(owner.id).await.unwrap();
+    assert!(tokens.is_some());
     let live = sessions.create(new_session(1, 1)).await.unwrap();
     let orphan = sessions.create(new_session(2, 9)).await.unwrap();
-    assert_eq!(sessions.get_with_user(live.id).await.unwrap(), Some((live.clone(), Some(owner.clone()))));
-    assert_eq!(sessions.get_with_user(orphan.id).await.unwrap(), Some((orphan, None)));
+    assert_eq!(
+        sessions.get_with_user(live.id).await.unwrap(),
+        Some(SessionView { session: live.clone(), owner: Some(SessionOwner { user: owner.clone(), tokens }) })
+    );
+    assert_eq!(sessions.get_with_user(orphan.id).await.unwrap(), Some(SessionView { session: orphan, owner: None }));
     assert_eq!(sessions.get_with_user(SessionId::from_bytes([7; 16])).await.unwrap(), None);
     sessions.revoke(live.id, NOW).await.unwrap();
-    let (revoked, user) = sessions.get_with_user(live.id).await.unwrap().unwrap();
-    assert_eq!(revoked.revoked_at, Some(NOW));
-    assert_eq!(user, users.get(owner.id).await.unwrap());
+    users.delete_tokens(owner.id).await.unwrap();
+    let view = sessions.get_with_user(live.id).await.unwrap().unwrap();
+    assert_eq!(view.session.revoked_at, Some(NOW));
+    let now_owner = view.owner.unwrap();
+    assert_eq!(Some(now_owner.user), users.get(owner.id).await.unwrap());
+    assert_eq!(now_owner.tokens, None);
 }

@@ -159,7 +159,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
 /// `GET /api/auth/spotify/token`: a valid Spotify access token for the Web Playback SDK.
 pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let auth = authenticate(&req, &state).await?;
-    let grant = state.service.playback_token_for(&auth.user).await?;
+    let grant = state.service.playback_token_for(&auth).await?;
     let now = state.service.adapters().clock.now();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
