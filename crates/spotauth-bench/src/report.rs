@@ -42,6 +42,13 @@ pub struct CaseResult {
     pub service_cpu_pct: f64,
     /// This process's CPU use (load generator + the idle in-process emulator), percent of one core.
     pub generator_cpu_pct: f64,
+    /// The database server's CPU use, percent of one core, when it runs on this machine
+    /// (MariaDB pass; `null` for SQLite, which runs inside the service).
+    pub database_cpu_pct: Option<f64>,
+    /// Service CPU time per request, microseconds.
+    pub service_cpu_us_per_request: f64,
+    /// Database server CPU time per request, microseconds (as `database_cpu_pct`).
+    pub database_cpu_us_per_request: Option<f64>,
     /// The first error, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
@@ -59,16 +66,21 @@ pub struct CaseResult {
     pub requests_per_user: Option<usize>,
 }
 
+/// CPU use during a case, percent of one core.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    /// The service process.
+    pub service: f64,
+    /// This process: the load generator and the in-process emulator.
+    pub generator: f64,
+    /// The database server, when it runs on this machine.
+    pub database: Option<f64>,
+}
+
 impl CaseResult {
     /// From a measurement; the ratio is filled in by the pass.
-    pub fn from_measured(
-        store: Store,
-        name: &str,
-        connections: usize,
-        m: &Measured,
-        service: f64,
-        generator: f64,
-    ) -> Self {
+    pub fn from_measured(store: Store, name: &str, connections: usize, m: &Measured, cpu: CpuUse) -> Self {
+        let per_request = |pct: f64| if m.rps() > 0.0 { round(pct / 100.0 * 1e6 / m.rps(), 1) } else { 0.0 };
         CaseResult {
             name: name.to_owned(),
             store: store.name().to_owned(),
@@ -80,8 +92,11 @@ impl CaseResult {
             connections,
             requests: m.requests,
             max_ms: round(m.max_ms(), 3),
-            service_cpu_pct: round(service, 0),
-            generator_cpu_pct: round(generator, 0),
+            service_cpu_pct: round(cpu.service, 0),
+            generator_cpu_pct: round(cpu.generator, 0),
+            database_cpu_pct: cpu.database.map(|d| round(d, 0)),
+            service_cpu_us_per_request: per_request(cpu.service),
+            database_cpu_us_per_request: cpu.database.map(per_request),
             first_error: m.first_error.clone(),
             upstream_refresh_calls: None,
             upstream_refresh_calls_max_per_user: None,
@@ -93,7 +108,7 @@ impl CaseResult {
     /// One console line.
     pub fn line(&self) -> String {
         let mut s = format!(
-            "{:<44} c={:<3} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  cpu service {:.0}% generator {:.0}%",
+            "{:<44} c={:<3} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  cpu service {:.0}% ({:.0} µs/req) generator {:.0}%",
             self.name,
             self.connections,
             self.rps,
@@ -101,8 +116,12 @@ impl CaseResult {
             self.p99_ms,
             self.errors,
             self.service_cpu_pct,
+            self.service_cpu_us_per_request,
             self.generator_cpu_pct
         );
+        if let (Some(pct), Some(us)) = (self.database_cpu_pct, self.database_cpu_us_per_request) {
+            let _ = write!(s, " database {pct:.0}% ({us:.0} µs/req)");
+        }
         if let Some(e) = &self.first_error {
             let _ = write!(s, "  first error: {e}");
         }
@@ -314,13 +333,13 @@ impl Report {
     /// The figures as a Markdown table.
     pub fn table(&self) -> String {
         let mut s = String::from(
-            "| store | case | conns | req/s | p50 ms | p99 ms | max ms | errors | ratio to /healthz | service CPU | generator CPU |\n\
-             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+            "| store | case | conns | req/s | p50 ms | p99 ms | max ms | errors | ratio to /healthz | service CPU | µs/req | database CPU | µs/req | generator CPU |\n\
+             |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
         );
         for c in self.cases() {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {:.0} % | {:.0} % | {:.0} % |",
+                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {:.0} % | {:.0} % | {:.0} | {} | {} | {:.0} % |",
                 c.store,
                 c.name,
                 c.connections,
@@ -331,12 +350,15 @@ impl Report {
                 c.errors,
                 c.ratio_to_healthz * 100.0,
                 c.service_cpu_pct,
+                c.service_cpu_us_per_request,
+                c.database_cpu_pct.map_or_else(|| "–".to_owned(), |p| format!("{p:.0} %")),
+                c.database_cpu_us_per_request.map_or_else(|| "–".to_owned(), |u| format!("{u:.0}")),
                 c.generator_cpu_pct
             );
         }
         for p in &self.passes {
             if let Some(why) = &p.skipped {
-                let _ = writeln!(s, "| {} | *skipped: {why}* | | | | | | | | | |", p.store);
+                let _ = writeln!(s, "| {} | *skipped: {why}* | | | | | | | | | | | | |", p.store);
             }
         }
         s
@@ -625,8 +647,9 @@ mod tests {
 
     #[test]
     fn ratios_targets_and_docs_section() {
-        let h = CaseResult::from_measured(Store::Mysql, "GET /healthz", 32, &measured(&[1; 100]), 0.0, 0.0);
-        let me = CaseResult::from_measured(Store::Mysql, "GET /api/users/me", 32, &measured(&[2; 60]), 0.0, 0.0);
+        let h = CaseResult::from_measured(Store::Mysql, "GET /healthz", 32, &measured(&[1; 100]), CpuUse::default());
+        let me =
+            CaseResult::from_measured(Store::Mysql, "GET /api/users/me", 32, &measured(&[2; 60]), CpuUse::default());
         let pass = PassResult::measured(Store::Mysql, vec![h, me], vec![], 40 * 1024, 30 * 1024);
         assert_eq!(pass.cases[1].ratio_to_healthz, 0.6);
         let t = targets(&pass, 32);

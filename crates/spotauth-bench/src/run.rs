@@ -9,7 +9,7 @@ use spotauth_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestUser};
 
 use crate::error::{Context, Result, bail};
 use crate::load::{self, Measured, Workload};
-use crate::report::{self, CaseResult, PassResult, SweepPoint};
+use crate::report::{self, CaseResult, CpuUse, PassResult, SweepPoint};
 use crate::service::{BenchDb, Service, cpu_time_of};
 use crate::{Options, Store};
 
@@ -111,7 +111,8 @@ async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
             data_dir = Some(dir);
         }
     }
-    let result = pass_body(store, opts, &emulator, &env, &users, &storm_users).await;
+    let db_pid = db.as_ref().and_then(|d| d.server_pid);
+    let result = pass_body(store, opts, &emulator, &env, &users, &storm_users, db_pid).await;
     emulator.stop().await;
     if let Some(db) = db
         && let Err(e) = db.drop_db().await
@@ -124,26 +125,35 @@ async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
     result
 }
 
-/// CPU used by the service and by this process (generator + in-process emulator) during `f`.
+/// CPU used by the service, by this process (generator + in-process emulator) and, when it
+/// runs here, by the database server during `f`.
 struct Cpu {
     service: Duration,
     generator: Duration,
+    database: Option<Duration>,
     at: Instant,
 }
 
 impl Cpu {
-    fn now(service: &Service) -> Result<Cpu> {
-        Ok(Cpu { service: service.cpu_time()?, generator: cpu_time_of("/proc/self/stat")?, at: Instant::now() })
+    fn now(service: &Service, db_pid: Option<u32>) -> Result<Cpu> {
+        Ok(Cpu {
+            service: service.cpu_time()?,
+            generator: cpu_time_of("/proc/self/stat")?,
+            database: db_pid.and_then(|pid| cpu_time_of(&format!("/proc/{pid}/stat")).ok()),
+            at: Instant::now(),
+        })
     }
 
-    /// Percent of one core since `self`: (service, generator).
-    fn since(&self, service: &Service) -> Result<(f64, f64)> {
-        let now = Cpu::now(service)?;
+    /// Percent of one core since `self`.
+    fn since(&self, service: &Service, db_pid: Option<u32>) -> Result<CpuUse> {
+        let now = Cpu::now(service, db_pid)?;
         let wall = now.at.duration_since(self.at).as_secs_f64().max(1e-9);
-        Ok((
-            100.0 * now.service.saturating_sub(self.service).as_secs_f64() / wall,
-            100.0 * now.generator.saturating_sub(self.generator).as_secs_f64() / wall,
-        ))
+        let pct = |later: Duration, earlier: Duration| 100.0 * later.saturating_sub(earlier).as_secs_f64() / wall;
+        Ok(CpuUse {
+            service: pct(now.service, self.service),
+            generator: pct(now.generator, self.generator),
+            database: now.database.zip(self.database).map(|(later, earlier)| pct(later, earlier)),
+        })
     }
 }
 
@@ -151,6 +161,7 @@ struct Ctx<'a> {
     store: Store,
     opts: &'a Options,
     service: &'a Service,
+    db_pid: Option<u32>,
 }
 
 impl Ctx<'_> {
@@ -161,10 +172,10 @@ impl Ctx<'_> {
         connections: usize,
         duration: Duration,
     ) -> Result<CaseResult> {
-        let cpu = Cpu::now(self.service)?;
+        let cpu = Cpu::now(self.service, self.db_pid)?;
         let m = load::drive(self.service.addr, workload, connections, self.opts.warmup, duration).await?;
-        let (service_cpu, generator_cpu) = cpu.since(self.service)?;
-        let result = CaseResult::from_measured(self.store, name, connections, &m, service_cpu, generator_cpu);
+        let used = cpu.since(self.service, self.db_pid)?;
+        let result = CaseResult::from_measured(self.store, name, connections, &m, used);
         eprintln!("{}", result.line());
         Ok(result)
     }
@@ -177,6 +188,7 @@ async fn pass_body(
     env: &[(String, String)],
     users: &[String],
     storm_users: &[String],
+    db_pid: Option<u32>,
 ) -> Result<PassResult> {
     let log = std::path::absolute(opts.out.join(format!("service-{}.log", store.name()))).ctx("log path")?;
     let service = match Service::start(&opts.service_bin, env, &log).await {
@@ -198,7 +210,7 @@ async fn pass_body(
         storm_users.len(),
         seeding.elapsed().as_secs_f64()
     );
-    let ctx = Ctx { store, opts, service: &service };
+    let ctx = Ctx { store, opts, service: &service, db_pid };
     let conns = opts.connections;
     let cookies = Arc::new(cookies);
     let get = |path: &'static str, cookies: &Arc<Vec<String>>| Workload::Get { path, cookies: Arc::clone(cookies) };
@@ -241,9 +253,9 @@ async fn pass_body(
         std::path::absolute(opts.out.join(format!("service-{}-storm.log", store.name()))).ctx("log path")?;
     let storm_service = Service::start(&opts.service_bin, &storm_env, &storm_log).await?;
     emulator.reset_counters();
-    let cpu = Cpu::now(&storm_service)?;
+    let cpu = Cpu::now(&storm_service, db_pid)?;
     let m: Measured = load::storm(storm_service.addr, &storm_cookies, opts.storm_per_user).await?;
-    let (service_cpu, generator_cpu) = cpu.since(&storm_service)?;
+    let used = cpu.since(&storm_service, db_pid)?;
     let counters = emulator.counters();
     let upstream = counters.total.token_refresh_token;
     let max_per_user = counters.per_user.values().map(|c| c.token_refresh_token).max().unwrap_or(0);
@@ -254,8 +266,7 @@ async fn pass_body(
         "refresh storm: GET /api/auth/spotify/token",
         storm_cookies.len() * opts.storm_per_user,
         &m,
-        service_cpu,
-        generator_cpu,
+        used,
     );
     storm.upstream_refresh_calls = Some(upstream);
     storm.upstream_refresh_calls_max_per_user = Some(max_per_user);

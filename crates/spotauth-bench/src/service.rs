@@ -123,6 +123,9 @@ pub struct BenchDb {
     pub name: String,
     /// `DATABASE_URL` for the service.
     pub url: String,
+    /// The database server's process when it runs on this machine (`@@pid_file` names a live
+    /// process here), so its CPU use can be measured next to the service's.
+    pub server_pid: Option<u32>,
 }
 
 impl BenchDb {
@@ -137,14 +140,27 @@ impl BenchDb {
         url.set_path("");
         let admin_url = url.to_string();
         admin(&admin_url, &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await?;
+        let server_pid = local_server_pid(&admin_url).await;
         url.set_path(&name);
-        Ok(BenchDb { admin_url, name, url: url.to_string() })
+        Ok(BenchDb { admin_url, name, url: url.to_string(), server_pid })
     }
 
     /// Drops the database.
     pub async fn drop_db(self) -> Result<()> {
         admin(&self.admin_url, &format!("DROP DATABASE IF EXISTS `{}`", self.name)).await
     }
+}
+
+/// The pid in the server's `@@pid_file` when that file is readable here and the process is
+/// alive; `None` for a remote server (its CPU then goes unmeasured).
+async fn local_server_pid(url: &str) -> Option<u32> {
+    let opts = mysql_async::Opts::from_url(url).ok()?;
+    let pool = mysql_async::Pool::new(opts);
+    let pid_file: Option<String> =
+        async { pool.get_conn().await.ok()?.query_first("SELECT @@pid_file").await.ok()? }.await;
+    let _ = pool.disconnect().await;
+    let pid: u32 = std::fs::read_to_string(pid_file?).ok()?.trim().parse().ok()?;
+    std::path::Path::new(&format!("/proc/{pid}/stat")).exists().then_some(pid)
 }
 
 async fn admin(url: &str, sql: &str) -> Result<()> {
