@@ -2,7 +2,7 @@
 //!
 //! Every refusal names the setting it comes from (`SPOTIFY_CLIENT_ID`, `SPOTIFY_CLIENT_SECRET`,
 //! `SPOTIFY_REDIRECT_URI`, `SPOTIFY_SCOPES`, `SPOTIFY_ACCOUNTS_URL`, `SPOTIFY_API_URL`,
-//! `SPOTIFY_TIMEOUT`) and never echoes the client secret.
+//! `SPOTIFY_TIMEOUT_MS`) and never echoes the client secret.
 
 use std::fmt;
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub const SETTING_ACCOUNTS_URL: &str = "SPOTIFY_ACCOUNTS_URL";
 /// Setting name of the Web API base URL.
 pub const SETTING_API_URL: &str = "SPOTIFY_API_URL";
 /// Setting name of the per-call timeout.
-pub const SETTING_TIMEOUT: &str = "SPOTIFY_TIMEOUT";
+pub const SETTING_TIMEOUT: &str = "SPOTIFY_TIMEOUT_MS";
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,7 +189,7 @@ impl SpotifyConfig {
     /// [`Self::MAX_CONNECT_TIMEOUT`].
     ///
     /// # Errors
-    /// `SPOTIFY_TIMEOUT` when zero or longer than 5 minutes.
+    /// `SPOTIFY_TIMEOUT_MS` when zero or longer than 5 minutes.
     pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if timeout.is_zero() || timeout > Duration::from_secs(300) {
             return Err(ConfigError::invalid(SETTING_TIMEOUT, "must be between 1 ms and 5 minutes"));
@@ -342,6 +342,7 @@ mod tests {
         assert_eq!(c.connect_timeout(), Duration::from_secs(5));
         let c = c.with_timeout(Duration::from_millis(300)).unwrap();
         assert_eq!(c.connect_timeout(), Duration::from_millis(300));
-        assert!(c.with_timeout(Duration::ZERO).is_err());
+        let err = c.with_timeout(Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("SPOTIFY_TIMEOUT_MS"), "{err}");
     }
 }
