@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
-use spotauth_domain::ports::{CipherError, RepoError, SpotifyError};
+use spotauth_domain::ports::{CipherError, RepoError};
 use spotauth_domain::service::AuthError;
 
 /// An error answer: `application/problem+json` with `type`, `title`, `status`, `detail`, `code`.
@@ -150,11 +150,6 @@ impl From<AuthError> for Problem {
             AuthError::Store(RepoError::Unavailable(cause)) => {
                 tracing::error!(%cause, "store unavailable");
                 Problem::new(S::SERVICE_UNAVAILABLE, "store_unavailable", "Storage unavailable")
-                    .retry_after(DEFAULT_RETRY)
-            }
-            AuthError::Spotify(SpotifyError::Unavailable(cause)) => {
-                tracing::warn!(%cause, "Spotify unavailable");
-                Problem::new(S::SERVICE_UNAVAILABLE, "spotify_unavailable", "Spotify is unavailable")
                     .retry_after(DEFAULT_RETRY)
             }
             AuthError::Spotify(cause) => {

@@ -10,7 +10,6 @@
 //! thus authenticated too (changing the kid selects another key or changes the AAD), and a
 //! ciphertext copied to another user's row or to the other column fails to decrypt.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -27,16 +26,16 @@ const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const SETTING: &str = "TOKEN_ENCRYPTION_KEYS";
 
-/// The keyring: every key that may decrypt, the first one also encrypts.
+/// The keyring: every key that may decrypt, the first one (`primary`) also encrypts.
 pub struct TokenKeyring {
-    primary: String,
-    keys: HashMap<String, XChaCha20Poly1305>,
-    order: Vec<String>,
+    primary: (String, XChaCha20Poly1305),
+    older: Vec<(String, XChaCha20Poly1305)>,
 }
 
 impl fmt::Debug for TokenKeyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenKeyring").field("primary", &self.primary).field("key_ids", &self.order).finish()
+        let key_ids: Vec<&str> = self.keys().map(|(kid, _)| kid.as_str()).collect();
+        f.debug_struct("TokenKeyring").field("primary", &self.primary.0).field("key_ids", &key_ids).finish()
     }
 }
 
@@ -48,8 +47,7 @@ impl TokenKeyring {
         if entries.is_empty() {
             return Err(KeyConfigError::Empty { setting: SETTING });
         }
-        let mut keys = HashMap::new();
-        let mut order = Vec::new();
+        let mut keys: Vec<(String, XChaCha20Poly1305)> = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
             let index = i + 1;
             let (kid, b64) = entry.split_once(':').ok_or(KeyConfigError::BadEntry { setting: SETTING, index })?;
@@ -59,31 +57,31 @@ impl TokenKeyring {
             }
             let key =
                 decode_base64(b64).ok_or_else(|| KeyConfigError::NotBase64 { setting: SETTING, kid: kid.into() })?;
-            if key.len() != 32 {
-                return Err(KeyConfigError::WrongLength {
-                    setting: SETTING,
-                    kid: kid.into(),
-                    got: key.len(),
-                    expected: "32",
-                });
-            }
+            // Fails exactly when the key is not 32 bytes long.
             let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|_| KeyConfigError::WrongLength {
                 setting: SETTING,
                 kid: kid.into(),
                 got: key.len(),
                 expected: "32",
             })?;
-            if keys.insert(kid.to_owned(), cipher).is_some() {
+            if keys.iter().any(|(k, _)| k == kid) {
                 return Err(KeyConfigError::DuplicateKeyId { setting: SETTING, kid: kid.into() });
             }
-            order.push(kid.to_owned());
+            keys.push((kid.to_owned(), cipher));
         }
-        Ok(TokenKeyring { primary: order[0].clone(), keys, order })
+        let mut keys = keys.into_iter();
+        let primary = keys.next().ok_or(KeyConfigError::Empty { setting: SETTING })?;
+        Ok(TokenKeyring { primary, older: keys.collect() })
     }
 
     /// The id of the key new writes use.
     pub fn primary_key_id(&self) -> &str {
-        &self.primary
+        &self.primary.0
+    }
+
+    /// Every key, primary first.
+    fn keys(&self) -> impl Iterator<Item = &(String, XChaCha20Poly1305)> {
+        std::iter::once(&self.primary).chain(&self.older)
     }
 
     /// The key id a ciphertext names, if it is one of ours. A ciphertext whose key is not the
@@ -123,20 +121,17 @@ fn parse(bytes: &[u8]) -> Option<(&str, &[u8], &[u8])> {
 
 impl TokenCipher for TokenKeyring {
     fn encrypt(&self, plaintext: &str, binding: TokenBinding) -> Result<EncryptedToken, CipherError> {
-        let cipher = self.keys.get(&self.primary).ok_or(CipherError::EncryptFailed)?;
+        let (kid, cipher) = &self.primary;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload { msg: plaintext.as_bytes(), aad: &aad(binding, &self.primary) },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: &aad(binding, kid) })
             .map_err(|_| CipherError::EncryptFailed)?;
-        let kid_len = u8::try_from(self.primary.len()).map_err(|_| CipherError::EncryptFailed)?;
-        let mut out = Vec::with_capacity(2 + self.primary.len() + NONCE_LEN + sealed.len());
+        let kid_len = u8::try_from(kid.len()).map_err(|_| CipherError::EncryptFailed)?;
+        let mut out = Vec::with_capacity(2 + kid.len() + NONCE_LEN + sealed.len());
         out.push(VERSION);
         out.push(kid_len);
-        out.extend_from_slice(self.primary.as_bytes());
+        out.extend_from_slice(kid.as_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
         Ok(EncryptedToken::from_bytes(out))
@@ -144,7 +139,7 @@ impl TokenCipher for TokenKeyring {
 
     fn decrypt(&self, ciphertext: &EncryptedToken, binding: TokenBinding) -> Result<Secret, CipherError> {
         let (kid, nonce, sealed) = parse(ciphertext.as_bytes()).ok_or(CipherError::Malformed)?;
-        let cipher = self.keys.get(kid).ok_or_else(|| CipherError::UnknownKey(kid.to_owned()))?;
+        let (_, cipher) = self.keys().find(|(k, _)| k == kid).ok_or_else(|| CipherError::UnknownKey(kid.to_owned()))?;
         let clear = cipher
             .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad(binding, kid) })
             .map_err(|_| CipherError::Tampered)?;

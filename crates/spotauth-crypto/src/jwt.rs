@@ -145,20 +145,15 @@ impl JwtCodec {
             return Err(KeyConfigError::Empty { setting: SETTING });
         }
         let key = decode_base64(key_base64).ok_or(KeyConfigError::NotBase64 { setting: SETTING, kid: "-".into() })?;
-        if key.len() < 32 {
-            return Err(KeyConfigError::WrongLength {
-                setting: SETTING,
-                kid: "-".into(),
-                got: key.len(),
-                expected: "at least 32",
-            });
-        }
         let wrong = || KeyConfigError::WrongLength {
             setting: SETTING,
             kid: "-".into(),
             got: key.len(),
             expected: "at least 32",
         };
+        if key.len() < 32 {
+            return Err(wrong());
+        }
         let key = Hs256Key::new(&key).ok_or_else(wrong)?;
         Ok(JwtCodec { key, settings })
     }
@@ -239,7 +234,7 @@ impl SessionTokenCodec for JwtCodec {
     fn hash_token_id(&self, token_id: &TokenId) -> TokenIdHash {
         let mut h = Sha256::new();
         h.update(b"spotauth/jti/v1\0");
-        h.update(token_id.as_uuid().as_bytes());
+        h.update(token_id.as_bytes());
         TokenIdHash::from_bytes(h.finalize().into())
     }
 }

@@ -357,6 +357,6 @@ fn system_clock_and_ids() {
     assert!(now > Timestamp::from_unix_seconds(1_700_000_000));
     let ids = OsIds;
     assert_ne!(ids.new_user_id(), ids.new_user_id());
-    assert_eq!(ids.new_token_id().as_uuid().get_version_num(), 4);
+    assert_eq!(uuid::Uuid::from_bytes(*ids.new_token_id().as_bytes()).get_version_num(), 4);
     let _ = ids.new_session_id();
 }

@@ -17,19 +17,14 @@ macro_rules! uuid_id {
         pub struct $name(Uuid);
 
         impl $name {
-            /// Wraps a UUID.
-            pub const fn from_uuid(id: Uuid) -> Self {
-                $name(id)
-            }
-
             /// Builds the id from 16 bytes (e.g. from a random source).
             pub const fn from_bytes(bytes: [u8; 16]) -> Self {
                 $name(Uuid::from_bytes(bytes))
             }
 
-            /// The underlying UUID.
-            pub const fn as_uuid(&self) -> &Uuid {
-                &self.0
+            /// The 16 bytes of the UUID (e.g. to hash it).
+            pub const fn as_bytes(&self) -> &[u8; 16] {
+                self.0.as_bytes()
             }
         }
 

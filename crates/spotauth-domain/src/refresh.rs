@@ -104,7 +104,7 @@ where
         stored: &StoredTokens,
         fallback: TokenError,
     ) -> Result<AccessGrant, TokenError> {
-        if stored.access_expires_at > self.clock.now() { self.decrypt_access(user, stored) } else { Err(fallback) }
+        if self.is_fresh(stored, Duration::ZERO) { self.decrypt_access(user, stored) } else { Err(fallback) }
     }
 
     async fn mark_reauth(&self, user: UserId, stored: &StoredTokens) -> Result<(), TokenError> {

@@ -610,6 +610,17 @@ impl<P: Ports> AuthService<P> {
     /// when `force` is set.
     pub async fn check_subscription(&self, id: UserId, force: bool) -> Result<Subscription, AuthError> {
         let user = self.user(id).await?;
+        self.subscription_of(user, force).await
+    }
+
+    /// [`Self::check_subscription`] for an authenticated request, whose user was read with the
+    /// session: a fresh subscription costs no further read.
+    pub async fn check_subscription_for(&self, auth: Authenticated, force: bool) -> Result<Subscription, AuthError> {
+        self.subscription_of(auth.user, force).await
+    }
+
+    async fn subscription_of(&self, user: User, force: bool) -> Result<Subscription, AuthError> {
+        let id = user.id;
         let now = self.ports.clock.now();
         let fresh = user.subscription.checked_at.is_some_and(|t| now.since(t) < self.policy.subscription_ttl);
         if fresh && !force {
@@ -636,13 +647,14 @@ impl<P: Ports> AuthService<P> {
     }
 
     /// [`Self::playback_token`] for an authenticated request: the user and their token row were
-    /// read with the session, so a fresh token costs no further read.
-    pub async fn playback_token_for(&self, auth: &Authenticated) -> Result<AccessGrant, AuthError> {
+    /// read with the session, so a fresh token costs no further read (and the row is moved, not
+    /// copied).
+    pub async fn playback_token_for(&self, auth: Authenticated) -> Result<AccessGrant, AuthError> {
         if auth.user.subscription.status == PremiumStatus::Free {
             return Err(AuthError::PremiumRequired);
         }
         let min_validity = self.policy.access_token_min_validity;
-        Ok(self.ports.refresher.valid_access_token_preloaded(auth.user.id, auth.tokens.clone(), min_validity).await?)
+        Ok(self.ports.refresher.valid_access_token_preloaded(auth.user.id, auth.tokens, min_validity).await?)
     }
 
     /// A valid Spotify access token for the user, whatever their plan.

@@ -54,7 +54,7 @@ fn fake_codec() -> MockSessionTokenCodec {
     let mut c = MockSessionTokenCodec::new();
     c.expect_hash_token_id().returning(|t| {
         let mut h = [0u8; 32];
-        h[..16].copy_from_slice(t.as_uuid().as_bytes());
+        h[..16].copy_from_slice(t.as_bytes());
         TokenIdHash::from_bytes(h)
     });
     c.expect_issue().returning(|claims| {
@@ -171,7 +171,7 @@ fn user(id: UserId, status: PremiumStatus) -> User {
 
 fn session(id: SessionId, user_id: UserId, token: TokenId, last_active: Timestamp) -> Session {
     let mut h = [0u8; 32];
-    h[..16].copy_from_slice(token.as_uuid().as_bytes());
+    h[..16].copy_from_slice(token.as_bytes());
     Session {
         id,
         user_id,
@@ -476,11 +476,11 @@ async fn playback_token_for_a_request_uses_the_token_row_read_with_the_session()
         .returning(|_, _, _| Ok(AccessGrant { access_token: AccessToken::new("AT").unwrap(), expires_at: NOW }));
     let svc = s.build();
     let auth = svc.authenticate(&token_for(sid, uid(1), tid)).await.unwrap();
-    assert_eq!(svc.playback_token_for(&auth).await.unwrap().access_token.expose(), "AT");
+    assert_eq!(svc.playback_token_for(auth).await.unwrap().access_token.expose(), "AT");
     // A known free user is refused before any token work.
     let mut free = svc.authenticate(&token_for(sid, uid(1), tid)).await.unwrap();
     free.user.subscription.status = PremiumStatus::Free;
-    assert_eq!(svc.playback_token_for(&free).await.unwrap_err(), AuthError::PremiumRequired);
+    assert_eq!(svc.playback_token_for(free).await.unwrap_err(), AuthError::PremiumRequired);
 }
 
 // --- StoreRefresher -----------------------------------------------------------------------

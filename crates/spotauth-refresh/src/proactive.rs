@@ -2,7 +2,6 @@
 //! Playback SDK's `getOAuthToken` never waits on Spotify.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rand::Rng as _;
@@ -108,7 +107,7 @@ pub fn spawn(
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "proactive refresh pass failed"),
             }
-            metrics.proactive_runs.fetch_add(1, Ordering::Relaxed);
+            RefreshMetrics::inc(&metrics.proactive_runs);
             if *stopped.borrow() {
                 break;
             }

@@ -105,15 +105,7 @@ impl SpotifyClient {
             None => form.push(("client_id", self.config.client_id())),
         }
         let endpoint = "POST /api/token";
-        let started = Instant::now();
         let (status, headers, body) = self.send(endpoint, request.form(&form)).await?;
-        tracing::debug!(
-            endpoint,
-            grant = grant.as_str(),
-            status = status.as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
-            "spotify call"
-        );
         if !status.is_success() {
             let err = mapping::token_error(status, &headers, &body);
             tracing::debug!(endpoint, grant = grant.as_str(), error = %err, "spotify token request refused");
@@ -171,19 +163,11 @@ impl SpotifyClient {
             .get(format!("{}{path}", self.config.api_url()))
             .bearer_auth(access_token.expose())
             .header(ACCEPT, "application/json");
-        let started = Instant::now();
-        let answer = self.send(endpoint, request).await?;
-        tracing::debug!(
-            endpoint,
-            status = answer.0.as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
-            "spotify call"
-        );
-        Ok(answer)
+        self.send(endpoint, request).await
     }
 
     /// Sends and reads the whole answer (bounded); every reqwest error becomes `Unavailable`
-    /// with a description free of URL and secrets.
+    /// with a description free of URL and secrets. Logs each call's status and latency.
     async fn send(
         &self,
         endpoint: &'static str,
@@ -205,6 +189,12 @@ impl SpotifyClient {
             }
             body.extend_from_slice(&chunk);
         }
+        tracing::debug!(
+            endpoint,
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "spotify call"
+        );
         Ok((status, headers, body))
     }
 }

@@ -31,10 +31,9 @@ pub fn retry_after(headers: &HeaderMap) -> Duration {
         .map_or(DEFAULT_RETRY_AFTER, |d| d.clamp(Duration::from_secs(1), MAX_RETRY_AFTER))
 }
 
-/// Keeps a server-provided description printable and short.
-fn sanitise(s: &str) -> String {
-    let cleaned: String = s.chars().filter(|c| !c.is_control()).take(160).collect();
-    cleaned
+/// Keeps a server-provided text printable and at most `max` characters long.
+fn sanitise(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// Maps a non-2xx answer of `POST /api/token`.
@@ -54,7 +53,7 @@ pub fn token_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Spot
             _ => SpotifyError::Protocol(format!("POST /api/token answered {} without an OAuth error", status.as_u16())),
         };
     };
-    let description = parsed.error_description().map(|d| sanitise(d)).unwrap_or_default();
+    let description = parsed.error_description().map(|d| sanitise(d, 160)).unwrap_or_default();
     let mentions_redirect = description.to_ascii_lowercase().contains("redirect");
     let code = parsed.error();
     let detail = if description.is_empty() { code.to_string() } else { format!("{}: {description}", code) };
@@ -131,8 +130,10 @@ pub fn probe_answer(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Res
                 None => Err(SpotifyError::NotAllowListed),
             }
         }
-        StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => Err(api_error("player", status, headers, body)),
-        s if s.is_server_error() => Err(api_error("player", status, headers, body)),
+        StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => {
+            Err(api_error("GET /me/player", status, headers, body))
+        }
+        s if s.is_server_error() => Err(api_error("GET /me/player", status, headers, body)),
         _ => Ok(PremiumProbe::Inconclusive),
     }
 }
@@ -164,11 +165,7 @@ pub fn transport_error(endpoint: &str, err: &reqwest::Error) -> SpotifyError {
     } else {
         format!("{endpoint}: {kind}: {}", causes.join(": "))
     };
-    SpotifyError::Unavailable(sanitise_long(&msg))
-}
-
-fn sanitise_long(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(300).collect()
+    SpotifyError::Unavailable(sanitise(&msg, 300))
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
 /// `GET /api/auth/spotify/token`: a valid Spotify access token for the Web Playback SDK.
 pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let auth = authenticate(&req, &state).await?;
-    let grant = state.service.playback_token_for(&auth).await?;
+    let grant = state.service.playback_token_for(auth).await?;
     let now = state.service.adapters().clock.now();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -177,7 +177,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
 /// `GET /api/auth/spotify/subscription`: Premium status, re-checked when stale.
 pub async fn subscription(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let auth = authenticate(&req, &state).await?;
-    let sub = state.service.check_subscription(auth.user.id, false).await?;
+    let sub = state.service.check_subscription_for(auth, false).await?;
     Ok(HttpResponse::Ok().json(json!({
         "isPremium": sub.status.as_option(),
         "product": sub.product,
