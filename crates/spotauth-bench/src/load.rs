@@ -60,6 +60,18 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// Counts one finished request; returns whether it failed.
+    fn record(&mut self, took: Duration, outcome: Result<()>) -> bool {
+        self.requests += 1;
+        self.latencies_us.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+        let Err(e) = outcome else { return false };
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e.0);
+        }
+        true
+    }
+
     /// Requests per second.
     pub fn rps(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
@@ -173,14 +185,7 @@ async fn worker(
         if began < measure_from {
             continue;
         }
-        let micros = u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX);
-        out.requests += 1;
-        out.latencies_us.push(micros);
-        if let Err(e) = outcome {
-            out.errors += 1;
-            if out.first_error.is_none() {
-                out.first_error = Some(e.0);
-            }
+        if out.record(began.elapsed(), outcome) {
             // A dead server must not turn into a busy loop.
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -281,22 +286,15 @@ pub async fn storm(service: SocketAddr, cookies: &[String], per_user: usize) -> 
                 .send(Method::GET, "/api/auth/spotify/token", Some(&cookie))
                 .await
                 .and_then(|r| ok_2xx(r.status, "GET /api/auth/spotify/token"));
-            (u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX), outcome)
+            (began.elapsed(), outcome)
         });
     }
     let started = Instant::now();
     gate.wait().await;
     let mut out = Measured::default();
     while let Some(joined) = set.join_next().await {
-        let (micros, outcome) = joined.ctx("storm task")?;
-        out.requests += 1;
-        out.latencies_us.push(micros);
-        if let Err(e) = outcome {
-            out.errors += 1;
-            if out.first_error.is_none() {
-                out.first_error = Some(e.0);
-            }
-        }
+        let (took, outcome) = joined.ctx("storm task")?;
+        out.record(took, outcome);
     }
     out.elapsed = started.elapsed();
     out.latencies_us.sort_unstable();

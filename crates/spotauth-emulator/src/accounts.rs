@@ -211,9 +211,10 @@ pub(crate) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> Ht
     };
 
     // Who logs in?
+    let deny_param = matches!(get("deny"), Some("1" | "true"));
     let choice = match get("login_as") {
-        Some(user) => Some((user.to_owned(), matches!(get("deny"), Some("1" | "true")))),
-        None => st.next_logins.pop_front().map(|l| (l.user_id, l.deny || matches!(get("deny"), Some("1" | "true")))),
+        Some(user) => Some((user.to_owned(), deny_param)),
+        None => st.next_logins.pop_front().map(|l| (l.user_id, l.deny || deny_param)),
     };
     let Some((user_id, deny)) = choice else {
         return chooser_page(&req, &st.users.keys().cloned().collect::<Vec<_>>());

@@ -18,6 +18,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::state::Shared;
+use crate::web_api::api_error_body;
 
 /// Which endpoint a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -212,16 +213,11 @@ pub(crate) async fn apply(
         }
         FaultKind::RateLimited { retry_after_secs, quota_exceeded } => {
             let body = match flavour {
-                Flavour::WebApi => {
-                    let mut error = serde_json::json!({
-                        "status": 429,
-                        "message": "API rate limit exceeded",
-                    });
-                    if quota_exceeded {
-                        error["reason"] = "QUOTA_EXCEEDED".into();
-                    }
-                    serde_json::json!({ "error": error })
-                }
+                Flavour::WebApi => api_error_body(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "API rate limit exceeded",
+                    quota_exceeded.then_some("QUOTA_EXCEEDED"),
+                ),
                 Flavour::Accounts => serde_json::json!({
                     "error": "rate_limit_exceeded",
                     "error_description": "API rate limit exceeded",
@@ -235,9 +231,7 @@ pub(crate) async fn apply(
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let message = status.canonical_reason().unwrap_or("Server error");
             let body = match flavour {
-                Flavour::WebApi => serde_json::json!({
-                    "error": { "status": status.as_u16(), "message": message }
-                }),
+                Flavour::WebApi => api_error_body(status, message, None),
                 Flavour::Accounts => serde_json::json!({
                     "error": "server_error",
                     "error_description": message,

@@ -123,7 +123,7 @@ impl Emulator {
         })?;
         let server = rx.await.map_err(|_| StartError::ThreadEnded)??;
         tracing::debug!(%base_url, "spotify emulator started");
-        Ok(EmulatorHandle { shared, addr: local, base_url, server })
+        Ok(EmulatorHandle { shared, addr: local, server })
     }
 }
 
@@ -148,7 +148,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
 pub struct EmulatorHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    base_url: String,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -162,38 +161,38 @@ impl EmulatorHandle {
     /// `http://127.0.0.1:PORT`.
     #[must_use]
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        &self.shared.base_url
     }
 
     /// Base of the accounts service (same as [`Self::base_url`]; paths `/authorize` and
     /// `/api/token`, like `https://accounts.spotify.com`).
     #[must_use]
     pub fn accounts_url(&self) -> &str {
-        &self.base_url
+        &self.shared.base_url
     }
 
     /// `<base>/authorize`.
     #[must_use]
     pub fn authorize_url(&self) -> String {
-        format!("{}/authorize", self.base_url)
+        format!("{}/authorize", self.shared.base_url)
     }
 
     /// `<base>/api/token`.
     #[must_use]
     pub fn token_url(&self) -> String {
-        format!("{}/api/token", self.base_url)
+        format!("{}/api/token", self.shared.base_url)
     }
 
     /// Base of the Web API: `<base>/v1` (like `https://api.spotify.com/v1`).
     #[must_use]
     pub fn api_url(&self) -> String {
-        format!("{}/v1", self.base_url)
+        self.shared.api_url()
     }
 
     /// Base of the control API: `<base>/__control`.
     #[must_use]
     pub fn control_url(&self) -> String {
-        format!("{}/__control", self.base_url)
+        format!("{}/__control", self.shared.base_url)
     }
 
     /// Adds (or replaces, by id) a test user.

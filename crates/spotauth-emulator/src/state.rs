@@ -26,6 +26,11 @@ impl Shared {
         Self { inner: Mutex::new(Inner::new(config)), base_url }
     }
 
+    /// Base of the Web API: `<base>/v1`.
+    pub(crate) fn api_url(&self) -> String {
+        format!("{}/v1", self.base_url)
+    }
+
     /// Locks the state; a poisoned lock is recovered (the state stays consistent because every
     /// critical section is short and panic-free by construction).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {

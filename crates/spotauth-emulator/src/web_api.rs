@@ -14,12 +14,17 @@ use crate::state::{Counted, Shared};
 pub const NOT_ALLOW_LISTED_MESSAGE: &str =
     "Check settings on developer.spotify.com/dashboard, the user may not be registered.";
 
-/// A Web API error: `{"error": {"status": N, "message": "...", "reason"?: "..."}}`.
-pub(crate) fn api_error(status: StatusCode, message: &str, reason: Option<&str>) -> HttpResponse {
+/// A Web API error body: `{"error": {"status": N, "message": "...", "reason"?: "..."}}`.
+pub(crate) fn api_error_body(status: StatusCode, message: &str, reason: Option<&str>) -> serde_json::Value {
     let mut error = json!({ "status": status.as_u16(), "message": message });
     if let Some(reason) = reason {
         error["reason"] = reason.into();
     }
+    json!({ "error": error })
+}
+
+/// A Web API error answer ([`api_error_body`]; a 401 also carries `WWW-Authenticate`).
+pub(crate) fn api_error(status: StatusCode, message: &str, reason: Option<&str>) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
     if status == StatusCode::UNAUTHORIZED {
         builder.insert_header((
@@ -27,7 +32,7 @@ pub(crate) fn api_error(status: StatusCode, message: &str, reason: Option<&str>)
             format!("Bearer realm=\"spotify\", error=\"invalid_token\", error_description=\"{message}\""),
         ));
     }
-    builder.json(json!({ "error": error }))
+    builder.json(api_error_body(status, message, reason))
 }
 
 /// The caller, once its access token checked out.
@@ -120,7 +125,7 @@ fn private_user(caller: &Caller, api_url: &str) -> Value {
 /// `GET /v1/me`.
 pub(crate) async fn me(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     match admit(&req, &shared, Endpoint::Me, Counted::Me).await {
-        Ok(caller) => HttpResponse::Ok().json(private_user(&caller, &format!("{}/v1", shared.base_url))),
+        Ok(caller) => HttpResponse::Ok().json(private_user(&caller, &shared.api_url())),
         Err(resp) => resp,
     }
 }
