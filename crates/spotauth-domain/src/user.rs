@@ -32,87 +32,52 @@ fn check_text(label: &'static str, value: &str, max: usize) -> Result<(), UserFi
     Ok(())
 }
 
-/// The stable key of a Spotify account: `account_id` when Spotify gives one, else `id`
-/// (Spotify Web API changelog, May 2026: `id` is not guaranteed stable). Unique per user row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SpotifyAccountKey(String);
+/// A validated text newtype: non-empty, at most `MAX_LEN` (255) characters, no control
+/// characters (the columns are `VARCHAR(255)`).
+macro_rules! text_newtype {
+    ($(#[$doc:meta])* $name:ident, $label:literal $(, $derive:ident)*) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq $(, $derive)*)]
+        pub struct $name(String);
 
-impl SpotifyAccountKey {
-    /// Longest key accepted (the column is `VARCHAR(255)`).
-    pub const MAX_LEN: usize = 255;
+        impl $name {
+            /// Longest value accepted (the column is `VARCHAR(255)`).
+            pub const MAX_LEN: usize = 255;
 
-    /// Validates: non-empty, at most 255 characters, no control characters.
-    pub fn new(value: impl Into<String>) -> Result<Self, UserFieldError> {
-        let value = value.into();
-        check_text("Spotify account key", &value, Self::MAX_LEN)?;
-        Ok(SpotifyAccountKey(value))
-    }
+            /// Validates: non-empty, at most 255 characters, no control characters.
+            pub fn new(value: impl Into<String>) -> Result<Self, UserFieldError> {
+                let value = value.into();
+                check_text($label, &value, Self::MAX_LEN)?;
+                Ok($name(value))
+            }
 
-    /// The key as stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            /// The value as stored.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for SpotifyAccountKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Spotify's user `id` (shown in URIs; not guaranteed stable, so never the join key).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SpotifyUserId(String);
-
-impl SpotifyUserId {
-    /// Longest id accepted.
-    pub const MAX_LEN: usize = 255;
-
-    /// Validates: non-empty, at most 255 characters, no control characters.
-    pub fn new(value: impl Into<String>) -> Result<Self, UserFieldError> {
-        let value = value.into();
-        check_text("Spotify user id", &value, Self::MAX_LEN)?;
-        Ok(SpotifyUserId(value))
-    }
-
-    /// The id as Spotify sent it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SpotifyUserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A user's display name, as Spotify reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisplayName(String);
-
-impl DisplayName {
-    /// Longest name accepted (the column is `VARCHAR(255)`).
-    pub const MAX_LEN: usize = 255;
-
-    /// Validates: non-empty, at most 255 characters, no control characters.
-    pub fn new(value: impl Into<String>) -> Result<Self, UserFieldError> {
-        let value = value.into();
-        check_text("display name", &value, Self::MAX_LEN)?;
-        Ok(DisplayName(value))
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DisplayName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype!(
+    /// The stable key of a Spotify account: `account_id` when Spotify gives one, else `id`
+    /// (Spotify Web API changelog, May 2026: `id` is not guaranteed stable). Unique per user row.
+    SpotifyAccountKey, "Spotify account key", Hash
+);
+text_newtype!(
+    /// Spotify's user `id` (shown in URIs; not guaranteed stable, so never the join key).
+    SpotifyUserId, "Spotify user id", Hash
+);
+text_newtype!(
+    /// A user's display name, as Spotify reports it.
+    DisplayName, "display name"
+);
 
 /// Whether a user has Spotify Premium. Three values: since February 2026, apps in Development
 /// Mode no longer receive `product`, so the answer can honestly be "unknown".
