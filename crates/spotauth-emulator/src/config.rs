@@ -211,6 +211,9 @@ pub struct EmulatorConfig {
     pub access_token_lifetime: Duration,
     /// Users present from the start (and after a reset).
     pub users: Vec<TestUser>,
+    /// Time stands still (at the start, or the last reset) and moves only with
+    /// `advance_clock`: for tests that count to the second.
+    pub frozen_clock: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -226,6 +229,7 @@ impl Default for EmulatorConfig {
             refresh_mode: RefreshMode::Rotate,
             access_token_lifetime: Duration::from_secs(3600),
             users: Vec::new(),
+            frozen_clock: false,
         }
     }
 }
@@ -266,6 +270,13 @@ impl EmulatorConfig {
     #[must_use]
     pub fn refresh_mode(mut self, mode: RefreshMode) -> Self {
         self.refresh_mode = mode;
+        self
+    }
+
+    /// Freezes the clock (see [`EmulatorConfig::frozen_clock`]).
+    #[must_use]
+    pub fn frozen_clock(mut self) -> Self {
+        self.frozen_clock = true;
         self
     }
 

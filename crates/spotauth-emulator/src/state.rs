@@ -168,14 +168,22 @@ pub(crate) struct Inner {
     pub(crate) access_tokens: HashMap<String, AccessRecord>,
     pub(crate) refresh_tokens: HashMap<String, RefreshRecord>,
     pub(crate) clock_offset: u64,
+    /// The real time the clock stands at when `config.frozen_clock` is set.
+    frozen_at: Option<u64>,
     pub(crate) faults: Vec<Fault>,
     pub(crate) counters: Counters,
     next_grant: u64,
 }
 
+/// Unix seconds now.
+fn real_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
 impl Inner {
     fn new(config: EmulatorConfig) -> Self {
         let users = config.users.iter().map(|u| (u.id.clone(), u.clone())).collect();
+        let frozen_at = config.frozen_clock.then(real_now);
         Self {
             initial: config.clone(),
             config,
@@ -186,6 +194,7 @@ impl Inner {
             access_tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             clock_offset: 0,
+            frozen_at,
             faults: Vec::new(),
             counters: Counters::default(),
             next_grant: 1,
@@ -197,10 +206,9 @@ impl Inner {
         *self = Self::new(self.initial.clone());
     }
 
-    /// Emulator time: Unix seconds plus the clock offset.
+    /// Emulator time: Unix seconds (or the frozen instant) plus the clock offset.
     pub(crate) fn now(&self) -> u64 {
-        let real = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        real.saturating_add(self.clock_offset)
+        self.frozen_at.unwrap_or_else(real_now).saturating_add(self.clock_offset)
     }
 
     pub(crate) fn advance_clock(&mut self, by: Duration) {

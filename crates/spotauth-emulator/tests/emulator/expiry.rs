@@ -14,7 +14,8 @@ const DAY: u64 = 24 * 3600;
 #[tokio::test]
 async fn refresh_tokens_expire_six_months_after_original_authorization() {
     for mode in [RefreshMode::Rotate, RefreshMode::Keep, RefreshMode::SingleUse] {
-        let emu = start(config().refresh_mode(mode)).await;
+        // A frozen clock: "one second before expiry" must not cross a real second boundary.
+        let emu = start(config().refresh_mode(mode).frozen_clock()).await;
         let t = login(&emu, "alice").await;
         let mut rt = s(&t, "refresh_token");
         // Refresh every 30 days: it never extends the absolute expiry.
@@ -74,7 +75,7 @@ async fn assert_401(resp: reqwest::Response, message: &str) {
 
 #[tokio::test]
 async fn access_tokens_expire() {
-    let emu = start(config()).await;
+    let emu = start(config().frozen_clock()).await;
     let t = login(&emu, "alice").await;
     let at = s(&t, "access_token");
     emu.advance_clock(Duration::from_secs(3599));
