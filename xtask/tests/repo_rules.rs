@@ -10,9 +10,15 @@ fn root() -> PathBuf {
 
 /// Normal (non-dev) dependencies of a package, transitively, as package names.
 fn normal_deps(package: &str) -> Vec<String> {
+    tree(&["--package", package, "--edges", "normal"])
+}
+
+/// The package names `cargo tree` prints with these selection arguments.
+fn tree(selection: &[&str]) -> Vec<String> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root())
-        .args(["tree", "--offline", "--package", package, "--edges", "normal", "--prefix", "none", "--format", "{p}"])
+        .args(["tree", "--offline", "--prefix", "none", "--format", "{p}"])
+        .args(selection)
         .output()
         .unwrap();
     assert!(out.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -52,15 +58,54 @@ fn the_domain_crate_depends_on_no_adapter_or_io_library() {
 
 #[test]
 fn adapters_do_not_depend_on_each_other_or_on_http_servers() {
-    for adapter in ["spotauth-crypto", "spotauth-mysql", "spotauth-spotify"] {
+    // The two stores share the SQL layer, and nothing else of ours but the domain.
+    for (adapter, shared) in [
+        ("spotauth-crypto", None),
+        ("spotauth-mysql", Some("spotauth-sql")),
+        ("spotauth-sqlite", Some("spotauth-sql")),
+        ("spotauth-sql", None),
+        ("spotauth-spotify", None),
+    ] {
         let deps = normal_deps(adapter);
+        assert!(deps.len() > 1, "cargo tree printed nothing useful: {deps:?}");
         for dep in &deps {
             assert!(
-                dep == adapter || dep == "spotauth-domain" || !dep.starts_with("spotauth-"),
+                dep == adapter
+                    || dep == "spotauth-domain"
+                    || Some(dep.as_str()) == shared
+                    || !dep.starts_with("spotauth-"),
                 "{adapter} must not depend on {dep}"
             );
             assert!(!dep.starts_with("actix"), "{adapter} must not know HTTP serving ({dep})");
         }
+    }
+}
+
+#[test]
+fn the_sql_layer_knows_the_domain_and_diesel_only() {
+    // Direct dependencies: the domain, diesel and diesel-async (plus the bundled SQLite diesel
+    // links and async-trait for the ports). No pool, no URL parsing, no driver setup of its own.
+    let direct = tree(&["--package", "spotauth-sql", "--edges", "normal", "--depth", "1"]);
+    let allowed = ["spotauth-sql", "spotauth-domain", "diesel", "diesel-async", "libsqlite3-sys", "async-trait"];
+    for dep in &direct {
+        assert!(allowed.contains(&dep.as_str()), "spotauth-sql must not depend on {dep}");
+    }
+    for dep in normal_deps("spotauth-sql") {
+        for pool in ["deadpool", "bb8", "mobc", "r2d2"] {
+            assert!(!dep.starts_with(pool), "spotauth-sql must not know a connection pool ({dep})");
+        }
+    }
+}
+
+#[test]
+fn the_testkit_knows_no_app_and_no_store() {
+    // It tests the stores through their ports; the app and the stores depend on it, not back.
+    for dep in normal_deps("spotauth-testkit") {
+        assert!(
+            ["spotauth-testkit", "spotauth-domain", "spotauth-crypto", "spotauth-sql"].contains(&dep.as_str())
+                || !dep.starts_with("spotauth-"),
+            "spotauth-testkit must not depend on {dep}"
+        );
     }
 }
 
@@ -79,7 +124,11 @@ fn the_emulator_depends_on_no_spotauth_crate() {
 fn diesel_uses_the_pure_rust_mysql_driver() {
     let deps = normal_deps("spotauth-mysql");
     assert!(deps.iter().any(|d| d == "mysql_async"));
-    assert!(!deps.iter().any(|d| d == "mysqlclient-sys"), "no C client");
+    // diesel's `mysql` feature would link the C client: no crate of the workspace, for no
+    // kind of dependency, may turn it on.
+    let all = tree(&["--workspace", "--edges", "all"]);
+    assert!(all.iter().any(|d| d == "diesel"), "cargo tree printed nothing useful");
+    assert!(!all.iter().any(|d| d == "mysqlclient-sys"), "no C client");
 }
 
 #[test]
@@ -95,32 +144,63 @@ fn crate_folders_are_named_as_their_crates() {
 
 #[test]
 fn every_migration_column_is_commented_and_no_foreign_keys() {
-    for entry in std::fs::read_dir(root().join("migrations/mysql")).unwrap() {
-        let up = std::fs::read_to_string(entry.unwrap().path().join("up.sql")).unwrap();
-        let code = sql_code_only(&up).to_uppercase();
-        assert!(!code.contains("FOREIGN KEY"), "no FOREIGN KEY (PlanetScale)");
-        assert!(!code.contains("REFERENCES"), "no REFERENCES (PlanetScale)");
-        let mut in_table = false;
-        for line in up.lines().map(str::trim) {
-            if line.starts_with("CREATE TABLE") {
-                in_table = true;
-                continue;
-            }
-            if line.starts_with(')') {
-                in_table = false;
-            }
-            let is_column = in_table
-                && !line.is_empty()
-                && !line.starts_with("COMMENT")
-                && !line.starts_with("--")
-                && !["PRIMARY", "UNIQUE", "KEY", "INDEX"].iter().any(|k| line.starts_with(k));
-            if is_column {
-                // The column's COMMENT is on the same line or the next one.
-                let next = up.lines().map(str::trim).skip_while(|l| *l != line).nth(1).unwrap_or("");
-                assert!(line.contains("COMMENT") || next.starts_with("COMMENT"), "column without a comment: {line}");
+    let mut checked = 0;
+    for dialect in ["mysql", "sqlite"] {
+        for entry in std::fs::read_dir(root().join("migrations").join(dialect)).unwrap() {
+            let dir = entry.unwrap().path();
+            for file in ["up.sql", "down.sql"] {
+                let sql = std::fs::read_to_string(dir.join(file)).unwrap();
+                let code = sql_code_only(&sql).to_uppercase();
+                let at = format!("{}/{file}", dir.display());
+                assert!(!code.contains("FOREIGN KEY"), "no FOREIGN KEY (PlanetScale; SQLite as MySQL): {at}");
+                assert!(!code.contains("REFERENCES"), "no REFERENCES (PlanetScale; SQLite as MySQL): {at}");
+                for column in column_definitions(&sql) {
+                    let commented = match dialect {
+                        // MySQL: a COMMENT clause on the column's line or the next one.
+                        "mysql" => column.line.contains("COMMENT") || column.next.starts_with("COMMENT"),
+                        // SQLite has no COMMENT clause: a `--` comment on the column's line.
+                        _ => column.line.contains("--"),
+                    };
+                    assert!(commented, "column without a comment in {at}: {}", column.line);
+                    checked += 1;
+                }
             }
         }
     }
+    assert!(checked > 40, "the rule saw only {checked} column definitions");
+}
+
+/// A column definition in a migration and the line after it.
+struct ColumnLine<'a> {
+    line: &'a str,
+    next: &'a str,
+}
+
+/// Every column a migration defines: the lines of a `CREATE TABLE` body that are not keys, and
+/// every `ADD COLUMN` / `MODIFY COLUMN` / `CHANGE COLUMN` of an `ALTER TABLE`.
+fn column_definitions(sql: &str) -> Vec<ColumnLine<'_>> {
+    let lines: Vec<&str> = sql.lines().map(str::trim).collect();
+    let mut out = Vec::new();
+    let mut in_table = false;
+    for (i, line) in lines.iter().copied().enumerate() {
+        if line.starts_with("CREATE TABLE") {
+            in_table = true;
+            continue;
+        }
+        if line.starts_with(')') {
+            in_table = false;
+        }
+        let in_create = in_table
+            && !line.is_empty()
+            && !line.starts_with("COMMENT")
+            && !line.starts_with("--")
+            && !["PRIMARY", "UNIQUE", "KEY", "INDEX"].iter().any(|k| line.starts_with(k));
+        let altered = ["ADD COLUMN", "MODIFY COLUMN", "CHANGE COLUMN"].iter().any(|k| line.starts_with(k));
+        if in_create || altered {
+            out.push(ColumnLine { line, next: lines.get(i + 1).copied().unwrap_or("") });
+        }
+    }
+    out
 }
 
 /// The SQL without `--` comments and without quoted strings (where comments may say anything).

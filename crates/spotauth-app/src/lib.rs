@@ -3,9 +3,10 @@
 //! The service: configuration ([`settings`]), the wiring ([`startup::Application`]), and the
 //! REST API ([`routes`]) over the domain's use cases.
 //!
-//! **Architecture Invariant:** this is the only crate that knows HTTP and JSON. Handlers are
-//! thin: parse, call one use case, map the result (errors become RFC 9457 problems in
-//! [`problem`]). No business rule lives here.
+//! **Architecture Invariant:** this is the only crate that knows our REST API: actix-web, the
+//! JSON shapes ([`web::dto`]), the problem codes ([`problem`]), cookies. Handlers are thin:
+//! extract (the session through [`web::Auth`]), call one use case, map the result (errors
+//! become RFC 9457 problems). No business rule and no clock read lives here.
 
 pub mod problem;
 pub mod routes;

@@ -10,7 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use spotauth_domain::ports::{CipherError, RepoError};
-use spotauth_domain::service::AuthError;
+use spotauth_domain::service::{AuthError, LoginRejected};
 
 /// An error answer: `application/problem+json` with `type`, `title`, `status`, `detail`, `code`.
 #[derive(Debug, Clone)]
@@ -112,6 +112,18 @@ impl ResponseError for Problem {
     }
 }
 
+/// The stable code of a refused login callback, as the frontend sees it (in a problem, or as
+/// the callback's `?error=`).
+pub fn login_rejected_code(r: LoginRejected) -> &'static str {
+    match r {
+        LoginRejected::StateMissing => "state_missing",
+        LoginRejected::StateMismatch => "state_mismatch",
+        LoginRejected::StateUnknown => "state_unknown",
+        LoginRejected::Expired => "login_expired",
+        LoginRejected::AlreadyUsed => "state_reused",
+    }
+}
+
 /// How long to tell callers to wait when Spotify is down and no hint came with it.
 const DEFAULT_RETRY: Duration = Duration::from_secs(5);
 
@@ -161,7 +173,7 @@ impl From<AuthError> for Problem {
                 Problem::new(S::BAD_GATEWAY, "spotify_error", "Spotify answered unexpectedly")
             }
             AuthError::LoginRejected(r) => {
-                Problem::new(S::BAD_REQUEST, r.code(), "Login refused").detail(r.to_string())
+                Problem::new(S::BAD_REQUEST, login_rejected_code(r), "Login refused").detail(r.to_string())
             }
             AuthError::AuthorizationDeclined(_) => {
                 Problem::new(S::FORBIDDEN, "access_denied", "Spotify authorization declined")

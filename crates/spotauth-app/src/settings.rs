@@ -24,7 +24,7 @@ use spotauth_domain::secret::Secret;
 use spotauth_domain::service::ServicePolicy;
 use spotauth_domain::session::SessionPolicy;
 use spotauth_mysql::DatabaseUrl;
-use spotauth_refresh::proactive::ProactiveSettings;
+use spotauth_runtime::proactive::ProactiveSettings;
 use spotauth_spotify::SpotifyConfig;
 use url::Url;
 
@@ -297,6 +297,7 @@ impl Settings {
                 "ACCESS_TOKEN_MIN_VALIDITY_SECS",
                 defaults.access_token_min_validity,
             )?,
+            ..defaults
         };
         let db_pool_size = match raw.db_pool_size {
             Some(v) => usize::try_from(number(&v, "DB_POOL_SIZE")?).unwrap_or(usize::MAX).clamp(1, 256),
@@ -519,10 +520,21 @@ mod tests {
     }
 
     #[test]
-    fn production_may_use_sqlite_but_not_generated_keys() {
+    fn production_may_use_sqlite_but_neither_generated_keys_nor_plain_http_cookies() {
         let pairs: Vec<_> = base().into_iter().filter(|(k, _)| *k != "DATABASE_URL").collect();
         let s = Settings::from_pairs(pairs).unwrap();
         assert!(matches!(&s.database, Database::Sqlite(p) if p == Path::new("./data/spotauth.db")), "{:?}", s.database);
+        // Without keys, production refuses to start instead of generating them into DATA_DIR.
+        let data_dir = std::env::temp_dir().join(format!("spotauth-settings-{}", std::process::id()));
+        let data = data_dir.display().to_string();
+        let no_keys: Vec<(&str, &str)> = base()
+            .into_iter()
+            .filter(|(k, _)| !matches!(*k, "DATABASE_URL" | "TOKEN_ENCRYPTION_KEYS"))
+            .chain([("DATA_DIR", data.as_str())])
+            .collect();
+        let err = Settings::from_pairs(no_keys).map(|_| ()).unwrap_err().to_string();
+        assert_eq!(err, "TOKEN_ENCRYPTION_KEYS is required but not set (APP_ENV=production)");
+        assert!(!data_dir.join(KEY_FILE).exists(), "no key file generated");
         assert_eq!(
             Settings::from_pairs([("APP_ENV", "production"), ("COOKIE_SECURE", "false")].into_iter().chain(base()))
                 .map(|_| ())

@@ -7,22 +7,20 @@ use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, SystemClock, TokenKeyring};
-use spotauth_domain::ports::{
-    Clock, IdSource, LoginFlowRepository, RateLimitRepository, SessionRepository, SessionTokenCodec, SpotifyAccounts,
-    SpotifyProfilePort, TokenCipher, TokenRefresher, UserRepository,
-};
-use spotauth_domain::service::{Adapters, AuthService, DynPorts};
+use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests, TokenKeyring};
+use spotauth_domain::ports::{Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher};
+use spotauth_domain::service::{AuthPorts, AuthService};
+use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};
 use spotauth_mysql::{MysqlStore, PoolSettings};
-use spotauth_refresh::proactive::{self, Proactive};
-use spotauth_refresh::{RefreshCoordinator, RefreshSettings};
+use spotauth_runtime::{LockMap, RefreshMetrics, SystemClock, Task, housekeeping, proactive};
 use spotauth_spotify::SpotifyClient;
+use spotauth_sql::Repositories;
 use spotauth_sqlite::{SqliteSettings, SqliteStore};
 
 use crate::problem::Problem;
 use crate::routes;
 use crate::settings::{Database, Settings};
-use crate::web::{AppState, Cookies, StoreHandle};
+use crate::web::{AppState, Cookies};
 
 /// Largest JSON body accepted.
 pub const JSON_LIMIT: usize = 16 * 1024;
@@ -36,7 +34,7 @@ pub struct StartupError(String);
 pub struct Application {
     port: u16,
     server: Server,
-    proactive: Option<Proactive>,
+    tasks: Vec<Task>,
 }
 
 impl std::fmt::Debug for Application {
@@ -72,7 +70,7 @@ impl Application {
         let accounts: Arc<dyn SpotifyAccounts> = spotify.clone();
         let profile: Arc<dyn SpotifyProfilePort> = spotify;
 
-        let Repositories { users, sessions, flows, rate_limits, store } = open_store(&settings).await?;
+        let Repositories { users, tokens, sessions, flows, rate_limits, health } = open_store(&settings).await?;
         if !settings.spotify_missing.is_empty() {
             tracing::warn!(
                 "{} not set: login answers 503 spotify_not_configured (development mode; `cargo xtask dev` runs the Spotify emulator)",
@@ -80,45 +78,47 @@ impl Application {
             );
         }
 
-        let coordinator = Arc::new(RefreshCoordinator::new(
-            users.clone(),
-            cipher.clone(),
-            accounts.clone(),
-            clock.clone(),
-            rate_limits,
-            settings.spotify.client_id(),
-            RefreshSettings::for_timeout(settings.spotify.timeout()),
-        ));
-        let refresh_metrics = coordinator.metrics();
-        let refresher: Arc<dyn TokenRefresher> = coordinator;
-        let proactive = (settings.proactive.enabled && settings.spotify_missing.is_empty()).then(|| {
-            proactive::spawn(
-                users.clone(),
-                refresher.clone(),
-                clock.clone(),
-                refresh_metrics.clone(),
-                settings.proactive.settings,
-            )
-        });
-        let adapters: Adapters<DynPorts> =
-            Adapters { users, sessions, flows, accounts, profile, cipher, codec, clock, ids, refresher };
-        let service = Arc::new(AuthService::new(adapters, settings.policy));
+        let refresh_metrics = Arc::new(RefreshMetrics::default());
+        let token_ports = TokenPorts {
+            tokens: tokens.clone(),
+            limits: rate_limits,
+            cipher: cipher.clone(),
+            accounts: accounts.clone(),
+            clock: clock.clone(),
+            ids: ids.clone(),
+            locks: Arc::new(LockMap::default()),
+            events: refresh_metrics.clone(),
+        };
+        let identity = TokenIdentity {
+            client_id: settings.spotify.client_id().to_owned(),
+            instance: format!("i-{}", ids.new_session_id()),
+        };
+        let token_service =
+            Arc::new(TokenService::new(token_ports, RefreshPolicy::for_timeout(settings.spotify.timeout()), identity));
+        let digests = Arc::new(Sha256Digests);
+        let ports = AuthPorts { users, tokens, sessions, flows, accounts, profile, cipher, codec, digests, clock, ids };
+        let service = Arc::new(AuthService::new(ports, token_service.clone(), settings.policy));
+
+        let mut tasks = vec![housekeeping::spawn(service.clone(), housekeeping::DEFAULT_INTERVAL)];
+        if settings.proactive.enabled && settings.spotify_missing.is_empty() {
+            tasks.push(proactive::spawn(token_service, refresh_metrics.clone(), settings.proactive.settings));
+        }
         let state = AppState {
             service,
             cookies: Cookies::new(settings.cookie_secure),
             frontend_url: settings.frontend_url.clone(),
-            store,
+            store: health,
             spotify_missing: settings.spotify_missing.clone(),
             refresh_metrics,
         };
-        Self::serve(state, listener, proactive)
+        Self::serve(state, listener, tasks)
     }
 
-    fn serve(state: AppState, listener: TcpListener, proactive: Option<Proactive>) -> Result<Self, StartupError> {
+    fn serve(state: AppState, listener: TcpListener, tasks: Vec<Task>) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?.port();
         let spotify_configured = state.spotify_missing.is_empty();
         let data = web::Data::new(state);
-        // The access log costs ~2 % of a request's CPU even when its lines are filtered out;
+        // The access log costs CPU even when its lines are filtered out (docs/benchmarks.md);
         // wire it only when `info` can be logged at all (`RUST_LOG=warn` turns it off).
         let access_log = tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO;
         let server = HttpServer::new(move || {
@@ -147,7 +147,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?
         .run();
-        Ok(Application { port, server, proactive })
+        Ok(Application { port, server, tasks })
     }
 
     /// The bound port.
@@ -158,75 +158,42 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish, up to 10 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
-        // The server stopped (SIGTERM/SIGINT): let the refreshes in flight finish.
-        if let Some(task) = self.proactive {
+        // The server stopped (SIGTERM/SIGINT): let the passes in flight (refreshes) finish.
+        for task in self.tasks {
             task.shutdown().await;
         }
         served
     }
 }
 
-/// The repositories on the chosen store, and the store itself (for `/readyz`).
-pub struct Repositories {
-    /// Users and their encrypted Spotify tokens.
-    pub users: Arc<dyn UserRepository>,
-    /// App sessions.
-    pub sessions: Arc<dyn SessionRepository>,
-    /// Pending logins (state, PKCE verifier).
-    pub flows: Arc<dyn LoginFlowRepository>,
-    /// The shared Spotify rate-limit backoff.
-    pub rate_limits: Arc<dyn RateLimitRepository>,
-    /// The store behind them.
-    pub store: StoreHandle,
-}
-
-impl std::fmt::Debug for Repositories {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repositories").field("store", &self.store).finish_non_exhaustive()
-    }
-}
-
-/// Store selection: MySQL/PlanetScale when `DATABASE_URL` is set, else the SQLite file
-/// (`SQLITE_PATH`, default `DATA_DIR/spotauth.db`; created on first run). Pending migrations
-/// are applied either way.
+/// The repositories on the chosen store: MySQL/PlanetScale when `DATABASE_URL` is set, else
+/// the SQLite file (`SQLITE_PATH`, default `DATA_DIR/spotauth.db`; created on first run).
+/// Pending migrations are applied either way.
 pub async fn open_store(settings: &Settings) -> Result<Repositories, StartupError> {
-    match &settings.database {
+    let fail = |e: &dyn std::fmt::Display| StartupError(e.to_string());
+    let repositories = match &settings.database {
         Database::Mysql(url) => {
             let pool = PoolSettings { max_size: settings.db_pool_size, ..PoolSettings::default() };
-            let store = MysqlStore::connect(url.clone(), pool).await.map_err(|e| StartupError(e.to_string()))?;
+            let store = MysqlStore::connect(url.clone(), pool).await.map_err(|e| fail(&e))?;
             let applied = store
                 .run_migrations(|name| tracing::info!(migration = name, "applying migration"))
                 .await
-                .map_err(|e| StartupError(e.to_string()))?;
-            tracing::info!(applied = applied.len(), database = %store.url(), "database ready (MySQL)");
-            Ok(Repositories {
-                users: Arc::new(store.users()),
-                sessions: Arc::new(store.sessions()),
-                flows: Arc::new(store.login_flows()),
-                rate_limits: Arc::new(store.rate_limits()),
-                store: StoreHandle::Mysql(store),
-            })
+                .map_err(|e| fail(&e))?;
+            tracing::info!(applied = applied.len(), "migrations applied");
+            store.repositories()
         }
         Database::Sqlite(path) => {
             let sqlite = SqliteSettings { readers: settings.db_pool_size.min(8), ..SqliteSettings::default() };
-            let store = SqliteStore::open(path, sqlite).await.map_err(|e| StartupError(e.to_string()))?;
+            let store = SqliteStore::open(path, sqlite).await.map_err(|e| fail(&e))?;
             for name in store.migrations_applied_at_open() {
                 tracing::info!(migration = %name, "applied migration");
             }
-            tracing::info!(
-                applied = store.migrations_applied_at_open().len(),
-                database = %path.display(),
-                "database ready (SQLite)"
-            );
-            Ok(Repositories {
-                users: Arc::new(store.users()),
-                sessions: Arc::new(store.sessions()),
-                flows: Arc::new(store.login_flows()),
-                rate_limits: Arc::new(store.rate_limits()),
-                store: StoreHandle::Sqlite(store),
-            })
+            tracing::info!(applied = store.migrations_applied_at_open().len(), "migrations applied");
+            store.repositories()
         }
-    }
+    };
+    tracing::info!(database = %repositories.health.describe(), "database ready");
+    Ok(repositories)
 }
 
 async fn spotify_not_configured(state: web::Data<AppState>) -> HttpResponse {

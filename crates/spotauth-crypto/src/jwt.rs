@@ -1,15 +1,14 @@
 //! Session tokens: JWTs signed with HS256 (josekit).
 //!
 //! Why HS256: this service is the only issuer and the only verifier of its session tokens, so
-//! a shared-secret MAC is enough, and verification runs on every authenticated request (≈10 µs
-//! for HS256 against ≈170 µs for EdDSA with josekit on OpenSSL, measured on the 2-core CI kind).
-//! If another service ever needs to verify them without the secret, switch to EdDSA.
+//! a shared-secret MAC is enough, and verification runs on every authenticated request, where
+//! a MAC costs a small fraction of a signature check (figures in docs/benchmarks.md). If
+//! another service ever needs to verify them without the secret, switch to EdDSA.
 //!
 //! josekit does the JWS/JWT framing and claim parsing; the HMAC itself is [`Hs256Key`], an
 //! HMAC-SHA256 state keyed once at startup (RustCrypto `hmac`, already in the tree through
-//! openidconnect) and cloned per token. josekit's own HMAC signer/verifier builds an OpenSSL
-//! key and context on every call, which cost ~16 % of the service's CPU per authenticated
-//! request in a profile of `GET /api/users/me`; the keyed state costs about a microsecond.
+//! openidconnect) and cloned per token: josekit's own HMAC signer/verifier builds an OpenSSL
+//! key and context on every call, which showed up prominently in profiles of the hot path.
 //!
 //! Verification is strict (RFC 8725): the header must be exactly `{"alg":"HS256","typ":TYP}`
 //! (so `alg=none`, any switched algorithm, and `jku`/`jwk`/`x5u`/`x5c`/`crit`/`kid` headers are
@@ -26,11 +25,11 @@ use josekit::JoseError;
 use josekit::jws::{HS256, JwsAlgorithm, JwsHeader, JwsSigner, JwsVerifier};
 use josekit::jwt::{self, JwtPayload};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use spotauth_domain::ids::{SessionId, TokenId, UserId};
 use spotauth_domain::ports::{SessionTokenCodec, SessionTokenError};
 use spotauth_domain::secret::SessionToken;
-use spotauth_domain::session::{SessionClaims, TokenIdHash};
+use spotauth_domain::session::SessionClaims;
 use spotauth_domain::time::Timestamp;
 
 use crate::keys::{KeyConfigError, decode_base64};
@@ -229,12 +228,5 @@ impl SessionTokenCodec for JwtCodec {
         let token_id: TokenId = parse_id(payload.jwt_id())?;
         let session_id: SessionId = parse_id(payload.claim("sid").and_then(Value::as_str))?;
         Ok(SessionClaims { session_id, user_id, token_id, issued_at, expires_at })
-    }
-
-    fn hash_token_id(&self, token_id: &TokenId) -> TokenIdHash {
-        let mut h = Sha256::new();
-        h.update(b"spotauth/jti/v1\0");
-        h.update(token_id.as_bytes());
-        TokenIdHash::from_bytes(h.finalize().into())
     }
 }

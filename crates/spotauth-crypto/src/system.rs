@@ -1,22 +1,10 @@
-//! The system clock and the operating system's randomness, as domain ports.
+//! The operating system's randomness, as the domain's `IdSource` port.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use rand::RngCore as _;
+use rand::{Rng as _, RngCore as _};
 use spotauth_domain::ids::{SessionId, TokenId, UserId};
-use spotauth_domain::ports::{Clock, IdSource};
-use spotauth_domain::time::Timestamp;
-
-/// Wall-clock time.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-        Timestamp::from_unix_millis(i64::try_from(ms).unwrap_or(i64::MAX))
-    }
-}
+use spotauth_domain::ports::IdSource;
 
 /// Random (version 4) UUIDs from the operating system's CSPRNG.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,5 +27,10 @@ impl IdSource for OsIds {
 
     fn new_token_id(&self) -> TokenId {
         TokenId::from_bytes(random_uuid_bytes())
+    }
+
+    fn jitter(&self, max: Duration) -> Duration {
+        let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::thread_rng().gen_range(0..=max_ms))
     }
 }

@@ -8,9 +8,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use josekit::jws::{HS256, HS384, JwsHeader};
 use josekit::jwt::{self, JwtPayload};
 use spotauth_crypto::keys::generate_key_base64;
-use spotauth_crypto::{JwtCodec, JwtSettings, KeyConfigError, OsIds, SystemClock, TokenKeyring};
+use spotauth_crypto::{JwtCodec, JwtSettings, KeyConfigError, OsIds, Sha256Digests, TokenKeyring};
 use spotauth_domain::ids::{SessionId, TokenId, UserId};
-use spotauth_domain::ports::{CipherError, Clock, IdSource, SessionTokenCodec, SessionTokenError, TokenCipher};
+use spotauth_domain::ports::{CipherError, Digests, IdSource, SessionTokenCodec, SessionTokenError, TokenCipher};
+use spotauth_domain::secret::OAuthState;
 use spotauth_domain::session::SessionClaims;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{EncryptedToken, TokenBinding, TokenColumn};
@@ -340,22 +341,27 @@ mod session_jwt {
                 .contains("SESSION_SIGNING_KEY")
         );
     }
-
-    #[test]
-    fn token_id_hash_is_stable_and_distinct() {
-        let c = codec();
-        let a = c.hash_token_id(&TokenId::from_bytes([1; 16]));
-        assert_eq!(a, c.hash_token_id(&TokenId::from_bytes([1; 16])));
-        assert_ne!(a, c.hash_token_id(&TokenId::from_bytes([2; 16])));
-        assert_ne!(a.as_bytes()[..16], [1u8; 16]);
-    }
 }
 
 #[test]
-fn system_clock_and_ids() {
-    let now = SystemClock.now();
-    assert!(now > Timestamp::from_unix_seconds(1_700_000_000));
+fn digests_are_stable_distinct_and_domain_separated() {
+    let d = Sha256Digests;
+    let a = d.token_id(&TokenId::from_bytes([1; 16]));
+    assert_eq!(a, d.token_id(&TokenId::from_bytes([1; 16])));
+    assert_ne!(a, d.token_id(&TokenId::from_bytes([2; 16])));
+    assert_ne!(a.as_bytes()[..16], [1u8; 16]);
+    let state = |s: &str| OAuthState::new(s).unwrap();
+    let s1 = d.oauth_state(&state("state-one-with-enough-entropy-0001"));
+    assert_eq!(s1, d.oauth_state(&state("state-one-with-enough-entropy-0001")));
+    assert_ne!(s1, d.oauth_state(&state("state-two-with-enough-entropy-0002")));
+}
+
+#[test]
+fn os_ids_and_jitter() {
     let ids = OsIds;
+    let max = std::time::Duration::from_millis(50);
+    assert!((0..100).map(|_| ids.jitter(max)).all(|j| j <= max));
+    assert_eq!(ids.jitter(std::time::Duration::ZERO), std::time::Duration::ZERO);
     assert_ne!(ids.new_user_id(), ids.new_user_id());
     assert_eq!(uuid::Uuid::from_bytes(*ids.new_token_id().as_bytes()).get_version_num(), 4);
     let _ = ids.new_session_id();

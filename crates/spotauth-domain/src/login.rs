@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::secret::OAuthState;
 use crate::time::Timestamp;
 
 /// How long a login attempt may take between `begin_login` and the callback.
@@ -48,14 +47,37 @@ impl fmt::Display for ReturnTo {
     }
 }
 
+/// The one-way digest of an OAuth `state` ([`crate::ports::Digests::oauth_state`]): the key of
+/// a login flow in the store, so a database leak cannot complete anyone's login.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct StateDigest([u8; 32]);
+
+impl StateDigest {
+    /// Wraps a 32-byte digest.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        StateDigest(bytes)
+    }
+
+    /// The digest.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StateDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StateDigest({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
 /// A login attempt to remember until its callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLoginFlow {
-    /// The OAuth state sent to Spotify. Stores keep only a one-way digest of it.
-    pub state: OAuthState,
+    /// The digest of the OAuth state sent to Spotify (the state itself is never stored).
+    pub state: StateDigest,
     /// Where to send the browser after login.
     pub return_to: Option<ReturnTo>,
-    /// Now.
+    /// When the login began.
     pub created_at: Timestamp,
     /// When the attempt lapses.
     pub expires_at: Timestamp,
@@ -85,42 +107,9 @@ pub enum ConsumeOutcome {
     AlreadyUsed,
 }
 
-impl ConsumeOutcome {
-    /// The outcome of a store's atomic consume: `consumed` tells whether its conditional update
-    /// (`used_at IS NULL AND expires_at > now`) took the flow; `found` is the flow as read after
-    /// it, with whether it is marked used. One rule for every store: expired whether used or
-    /// not, else used, else unknown (the row appeared after the update looked).
-    pub fn after_update(consumed: bool, found: Option<(LoginFlow, bool)>, now: Timestamp) -> Self {
-        match found {
-            // Consumed and purged in between: the row is gone, report it unknown.
-            None => ConsumeOutcome::Unknown,
-            Some((flow, _)) if consumed => ConsumeOutcome::Consumed(flow),
-            Some((flow, _)) if now >= flow.expires_at => ConsumeOutcome::Expired,
-            Some((_, true)) => ConsumeOutcome::AlreadyUsed,
-            Some((_, false)) => ConsumeOutcome::Unknown,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn consume_outcomes() {
-        let now = Timestamp::from_unix_seconds(100);
-        let flow =
-            |exp: i64| LoginFlow { return_to: None, created_at: now, expires_at: Timestamp::from_unix_seconds(exp) };
-        assert_eq!(
-            ConsumeOutcome::after_update(true, Some((flow(200), true)), now),
-            ConsumeOutcome::Consumed(flow(200))
-        );
-        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(100), false)), now), ConsumeOutcome::Expired);
-        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(50), true)), now), ConsumeOutcome::Expired);
-        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(200), true)), now), ConsumeOutcome::AlreadyUsed);
-        assert_eq!(ConsumeOutcome::after_update(false, Some((flow(200), false)), now), ConsumeOutcome::Unknown);
-        assert_eq!(ConsumeOutcome::after_update(true, None, now), ConsumeOutcome::Unknown);
-    }
 
     #[test]
     fn return_to_accepts_relative_paths_only() {

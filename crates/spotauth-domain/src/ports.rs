@@ -8,13 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::ids::{SessionId, TokenId, UserId};
-use crate::login::{ConsumeOutcome, NewLoginFlow};
+use crate::login::{ConsumeOutcome, NewLoginFlow, StateDigest};
 use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, RefreshToken, Secret, SessionToken};
 use crate::session::{NewSession, Session, SessionClaims, SessionView, TokenIdHash};
 use crate::time::Timestamp;
-use crate::token::{
-    AccessGrant, EncryptedToken, NewTokens, RefreshedTokens, StoredTokens, TokenBinding, TokenGrant, TokenVersion,
-};
+use crate::token::{EncryptedToken, NewTokens, RefreshedTokens, StoredTokens, TokenBinding, TokenGrant, TokenVersion};
 use crate::user::{
     DisplayName, Page, PageRequest, SpotifyAccountKey, SpotifyProfile, SpotifyUserId, Subscription, User,
 };
@@ -31,8 +29,8 @@ pub enum RepoError {
     #[error("not found")]
     NotFound,
     /// A unique key is already taken (e.g. the Spotify account key, a session id).
-    #[error("conflict: {0}")]
-    Conflict(&'static str),
+    #[error("conflict: {0} already taken")]
+    Conflict(UniqueKey),
     /// A compare-and-swap write named a version (or token hash) that is no longer current.
     #[error("stale version")]
     StaleVersion,
@@ -42,6 +40,33 @@ pub enum RepoError {
     /// A stored row could not be read back into domain values (corruption or a bad migration).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+/// The unique keys a write can collide on ([`RepoError::Conflict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UniqueKey {
+    /// A user's Spotify account key (a concurrent first login of the same account).
+    AccountKey,
+    /// A user id.
+    UserId,
+    /// A session id.
+    SessionId,
+    /// A session's token-id hash.
+    TokenIdHash,
+    /// A login flow's state digest.
+    State,
+}
+
+impl std::fmt::Display for UniqueKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UniqueKey::AccountKey => "account key",
+            UniqueKey::UserId => "user id",
+            UniqueKey::SessionId => "session id",
+            UniqueKey::TokenIdHash => "token id hash",
+            UniqueKey::State => "login state",
+        })
+    }
 }
 
 /// What the Spotify adapter may answer besides success, mapped at the seam.
@@ -117,7 +142,8 @@ pub enum SessionTokenError {
     SignFailed,
 }
 
-/// What the token-refresh port may answer besides a valid access token.
+/// What the token use case ([`crate::tokens::TokenService`]) may answer besides a valid access
+/// token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// The user has no stored Spotify tokens (disconnected).
@@ -168,7 +194,7 @@ pub struct NewUser {
     pub subscription: Subscription,
     /// The tokens.
     pub tokens: NewTokens,
-    /// Now.
+    /// The time of the login: `created_at` and `last_active`.
     pub now: Timestamp,
 }
 
@@ -183,26 +209,21 @@ pub struct LoginUpdate {
     pub subscription: Subscription,
     /// The new tokens (a new authorization: the 6-month clock restarts).
     pub tokens: NewTokens,
-    /// Now.
+    /// The time of the login: `last_active`.
     pub now: Timestamp,
 }
 
 /// Outcome of asking for a user's refresh lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseOutcome {
-    /// The caller holds the lease until the given instant.
-    Acquired {
-        /// Lease end.
-        until: Timestamp,
-    },
-    /// Another holder's lease is live until the given instant.
-    Busy {
-        /// Their lease end.
-        until: Timestamp,
-    },
+    /// The caller holds the lease (until `now + ttl`).
+    Acquired,
+    /// Another holder's lease is live.
+    Busy,
 }
 
-/// The user repository: Spotify users and their encrypted tokens.
+/// Spotify users: profile, Premium status and activity. The login writes (`insert`,
+/// `update_on_login`) also write the user's new tokens, in the same row and the same statement.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
@@ -213,34 +234,46 @@ pub trait UserRepository: Send + Sync + 'static {
     /// The user with this Spotify account key. MUST return `Ok(None)` when none.
     async fn find_by_account_key(&self, key: &SpotifyAccountKey) -> Result<Option<User>, RepoError>;
 
-    /// Inserts a new user with tokens, active, not needing re-authorization, token version 1.
-    /// MUST return `Conflict("account key")` when a row already has the account key (a concurrent
-    /// first login), and `Conflict("user id")` if the id is taken; nothing is written then.
+    /// Inserts a new user with tokens, active, not needing re-authorization, token version 1,
+    /// and returns it as [`Self::get`] would read it afterwards (in the same transaction).
+    /// MUST return `Conflict(AccountKey)` when a row already has the account key (a concurrent
+    /// first login), and `Conflict(UserId)` if the id is taken; nothing is written then.
     async fn insert(&self, user: NewUser) -> Result<User, RepoError>;
 
     /// A repeat login: writes profile, subscription and the new tokens, sets the user active,
     /// clears `reauth_required`, sets `last_active`, bumps the token version and clears any
-    /// refresh lease, in one atomic update. MUST return `NotFound` when the id has no row.
+    /// refresh lease, in one atomic update, and returns the user as written. MUST return
+    /// `NotFound` when the id has no row.
     async fn update_on_login(&self, id: UserId, update: LoginUpdate) -> Result<User, RepoError>;
 
-    /// Active users, most recently active first, then by id. MUST return an empty page (with
-    /// the true `total`) past the end, never an error.
+    /// Active users, most recently active first, then by id, with the number of active users
+    /// from the same snapshot. MUST return an empty page (with the true `total`) past the end,
+    /// never an error.
     async fn list_active(&self, page: PageRequest) -> Result<Page<User>, RepoError>;
 
-    /// Sets the active flag (and `last_active` to `now`). MUST return `NotFound` for an unknown id.
+    /// Sets the active flag (and `last_active` to `now`) and returns the user as written. MUST
+    /// return `NotFound` for an unknown id.
     async fn set_active(&self, id: UserId, active: bool, now: Timestamp) -> Result<User, RepoError>;
 
-    /// Records a subscription check. MUST return `NotFound` for an unknown id.
+    /// Records a subscription check (its time is `subscription.checked_at`) and returns the user
+    /// as written. MUST return `NotFound` for an unknown id.
     async fn record_subscription(&self, id: UserId, subscription: Subscription) -> Result<User, RepoError>;
 
     /// Sets `last_active`. MUST return `NotFound` for an unknown id.
     async fn touch(&self, id: UserId, now: Timestamp) -> Result<(), RepoError>;
+}
 
+/// A user's stored Spotify tokens, the refresh lease that serializes refreshes across
+/// instances, and the list the proactive refresher works from. Every token write is a
+/// compare-and-swap on the token version.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TokenRepository: Send + Sync + 'static {
     /// The stored tokens with their version. MUST return `Err(NotFound)` for an unknown id and
     /// `Ok(None)` for a known user without tokens (disconnected).
     async fn load_tokens(&self, id: UserId) -> Result<Option<StoredTokens>, RepoError>;
 
-    /// After a refresh: writes the new access token, its expiry, the scopes and, only when
+    /// After a refresh: writes the new access token, its expiry and the scopes, and only when
     /// `Some`, the new refresh token, bumping the version, in ONE atomic update guarded by
     /// `expected`. MUST return `StaleVersion` (and write nothing) when the stored version is not
     /// `expected` or the tokens were deleted meanwhile; `NotFound` for an unknown id. Returns the
@@ -262,9 +295,9 @@ pub trait UserRepository: Send + Sync + 'static {
     async fn delete_tokens(&self, id: UserId) -> Result<(), RepoError>;
 
     /// Takes the user's refresh lease for `holder` until `now + ttl` if it is free or expired
-    /// (or already `holder`'s). MUST return `Busy` with the other holder's end otherwise, and
-    /// `NotFound` for an unknown id. The lease makes app instances sharing the database do one
-    /// upstream refresh per user at a time; its expiry stops a crashed holder blocking forever.
+    /// (or already `holder`'s). MUST return `Busy` otherwise, and `NotFound` for an unknown id.
+    /// The lease makes app instances sharing the database do one upstream refresh per user at
+    /// a time; its expiry stops a crashed holder blocking forever.
     async fn try_acquire_refresh_lease(
         &self,
         id: UserId,
@@ -291,26 +324,25 @@ pub trait RateLimitRepository: Send + Sync + 'static {
     /// (a past instant means it is over).
     async fn backoff_until(&self, client: &str) -> Result<Option<Timestamp>, RepoError>;
 
-    /// Extends the backoff of `client` to at least `until`, atomically; it never shortens a
-    /// longer backoff another instance recorded. MUST return the end now in force.
-    async fn extend_backoff(&self, client: &str, until: Timestamp) -> Result<Timestamp, RepoError>;
+    /// Extends the backoff of `client` to at least `until`, atomically, at `now` (kept as the
+    /// row's `updated_at`); it never shortens a longer backoff another instance recorded. MUST
+    /// return the end now in force.
+    async fn extend_backoff(&self, client: &str, until: Timestamp, now: Timestamp) -> Result<Timestamp, RepoError>;
 }
 
 /// The session repository.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
-    /// Creates a session. MUST return `Conflict("session id")` when the id exists.
+    /// Creates a session and returns it as stored. MUST return `Conflict(SessionId)` when the id
+    /// exists and `Conflict(TokenIdHash)` when the token-id hash does.
     async fn create(&self, session: NewSession) -> Result<Session, RepoError>;
 
-    /// The session with this id, revoked or not. MUST return `Ok(None)` when none.
-    async fn get(&self, id: SessionId) -> Result<Option<Session>, RepoError>;
-
-    /// The session with this id, its owner and the owner's stored tokens, in one read: the hot
-    /// path of every authenticated request. MUST return `Ok(None)` when no session has this id,
-    /// and `owner: None` when its user row is gone; the user as `UserRepository::get` and the
-    /// tokens as `UserRepository::load_tokens` would return them.
-    async fn get_with_user(&self, id: SessionId) -> Result<Option<SessionView>, RepoError>;
+    /// The session with this id (revoked or not), its owner and the owner's stored tokens, in
+    /// one read: the hot path of every authenticated request. MUST return `Ok(None)` when no
+    /// session has this id, and `owner: None` when its user row is gone; the user as
+    /// `UserRepository::get` and the tokens as `TokenRepository::load_tokens` would return them.
+    async fn load_view(&self, id: SessionId) -> Result<Option<SessionView>, RepoError>;
 
     /// Rotation: replaces the token-id hash `expected` by `new`, sets `last_active`, atomically.
     /// MUST return `StaleVersion` (and write nothing) when the current hash is not `expected` or
@@ -334,7 +366,7 @@ pub trait SessionRepository: Send + Sync + 'static {
     async fn revoke_all_for_user(&self, user_id: UserId, now: Timestamp) -> Result<u64, RepoError>;
 
     /// Deletes sessions that ended (revoked, or past their absolute expiry) before `before`;
-    /// returns how many rows went.
+    /// returns how many rows went. Run by the housekeeping task.
     async fn purge_ended(&self, before: Timestamp) -> Result<u64, RepoError>;
 }
 
@@ -342,17 +374,18 @@ pub trait SessionRepository: Send + Sync + 'static {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait LoginFlowRepository: Send + Sync + 'static {
-    /// Remembers a flow, keyed by a one-way digest of its state (the state itself is never
-    /// stored). MUST return `Conflict("state")` when a flow with this state exists.
+    /// Remembers a flow, keyed by the digest of its state (the state itself is never stored).
+    /// MUST return `Conflict(State)` when a flow with this digest exists.
     async fn create(&self, flow: NewLoginFlow) -> Result<(), RepoError>;
 
-    /// Marks the flow with this state used and returns it, atomically: of any number of
-    /// concurrent calls with one state, at most one gets `Consumed`. MUST return `Unknown` when no
-    /// flow has the state, `Expired` when `now >= expires_at` (whether used or not), and
+    /// Marks the flow with this state digest used and returns it, atomically: of any number of
+    /// concurrent calls with one state, at most one gets `Consumed`. MUST return `Unknown` when
+    /// no flow has the digest, `Expired` when `now >= expires_at` (whether used or not), and
     /// `AlreadyUsed` when it was consumed before.
-    async fn consume(&self, state: &OAuthState, now: Timestamp) -> Result<ConsumeOutcome, RepoError>;
+    async fn consume(&self, state: &StateDigest, now: Timestamp) -> Result<ConsumeOutcome, RepoError>;
 
-    /// Deletes flows that expired before `before`; returns how many.
+    /// Deletes flows that expired before `before`; returns how many. Run by the housekeeping
+    /// task.
     async fn purge_expired(&self, before: Timestamp) -> Result<u64, RepoError>;
 }
 
@@ -447,23 +480,38 @@ pub trait SessionTokenCodec: Send + Sync + 'static {
     /// MUST reject `alg=none`, any algorithm but the key's one, `jku`/`jwk`/`x5u` headers, a wrong
     /// `iss`/`aud`/`typ`, `exp <= now` (`Expired`), `nbf > now` (`NotYetValid`).
     fn verify(&self, token: &str, now: Timestamp) -> Result<SessionClaims, SessionTokenError>;
+}
 
-    /// The hash of a token id as stored in the session row (a one-way digest).
-    fn hash_token_id(&self, token_id: &TokenId) -> TokenIdHash;
+/// The one-way digests under which secrets are looked up in the store, so that a database leak
+/// cannot be replayed (the secret itself is never stored).
+#[cfg_attr(test, mockall::automock)]
+pub trait Digests: Send + Sync + 'static {
+    /// The digest of a session token id (`jti`), as kept in the session row. MUST be
+    /// deterministic and differ for different ids.
+    fn token_id(&self, token_id: &TokenId) -> TokenIdHash;
+
+    /// The digest of an OAuth `state`, as kept in the login-flow row. MUST be deterministic and
+    /// differ for different states.
+    fn oauth_state(&self, state: &OAuthState) -> StateDigest;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Environment ports
 // ---------------------------------------------------------------------------------------------
 
-/// The time.
+/// The time, and waiting.
 #[cfg_attr(test, mockall::automock)]
+#[async_trait]
 pub trait Clock: Send + Sync + 'static {
     /// Now, in UTC.
     fn now(&self) -> Timestamp;
+
+    /// Returns after `duration` has passed (on this clock: a test clock MAY advance itself
+    /// instead of waiting).
+    async fn sleep(&self, duration: Duration);
 }
 
-/// Fresh identifiers from a cryptographically secure source.
+/// Fresh identifiers and random draws from a cryptographically secure source.
 #[cfg_attr(test, mockall::automock)]
 pub trait IdSource: Send + Sync + 'static {
     /// A new user id.
@@ -472,55 +520,84 @@ pub trait IdSource: Send + Sync + 'static {
     fn new_session_id(&self) -> SessionId;
     /// A new session token id (122 random bits at least; it is what rotation changes).
     fn new_token_id(&self) -> TokenId;
+    /// A uniformly random duration in `[0, max]` (to spread out retries and polls).
+    fn jitter(&self, max: Duration) -> Duration;
 }
 
-// ---------------------------------------------------------------------------------------------
-// The token-refresh port
-// ---------------------------------------------------------------------------------------------
-
-/// Hands out a valid Spotify access token for a user, refreshing it when it expires within
-/// `min_validity`. The domain's [`crate::refresh::StoreRefresher`] implements it over the other
-/// ports; wrappers add single flight, leases and backoff.
-#[cfg_attr(test, mockall::automock)]
-#[async_trait]
-pub trait TokenRefresher: Send + Sync + 'static {
-    /// MUST return a token valid for at least `min_validity` when one can be had; the stored
-    /// token while still valid when Spotify is unavailable or rate limiting; `ReauthRequired`
-    /// when Spotify said `invalid_grant` or the refresh token is past its absolute expiry (never
-    /// retrying); `NotConnected` when no tokens are stored; `Store(NotFound)` for an unknown user.
-    async fn valid_access_token(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError>;
-
-    /// [`Self::valid_access_token`] when the caller already read the user's token row (`None`:
-    /// the user exists and has no tokens), e.g. in the same query as the session: the hot path
-    /// of `GET /token`. MUST return what `valid_access_token` would return for that row, with
-    /// the same errors (`NotConnected` for `None`); MAY serve a fresh token from it without
-    /// reading the store again, and MUST read the store again before any refresh.
-    async fn valid_access_token_preloaded(
-        &self,
-        user: UserId,
-        stored: Option<StoredTokens>,
-        min_validity: Duration,
-    ) -> Result<AccessGrant, TokenError>;
+/// A held per-user lock; dropping it releases the lock.
+pub struct UserLock {
+    /// Whether another caller held the lock first (this caller waited: a single-flight join).
+    pub joined: bool,
+    /// Whatever the adapter needs to release the lock on drop.
+    pub guard: Box<dyn Send>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_port<T: ?Sized + Send + Sync + 'static>() {}
-
-    #[test]
-    fn ports_are_object_safe_and_shareable() {
-        assert_port::<dyn UserRepository>();
-        assert_port::<dyn SessionRepository>();
-        assert_port::<dyn LoginFlowRepository>();
-        assert_port::<dyn RateLimitRepository>();
-        assert_port::<dyn SpotifyAccounts>();
-        assert_port::<dyn SpotifyProfilePort>();
-        assert_port::<dyn TokenCipher>();
-        assert_port::<dyn SessionTokenCodec>();
-        assert_port::<dyn Clock>();
-        assert_port::<dyn IdSource>();
-        assert_port::<dyn TokenRefresher>();
+impl std::fmt::Debug for UserLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserLock").field("joined", &self.joined).finish_non_exhaustive()
     }
 }
+
+/// Per-user mutual exclusion inside one process: single flight for token refreshes, so the
+/// callers for one user queue behind the first instead of each calling Spotify.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait UserLocks: Send + Sync + 'static {
+    /// Waits until no other holder of `user`'s lock in this process remains, then holds it
+    /// until the returned value is dropped. MUST set `joined` when it had to wait.
+    async fn lock(&self, user: UserId) -> UserLock;
+}
+
+/// What the token use case reports as it works, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshEvent {
+    /// An upstream refresh succeeded.
+    Refreshed,
+    /// An upstream refresh was answered `invalid_grant` (the user is marked for
+    /// re-authorization).
+    Reauth(UserId),
+    /// An upstream refresh was answered 429.
+    RateLimited,
+    /// An upstream refresh failed with 5xx, a timeout or a dropped connection.
+    Unavailable(UserId),
+    /// An upstream refresh failed otherwise.
+    Failed,
+    /// The old, still valid token was served because Spotify could not refresh it.
+    ServedStale,
+    /// A refresh was not attempted because the client id is backing off.
+    BackoffBlocked,
+    /// A caller waited for another caller's refresh in this process.
+    SingleFlightJoin,
+    /// A caller polled while another instance held the user's refresh lease.
+    LeaseWait,
+    /// The client id's backoff (known to this instance) now ends at this instant.
+    BackoffUntil(Timestamp),
+    /// A refresh lease could not be released (it lapses by itself at its expiry).
+    LeaseNotReleased(UserId),
+}
+
+/// Receives [`RefreshEvent`]s. MUST NOT block: it is called on the request path.
+#[cfg_attr(test, mockall::automock)]
+pub trait RefreshEvents: Send + Sync + 'static {
+    /// Records one event.
+    fn record(&self, event: RefreshEvent);
+}
+
+// Every port is usable as `Arc<dyn Port>` shared across threads (checked at compile time).
+const _: fn() = || {
+    fn port<T: ?Sized + Send + Sync + 'static>() {}
+    port::<dyn UserRepository>();
+    port::<dyn TokenRepository>();
+    port::<dyn SessionRepository>();
+    port::<dyn LoginFlowRepository>();
+    port::<dyn RateLimitRepository>();
+    port::<dyn SpotifyAccounts>();
+    port::<dyn SpotifyProfilePort>();
+    port::<dyn TokenCipher>();
+    port::<dyn SessionTokenCodec>();
+    port::<dyn Digests>();
+    port::<dyn Clock>();
+    port::<dyn IdSource>();
+    port::<dyn UserLocks>();
+    port::<dyn RefreshEvents>();
+};

@@ -79,7 +79,7 @@ pub struct Session {
 }
 
 /// A session, its owner and the owner's stored tokens, as one read returns them
-/// ([`crate::ports::SessionRepository::get_with_user`]).
+/// ([`crate::ports::SessionRepository::load_view`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionView {
     /// The session.
@@ -106,7 +106,7 @@ pub struct NewSession {
     pub user_id: UserId,
     /// Hash of the first token's id.
     pub token_id_hash: TokenIdHash,
-    /// Now.
+    /// When the session began (also its first `last_active`).
     pub created_at: Timestamp,
     /// Absolute end.
     pub expires_at: Timestamp,

@@ -101,15 +101,6 @@ impl PremiumStatus {
         }
     }
 
-    /// The inverse of [`Self::as_option`] (how stores keep it: a nullable boolean).
-    pub fn from_option(value: Option<bool>) -> Self {
-        match value {
-            Some(true) => PremiumStatus::Premium,
-            Some(false) => PremiumStatus::Free,
-            None => PremiumStatus::Unknown,
-        }
-    }
-
     /// Reads Spotify's `product` field: `premium` → Premium; `free` and `open` → Free; anything
     /// else (a value Spotify may add later) → Unknown, never a guess.
     pub fn from_product(product: &str) -> Self {
@@ -286,9 +277,6 @@ mod tests {
         assert_eq!(PremiumStatus::from_product("open"), PremiumStatus::Free);
         assert_eq!(PremiumStatus::from_product("free"), PremiumStatus::Free);
         assert_eq!(PremiumStatus::from_product("premium_duo_v9"), PremiumStatus::Unknown);
-        for s in [PremiumStatus::Premium, PremiumStatus::Free, PremiumStatus::Unknown] {
-            assert_eq!(PremiumStatus::from_option(s.as_option()), s);
-        }
     }
 
     #[test]

@@ -1,26 +1,27 @@
 //! # spotauth-mysql
 //!
-//! The MySQL / PlanetScale adapter: [`MysqlStore`] implements the domain's `UserRepository`,
-//! `SessionRepository` and `LoginFlowRepository` on diesel + diesel-async over the pure-Rust
-//! `mysql_async` driver (no C client), with a deadpool connection pool, TLS when the URL asks for
-//! it, and the embedded migrations of `migrations/mysql`. Its semantics are proven by the shared
-//! contract suite of `spotauth-store-contract`, which the SQLite adapter passes too.
+//! The MySQL / PlanetScale store: [`MysqlStore`] runs the shared repositories of `spotauth-sql`
+//! (every storage port of the domain) over a deadpool pool of diesel-async connections on the
+//! pure-Rust `mysql_async` driver (no C client), with TLS when the URL asks for it, and the
+//! embedded migrations of `migrations/mysql` ([`MysqlStore::run_migrations`], the
+//! `spotauth-migrate` tool). Its semantics are proven by the contract suite of
+//! `spotauth-testkit`, which the SQLite store passes too.
 //!
-//! **Architecture Invariant:** SQL, diesel and mysql_async types stop at this crate's edge:
-//! every public method speaks domain types and maps library errors into `RepoError` at the seam.
-//! The schema has no FOREIGN KEY constraints (PlanetScale/Vitess); relations are enforced by the
-//! domain's use cases.
+//! What is MySQL's own here: `DATABASE_URL` and its TLS modes ([`url`]), the pool and
+//! connection setup, writes as one transaction each on a task of their own, the migration
+//! runner, administration (`execute_admin`, `tls_cipher`) and the wording of MySQL's
+//! unique-violation messages.
+//!
+//! **Architecture Invariant:** SQL, diesel and mysql_async types stop at this crate's edge
+//! (and `spotauth-sql`'s): every public method speaks domain types and maps library errors into
+//! `RepoError` at the seam. The schema has no FOREIGN KEY constraints (PlanetScale/Vitess);
+//! relations are enforced by the domain's use cases.
 
-mod convert;
-mod login_flows;
 pub mod migrate;
-mod rate_limits;
-mod schema;
-mod sessions;
 mod store;
 pub mod url;
-mod users;
 
 pub use migrate::{MIGRATIONS, MigrationError};
-pub use store::{MysqlLoginFlows, MysqlRateLimits, MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError};
+pub use spotauth_sql::{Repositories, StoreHealth};
+pub use store::{MysqlStore, PoolSettings, StoreError};
 pub use url::{DatabaseUrl, DatabaseUrlError, TlsMode};

@@ -45,7 +45,7 @@ impl MysqlStore {
 
     /// Names of the migrations not yet applied.
     pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        let conn = establish(self.url.opts().clone()).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        let conn = establish(self.url().opts().clone()).await.map_err(|e| StoreError::Migration(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
             let mut wrapper = Wrapper::from(conn);
             wrapper
@@ -62,7 +62,7 @@ impl MysqlStore {
         dir: Direction,
         on_step: impl Fn(&str) + Send + 'static,
     ) -> Result<Vec<String>, StoreError> {
-        let conn = establish(self.url.opts().clone()).await.map_err(|e| StoreError::Migration(e.to_string()))?;
+        let conn = establish(self.url().opts().clone()).await.map_err(|e| StoreError::Migration(e.to_string()))?;
         tokio::task::spawn_blocking(move || run(Wrapper::from(conn), dir, on_step))
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))?

@@ -1,14 +1,15 @@
-//! The store: a pool of diesel-async MySQL connections.
+//! The store: a pool of diesel-async MySQL connections lent to the shared SQL repositories.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::ConnectionError;
-use diesel_async::AsyncMysqlConnection;
-use diesel_async::RunQueryDsl;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
 use mysql_async::{Opts, OptsBuilder};
 use spotauth_domain::ports::RepoError;
+use spotauth_sql::{AnyConn, Connections, Job, Repositories, SqlStore, TxError};
 
 use crate::url::DatabaseUrl;
 
@@ -46,35 +47,62 @@ pub enum StoreError {
     Migration(String),
 }
 
-/// The MySQL store: a connection pool; [`MysqlStore::users`], [`MysqlStore::sessions`] and
-/// [`MysqlStore::login_flows`] are the repositories.
-#[derive(Clone)]
-pub struct MysqlStore {
-    pub(crate) pool: Pool<AsyncMysqlConnection>,
+/// The pool, as the shared repositories see it.
+pub(crate) struct MysqlPool {
+    pool: Pool<AsyncMysqlConnection>,
     pub(crate) url: DatabaseUrl,
 }
 
-impl std::fmt::Debug for MysqlStore {
+impl std::fmt::Debug for MysqlPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MysqlStore").field("url", &self.url).field("pool", &self.pool.status()).finish()
+        f.debug_struct("MysqlPool").field("url", &self.url).field("pool", &self.pool.status()).finish()
     }
 }
 
-/// The user repository on this store (shares its pool).
-#[derive(Debug, Clone)]
-pub struct MysqlUsers(pub(crate) MysqlStore);
+impl MysqlPool {
+    /// A pooled connection, or `Unavailable`.
+    async fn conn(&self) -> Result<Object<AsyncMysqlConnection>, RepoError> {
+        self.pool.get().await.map_err(|e| RepoError::Unavailable(pool_error(&e)))
+    }
+}
 
-/// The session repository on this store (shares its pool).
-#[derive(Debug, Clone)]
-pub struct MysqlSessions(pub(crate) MysqlStore);
+impl Connections for MysqlPool {
+    // "Duplicate entry 'VALUE' for key …" quotes values.
+    const MESSAGES_ARE_VALUE_FREE: bool = false;
 
-/// The login-flow repository on this store (shares its pool).
-#[derive(Debug, Clone)]
-pub struct MysqlLoginFlows(pub(crate) MysqlStore);
+    async fn read<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
+        let mut conn = self.conn().await?;
+        job(AnyConn::Mysql(&mut conn)).await
+    }
 
-/// The rate-limit backoff repository on this store (shares its pool).
-#[derive(Debug, Clone)]
-pub struct MysqlRateLimits(pub(crate) MysqlStore);
+    async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
+        let pool = self.pool.clone();
+        // On a task of its own, so a caller that goes away cannot cut the transaction short.
+        tokio::spawn(async move {
+            let mut conn = pool.get().await.map_err(|e| RepoError::Unavailable(pool_error(&e)))?;
+            let conn: &mut AsyncMysqlConnection = &mut conn;
+            conn.transaction(async move |c| job(AnyConn::Mysql(c)).await).await
+        })
+        .await
+        .map_err(|e| RepoError::Unavailable(format!("write task failed: {e}")))?
+    }
+
+    /// MariaDB: `Duplicate entry '…' for key 'uq_…'` (or `'PRIMARY'`); MySQL 8 writes the key as
+    /// `'table.uq_…'`.
+    fn violated_key(message: &str) -> Option<&str> {
+        let key = message.rsplit_once(" for key '")?.1.strip_suffix('\'')?;
+        Some(key.rsplit_once('.').map_or(key, |(_, index)| index))
+    }
+
+    fn describe(&self) -> String {
+        format!("MySQL {}", self.url)
+    }
+}
+
+/// The MySQL store: a connection pool and the repositories on it ([`MysqlStore::repositories`]).
+/// Cheap to clone (one shared pool).
+#[derive(Clone, Debug)]
+pub struct MysqlStore(Arc<SqlStore<MysqlPool>>);
 
 /// Opens one connection with our settings: UTC, utf8mb4 (diesel-async's setup), found-rows
 /// semantics for UPDATE counts, TLS as the URL says.
@@ -85,7 +113,7 @@ pub(crate) async fn establish(opts: Opts) -> Result<AsyncMysqlConnection, Connec
 }
 
 /// One line describing a driver error, without values.
-pub(crate) fn describe(e: &mysql_async::Error) -> String {
+fn describe(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Io(io) => format!("network/TLS error: {io}"),
         mysql_async::Error::Server(s) => format!("server error {}: {}", s.code, s.message),
@@ -116,9 +144,9 @@ impl MysqlStore {
             .recycle_timeout(Some(settings.timeout))
             .build()
             .map_err(|e| StoreError::Connect { url: url.to_string(), reason: e.to_string() })?;
-        let store = MysqlStore { pool, url };
+        let store = MysqlStore(Arc::new(SqlStore::new(MysqlPool { pool, url })));
         store.ping().await.map_err(|e| StoreError::Connect {
-            url: store.url.to_string(),
+            url: store.url().to_string(),
             reason: match e {
                 RepoError::Unavailable(r) => r,
                 other => other.to_string(),
@@ -127,46 +155,25 @@ impl MysqlStore {
         Ok(store)
     }
 
-    /// The `UserRepository`.
-    pub fn users(&self) -> MysqlUsers {
-        MysqlUsers(self.clone())
-    }
-
-    /// The `SessionRepository`.
-    pub fn sessions(&self) -> MysqlSessions {
-        MysqlSessions(self.clone())
-    }
-
-    /// The `LoginFlowRepository`.
-    pub fn login_flows(&self) -> MysqlLoginFlows {
-        MysqlLoginFlows(self.clone())
-    }
-
-    /// The `RateLimitRepository`.
-    pub fn rate_limits(&self) -> MysqlRateLimits {
-        MysqlRateLimits(self.clone())
+    /// Every repository port, on this store's pool.
+    pub fn repositories(&self) -> Repositories {
+        self.0.repositories()
     }
 
     /// The (redacted) URL this store talks to.
     pub fn url(&self) -> &DatabaseUrl {
-        &self.url
-    }
-
-    /// A pooled connection, or `Unavailable`.
-    pub(crate) async fn conn(&self) -> Result<Object<AsyncMysqlConnection>, RepoError> {
-        self.pool.get().await.map_err(|e| RepoError::Unavailable(pool_error(&e)))
+        &self.0.connections().url
     }
 
     /// `SELECT 1`: for readiness probes.
     pub async fn ping(&self) -> Result<(), RepoError> {
-        let mut conn = self.conn().await?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await.map(|_| ()).map_err(crate::convert::map_err)
+        self.0.ping().await
     }
 
     /// Runs one administrative statement (e.g. `CREATE DATABASE`); for tools and tests.
     pub async fn execute_admin(&self, sql: &str) -> Result<(), RepoError> {
-        let mut conn = self.conn().await?;
-        diesel::sql_query(sql).execute(&mut conn).await.map(|_| ()).map_err(crate::convert::map_err)
+        let mut conn = self.0.connections().conn().await?;
+        diesel::sql_query(sql).execute(&mut conn).await.map(|_| ()).map_err(MysqlPool::classify)
     }
 
     /// Whether the connection in use is encrypted (`Ssl_cipher` is non-empty).
@@ -178,11 +185,11 @@ impl MysqlStore {
             #[diesel(column_name = Value)]
             value: String,
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.0.connections().conn().await?;
         let rows: Vec<Row> = diesel::sql_query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
             .load(&mut conn)
             .await
-            .map_err(crate::convert::map_err)?;
+            .map_err(MysqlPool::classify)?;
         Ok(rows.into_iter().next().map(|r| r.value).filter(|v| !v.is_empty()))
     }
 }
@@ -195,5 +202,25 @@ fn pool_error(e: &diesel_async::pooled_connection::deadpool::PoolError) -> Strin
         P::Closed => "pool closed".into(),
         P::NoRuntimeSpecified => "no runtime".into(),
         P::PostCreateHook(_) => "connection setup failed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_name_the_index() {
+        let key = MysqlPool::violated_key;
+        assert_eq!(
+            key("Duplicate entry 'acct-1' for key 'uq_spotify_users_account_key'"),
+            Some("uq_spotify_users_account_key")
+        );
+        assert_eq!(
+            key("Duplicate entry 'a' for key 'spotify_users.uq_spotify_users_account_key'"),
+            Some("uq_spotify_users_account_key")
+        );
+        assert_eq!(key("Duplicate entry 'x for key 'y'' for key 'PRIMARY'"), Some("PRIMARY"));
+        assert_eq!(key("Deadlock found when trying to get lock"), None);
     }
 }

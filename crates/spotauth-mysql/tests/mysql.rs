@@ -1,9 +1,11 @@
-//! The MySQL adapter against the real MariaDB/MySQL at `TEST_DATABASE_URL`
-//! (default `mysql://root@127.0.0.1:3306/test`). Each test creates a fresh database and drops it.
+//! The MySQL store against the real MariaDB/MySQL at `TEST_DATABASE_URL`
+//! (default `mysql://root@127.0.0.1:3306`). Each test creates a fresh database and drops it;
+//! without a server every test fails (never skips).
 //!
-//! The repository semantics are the shared contract of `spotauth-store-contract` (run here by
-//! `contract_tests!` over a MySQL fixture, and by the SQLite adapter over its own); this file
-//! adds only what is MySQL-specific: migrations, the information_schema, TLS, bad URLs.
+//! The repository semantics are the shared contract of `spotauth-testkit` (run here by
+//! `contract_tests!` over a MySQL fixture, and by the SQLite store over its own); this file
+//! adds only what is MySQL-specific: migrations (with the conversion of existing rows to Unix
+//! milliseconds), the information_schema, TLS, bad URLs.
 // Test code: a failed expectation must panic the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,46 +15,27 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
-use spotauth_domain::ids::UserId;
-use spotauth_domain::ports::UserRepository;
 use spotauth_domain::user::{PremiumStatus, Subscription};
-use spotauth_mysql::{
-    DatabaseUrl, MysqlLoginFlows, MysqlRateLimits, MysqlSessions, MysqlStore, MysqlUsers, PoolSettings, StoreError,
-};
-use spotauth_store_contract::{StoreFixture, new_user};
+use spotauth_mysql::{DatabaseUrl, MysqlStore, PoolSettings, Repositories, StoreError};
+use spotauth_testkit::contract::{RawBytes, new_user};
+use spotauth_testkit::{StoreFixture, TestDb};
 
 /// Every migration in `migrations/mysql`.
-const MIGRATION_COUNT: usize = 4;
+const MIGRATION_COUNT: usize = 5;
 /// Every table the migrations create.
 const TABLES: &str = "('spotify_users','user_sessions','oauth_login_flows','spotify_rate_limits')";
 
-fn base_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-/// A fresh database, dropped when the guard goes (even when the test panics).
-struct TestDb {
-    name: String,
-    url: String,
+/// A fresh database and a store on it. Field order: the pool closes before the database goes.
+struct MysqlDb {
     store: MysqlStore,
+    db: TestDb,
 }
 
-async fn admin() -> AsyncMysqlConnection {
-    AsyncMysqlConnection::establish(&base_url()).await.expect("TEST_DATABASE_URL must reach a MySQL/MariaDB server")
-}
-
-impl TestDb {
+impl MysqlDb {
     async fn new() -> Self {
-        let name = format!("spotauth_t_{}", uuid_like());
-        diesel::sql_query(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-            .execute(&mut admin().await)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&base_url()).unwrap();
-        url.set_path(&name);
-        let url = url.to_string();
-        let store = MysqlStore::connect(DatabaseUrl::parse(&url).unwrap(), PoolSettings::default()).await.unwrap();
-        TestDb { name, url, store }
+        let db = TestDb::create().await;
+        let store = MysqlStore::connect(DatabaseUrl::parse(db.url()).unwrap(), PoolSettings::default()).await.unwrap();
+        MysqlDb { store, db }
     }
 
     async fn migrated() -> Self {
@@ -60,27 +43,17 @@ impl TestDb {
         db.store.run_migrations(|_| {}).await.unwrap();
         db
     }
-}
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop from a separate thread with its own runtime: Drop cannot await.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let _ =
-                    diesel::sql_query(format!("DROP DATABASE IF EXISTS `{name}`")).execute(&mut admin().await).await;
-            });
-        })
-        .join();
+    /// A connection of our own, past the store.
+    async fn raw(&self) -> AsyncMysqlConnection {
+        AsyncMysqlConnection::establish(self.db.url()).await.unwrap()
     }
-}
 
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
+    /// Runs raw statements (`;`-separated), past the store.
+    async fn execute(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection as _;
+        self.raw().await.batch_execute(sql).await.unwrap();
+    }
 }
 
 #[derive(QueryableByName)]
@@ -89,75 +62,34 @@ struct Count {
     n: i64,
 }
 
-async fn count(db: &TestDb, sql: &str) -> i64 {
-    let mut conn = AsyncMysqlConnection::establish(&db.url).await.unwrap();
-    let rows: Vec<Count> = diesel::sql_query(sql.replace("{db}", &db.name)).load(&mut conn).await.unwrap();
+/// `SELECT COUNT(*) AS n …`, with `{db}` standing for the database's name.
+async fn count(db: &MysqlDb, sql: &str) -> i64 {
+    let rows: Vec<Count> =
+        diesel::sql_query(sql.replace("{db}", db.db.name())).load(&mut db.raw().await).await.unwrap();
     rows[0].n
 }
 
 /// The contract fixture: a fresh migrated database per test, dropped with it.
 #[async_trait]
-impl StoreFixture for TestDb {
-    type Users = MysqlUsers;
-    type Sessions = MysqlSessions;
-    type Flows = MysqlLoginFlows;
-    type RateLimits = MysqlRateLimits;
-
-    fn users(&self) -> Arc<MysqlUsers> {
-        Arc::new(self.store.users())
+impl StoreFixture for MysqlDb {
+    fn repositories(&self) -> Repositories {
+        self.store.repositories()
     }
 
-    fn sessions(&self) -> Arc<MysqlSessions> {
-        Arc::new(self.store.sessions())
-    }
-
-    fn login_flows(&self) -> Arc<MysqlLoginFlows> {
-        Arc::new(self.store.login_flows())
-    }
-
-    fn rate_limits(&self) -> Arc<MysqlRateLimits> {
-        Arc::new(self.store.rate_limits())
-    }
-
-    async fn raw_token_columns(&self, id: UserId) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        #[derive(QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-            access_token: Option<Vec<u8>>,
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-            refresh_token: Option<Vec<u8>>,
-        }
-        let mut conn = AsyncMysqlConnection::establish(&self.url).await.unwrap();
-        let rows: Vec<Row> = diesel::sql_query("SELECT access_token, refresh_token FROM spotify_users WHERE id = ?")
-            .bind::<diesel::sql_types::Text, _>(id.to_string())
-            .load(&mut conn)
-            .await
-            .unwrap();
-        let row = rows.into_iter().next().unwrap();
-        (row.access_token, row.refresh_token)
-    }
-
-    async fn raw_login_flow_keys(&self) -> Vec<Vec<u8>> {
-        #[derive(QueryableByName)]
-        struct Row {
-            #[diesel(sql_type = diesel::sql_types::Binary)]
-            state_hash: Vec<u8>,
-        }
-        let mut conn = AsyncMysqlConnection::establish(&self.url).await.unwrap();
-        let rows: Vec<Row> =
-            diesel::sql_query("SELECT state_hash FROM oauth_login_flows").load(&mut conn).await.unwrap();
-        rows.into_iter().map(|r| r.state_hash).collect()
+    async fn raw_bytes(&self, sql: &str) -> Vec<Option<Vec<u8>>> {
+        let rows: Vec<RawBytes> = diesel::sql_query(sql).load(&mut self.raw().await).await.unwrap();
+        rows.into_iter().map(|r| r.v).collect()
     }
 }
 
-spotauth_store_contract::contract_tests!(TestDb::migrated);
+spotauth_testkit::contract_tests!(MysqlDb::migrated);
 
 mod migrations {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn apply_revert_reapply() {
-        let db = TestDb::new().await;
+        let db = MysqlDb::new().await;
         let printed = Arc::new(std::sync::Mutex::new(Vec::new()));
         let p = printed.clone();
         let applied = db.store.run_migrations(move |n| p.lock().unwrap().push(n.to_owned())).await.unwrap();
@@ -184,34 +116,345 @@ mod migrations {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn schema_is_planetscale_compatible_and_documented() {
-        let db = TestDb::migrated().await;
+    async fn schema_is_planetscale_compatible_documented_and_the_sqlite_one() {
+        let db = MysqlDb::migrated().await;
         let fks =
             "SELECT COUNT(*) AS n FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = '{db}'";
         assert_eq!(count(&db, fks).await, 0, "no FOREIGN KEY constraints (PlanetScale/Vitess)");
-        let uncommented = "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME <> '__diesel_schema_migrations' AND COLUMN_COMMENT = ''";
-        assert_eq!(count(&db, uncommented).await, 0, "every column carries a comment");
-        let not_utf8mb4 = "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME <> '__diesel_schema_migrations' AND TABLE_COLLATION NOT LIKE 'utf8mb4%'";
-        assert_eq!(count(&db, not_utf8mb4).await, 0);
-        let jwt_column = "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND COLUMN_NAME LIKE '%jwt%'";
-        assert_eq!(count(&db, jwt_column).await, 0, "sessions store a token-id hash, never the JWT");
+        let ours = "TABLE_SCHEMA = '{db}' AND TABLE_NAME <> '__diesel_schema_migrations'";
+        let uncommented =
+            format!("SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND COLUMN_COMMENT = ''");
+        assert_eq!(count(&db, &uncommented).await, 0, "every column carries a comment");
+        let not_utf8mb4 = format!(
+            "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE {ours} AND TABLE_COLLATION NOT LIKE 'utf8mb4%'"
+        );
+        assert_eq!(count(&db, &not_utf8mb4).await, 0);
+        // The schema spotauth-sql shares with SQLite: times are BIGINT Unix ms, the version signed.
+        let datetimes = format!(
+            "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND DATA_TYPE IN ('datetime', 'timestamp')"
+        );
+        assert_eq!(count(&db, &datetimes).await, 0, "no DATETIME column is left");
+        let millis = format!(
+            "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND DATA_TYPE = 'bigint' AND COLUMN_TYPE NOT LIKE '%unsigned%' AND (COLUMN_NAME LIKE '%\\_at' OR COLUMN_NAME IN ('token_expiry', 'refresh_lease_until', 'last_active', 'backoff_until', 'token_version'))"
+        );
+        assert_eq!(count(&db, &millis).await, 16, "15 times and token_version as signed BIGINT");
+        let jwt_column =
+            format!("SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND COLUMN_NAME LIKE '%jwt%'");
+        assert_eq!(count(&db, &jwt_column).await, 0, "sessions store a token-id hash, never the JWT");
         let state_column = "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'oauth_login_flows' AND COLUMN_NAME = 'state'";
         assert_eq!(count(&db, state_column).await, 0, "login flows store a state digest, never the state");
-        for idx in [
-            "uq_spotify_users_account_key",
-            "idx_spotify_users_spotify_id",
-            "idx_spotify_users_token_expiry",
-            "idx_spotify_users_active_last_active",
-            "idx_user_sessions_user_id",
-            "uq_user_sessions_token_id_hash",
-            "idx_user_sessions_expires_at",
-            "idx_oauth_login_flows_expires_at",
+        for (idx, columns) in [
+            ("uq_spotify_users_account_key", 1),
+            ("idx_spotify_users_spotify_id", 1),
+            ("idx_spotify_users_token_expiry", 1),
+            ("idx_spotify_users_active_last_active", 2),
+            ("idx_spotify_users_last_active", 1),
+            ("idx_user_sessions_user_id", 1),
+            ("uq_user_sessions_token_id_hash", 1),
+            ("idx_user_sessions_expires_at", 1),
+            ("idx_oauth_login_flows_expires_at", 1),
         ] {
             let q = format!(
                 "SELECT COUNT(*) AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{{db}}' AND INDEX_NAME = '{idx}'"
             );
-            assert!(count(&db, &q).await > 0, "index {idx}");
+            assert_eq!(count(&db, &q).await, columns, "index {idx} on all its columns");
         }
+    }
+}
+
+/// The migration to Unix milliseconds on a database that holds data: rows of every table are
+/// written in the OLD schema (DATETIME(3) columns, by raw SQL), the migration runs, and the
+/// repositories read every time back exactly to the millisecond; reverting it restores the
+/// DATETIME values exactly.
+mod unix_millis_migration {
+    use diesel::migration::MigrationSource;
+    use diesel::mysql::Mysql;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+    use diesel_migrations::MigrationHarness;
+    use spotauth_crypto::Sha256Digests;
+    use spotauth_domain::ids::{SessionId, UserId};
+    use spotauth_domain::login::{ConsumeOutcome, LoginFlow, ReturnTo};
+    use spotauth_domain::ports::{Digests, LeaseOutcome};
+    use spotauth_domain::secret::OAuthState;
+    use spotauth_domain::session::{Session, SessionMeta, SessionOwner, SessionView, TokenIdHash};
+    use spotauth_domain::time::Timestamp;
+    use spotauth_domain::token::{EncryptedToken, Scopes, StoredTokens, TokenVersion};
+    use spotauth_domain::user::{DisplayName, PremiumSource, SpotifyAccountKey, SpotifyUserId, User};
+    use spotauth_mysql::MIGRATIONS;
+
+    use super::*;
+
+    /// The last migration before times became milliseconds.
+    const OLD_SCHEMA: &str = "20261127000004";
+
+    /// Distinct instants, each with a millisecond part, around 2027.
+    fn t(n: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000 + n * 3_600_123 + 7)
+    }
+
+    /// A DATETIME(3) literal of `t` in UTC (what the old store wrote).
+    fn dt(t: Timestamp) -> String {
+        let at = chrono::DateTime::from_timestamp_millis(t.unix_millis()).unwrap().naive_utc();
+        format!("'{}'", at.format("%Y-%m-%d %H:%M:%S%.3f"))
+    }
+
+    fn id(n: u8) -> UserId {
+        UserId::from_bytes([n; 16])
+    }
+
+    fn sid(n: u8) -> SessionId {
+        SessionId::from_bytes([n; 16])
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn digest(state: &str) -> spotauth_domain::login::StateDigest {
+        Sha256Digests.oauth_state(&OAuthState::new(state).unwrap())
+    }
+
+    /// Runs the harness on a connection of its own, on a blocking thread.
+    async fn harness<R: Send + 'static>(
+        db: &MysqlDb,
+        f: impl FnOnce(&mut AsyncConnectionWrapper<AsyncMysqlConnection>) -> R + Send + 'static,
+    ) -> R {
+        let conn = db.raw().await;
+        tokio::task::spawn_blocking(move || f(&mut AsyncConnectionWrapper::from(conn))).await.unwrap()
+    }
+
+    /// Applies the migrations up to the old schema only.
+    async fn migrate_to_old_schema(db: &MysqlDb) {
+        harness(db, |conn| {
+            assert!(conn.applied_migrations().unwrap().is_empty(), "a fresh database"); // creates the table
+            let mut all = MigrationSource::<Mysql>::migrations(&MIGRATIONS).unwrap();
+            all.sort_by_key(|m| m.name().version().to_string());
+            for m in all.iter().filter(|m| m.name().version().to_string().as_str() <= OLD_SCHEMA) {
+                conn.run_migration(&**m).unwrap();
+            }
+        })
+        .await;
+        assert_eq!(db.store.pending_migrations().await.unwrap().len(), 1, "only the conversion is pending");
+    }
+
+    /// User 1 connected (with a live refresh lease), user 2 disconnected and inactive with an
+    /// unknown Premium status, user 3 needing re-authorization; two sessions of user 1 (one
+    /// revoked); an unused and a used login flow; one rate-limit backoff.
+    async fn write_old_rows(db: &MysqlDb) {
+        db.execute(&format!(
+            "INSERT INTO spotify_users (id, spotify_account_key, spotify_id, display_name, access_token, refresh_token, \
+               token_expiry, refresh_token_expires_at, token_scopes, token_version, reauth_required, \
+               refresh_lease_holder, refresh_lease_until, is_active, is_premium, premium_product, premium_source, \
+               premium_checked_at, created_at, last_active) VALUES \
+             ('{u1}', 'acct-1', 'user1', 'Old Ñame', x'0a0b0c', x'0d0e0f', {t1}, {t2}, 'streaming user-read-email', 3, FALSE, \
+               'holder-a', {t3}, TRUE, TRUE, 'premium', 'profile', {t4}, {t5}, {t6}), \
+             ('{u2}', 'acct-2', 'user2', NULL, NULL, NULL, NULL, NULL, NULL, 5, FALSE, NULL, NULL, FALSE, NULL, NULL, 'none', \
+               NULL, {t7}, {t8}), \
+             ('{u3}', 'acct-3', 'user3', NULL, x'01', x'02', {t9}, {t10}, 'streaming', 8, TRUE, NULL, NULL, TRUE, FALSE, \
+               'free', 'player_probe', {t11}, {t12}, {t13}); \
+             INSERT INTO user_sessions (id, user_id, token_id_hash, created_at, last_active, expires_at, revoked_at, \
+               user_agent, ip_address) VALUES \
+             ('{s1}', '{u1}', x'{h1}', {t14}, {t15}, {t16}, NULL, 'Mozilla/5.0', '192.0.2.1'), \
+             ('{s2}', '{u1}', x'{h2}', {t17}, {t18}, {t19}, {t20}, NULL, NULL); \
+             INSERT INTO oauth_login_flows (state_hash, return_to, created_at, expires_at, used_at) VALUES \
+             (x'{f1}', '/rooms/7', {t21}, {t22}, NULL), (x'{f2}', NULL, {t23}, {t24}, {t25}); \
+             INSERT INTO spotify_rate_limits (client_id, backoff_until, updated_at) VALUES ('client-a', {t26}, {t27})",
+            u1 = id(1),
+            u2 = id(2),
+            u3 = id(3),
+            s1 = sid(1),
+            s2 = sid(2),
+            h1 = hex(&[0x11; 32]),
+            h2 = hex(&[0x22; 32]),
+            f1 = hex(digest("old-state-1").as_bytes()),
+            f2 = hex(digest("old-state-2").as_bytes()),
+            t1 = dt(t(1)),
+            t2 = dt(t(2)),
+            t3 = dt(t(3)),
+            t4 = dt(t(4)),
+            t5 = dt(t(5)),
+            t6 = dt(t(6)),
+            t7 = dt(t(7)),
+            t8 = dt(t(8)),
+            t9 = dt(t(9)),
+            t10 = dt(t(10)),
+            t11 = dt(t(11)),
+            t12 = dt(t(12)),
+            t13 = dt(t(13)),
+            t14 = dt(t(14)),
+            t15 = dt(t(15)),
+            t16 = dt(t(16)),
+            t17 = dt(t(17)),
+            t18 = dt(t(18)),
+            t19 = dt(t(19)),
+            t20 = dt(t(20)),
+            t21 = dt(t(21)),
+            t22 = dt(t(22)),
+            t23 = dt(t(23)),
+            t24 = dt(t(24)),
+            t25 = dt(t(25)),
+            t26 = dt(t(26)),
+            t27 = dt(t(27)),
+        ))
+        .await;
+    }
+
+    fn user(n: u8, display_name: Option<&str>, subscription: Subscription, times: (i64, i64)) -> User {
+        User {
+            id: id(n),
+            account_key: SpotifyAccountKey::new(format!("acct-{n}")).unwrap(),
+            spotify_id: SpotifyUserId::new(format!("user{n}")).unwrap(),
+            display_name: display_name.map(|d| DisplayName::new(d).unwrap()),
+            subscription,
+            is_active: n != 2,
+            created_at: t(times.0),
+            last_active: t(times.1),
+            reauth_required: n == 3,
+            has_tokens: n != 2,
+        }
+    }
+
+    /// Every row, read back through the repositories (reads only).
+    async fn check_rows_read_back(r: &Repositories) {
+        let premium = Subscription {
+            status: PremiumStatus::Premium,
+            product: Some("premium".into()),
+            source: PremiumSource::Profile,
+            checked_at: Some(t(4)),
+        };
+        let u1 = user(1, Some("Old Ñame"), premium, (5, 6));
+        assert_eq!(r.users.get(id(1)).await.unwrap().as_ref(), Some(&u1));
+        let tokens1 = StoredTokens {
+            access_token: EncryptedToken::from_bytes(vec![0x0a, 0x0b, 0x0c]),
+            refresh_token: EncryptedToken::from_bytes(vec![0x0d, 0x0e, 0x0f]),
+            access_expires_at: t(1),
+            refresh_expires_at: t(2),
+            scopes: Scopes::parse("streaming user-read-email"),
+            version: TokenVersion(3),
+            reauth_required: false,
+        };
+        assert_eq!(r.tokens.load_tokens(id(1)).await.unwrap().as_ref(), Some(&tokens1));
+
+        let u2 = user(2, None, Subscription::unknown(), (7, 8));
+        assert_eq!(r.users.get(id(2)).await.unwrap(), Some(u2));
+        assert_eq!(r.tokens.load_tokens(id(2)).await.unwrap(), None, "disconnected");
+
+        let free = Subscription {
+            status: PremiumStatus::Free,
+            product: Some("free".into()),
+            source: PremiumSource::PlayerProbe,
+            checked_at: Some(t(11)),
+        };
+        assert_eq!(r.users.get(id(3)).await.unwrap(), Some(user(3, None, free, (12, 13))));
+        let tokens3 = r.tokens.load_tokens(id(3)).await.unwrap().unwrap();
+        assert_eq!((tokens3.access_expires_at, tokens3.refresh_expires_at), (t(9), t(10)));
+        assert!(tokens3.reauth_required);
+        assert_eq!(tokens3.version, TokenVersion(8));
+
+        let s1 = Session {
+            id: sid(1),
+            user_id: id(1),
+            token_id_hash: TokenIdHash::from_bytes([0x11; 32]),
+            created_at: t(14),
+            last_active: t(15),
+            expires_at: t(16),
+            revoked_at: None,
+            meta: SessionMeta { user_agent: Some("Mozilla/5.0".into()), ip_address: Some("192.0.2.1".into()) },
+        };
+        assert_eq!(
+            r.sessions.load_view(sid(1)).await.unwrap(),
+            Some(SessionView { session: s1, owner: Some(SessionOwner { user: u1, tokens: Some(tokens1) }) })
+        );
+        let s2 = r.sessions.load_view(sid(2)).await.unwrap().unwrap().session;
+        assert_eq!((s2.created_at, s2.last_active, s2.expires_at, s2.revoked_at), (t(17), t(18), t(19), Some(t(20))));
+
+        assert_eq!(r.rate_limits.backoff_until("client-a").await.unwrap(), Some(t(26)));
+        assert_eq!(
+            r.users.list_active(spotauth_domain::user::PageRequest::new(0, 10).unwrap()).await.unwrap().total,
+            2
+        );
+    }
+
+    /// The times that only writes reveal: lease end, flow expiry (each to the millisecond).
+    async fn check_times_writes_reveal(db: &MysqlDb, r: &Repositories) {
+        let ms = Duration::from_millis(1);
+        let lease = |at: Timestamp| r.tokens.try_acquire_refresh_lease(id(1), "holder-b", at, Duration::from_secs(5));
+        assert_eq!(lease(t(3).minus(ms)).await.unwrap(), LeaseOutcome::Busy, "the old lease runs to its end");
+        assert_eq!(lease(t(3)).await.unwrap(), LeaseOutcome::Acquired, "and lapses exactly then");
+
+        let flow =
+            LoginFlow { return_to: Some(ReturnTo::new("/rooms/7").unwrap()), created_at: t(21), expires_at: t(22) };
+        assert_eq!(r.flows.consume(&digest("old-state-1"), t(22)).await.unwrap(), ConsumeOutcome::Expired);
+        assert_eq!(
+            r.flows.consume(&digest("old-state-1"), t(22).minus(ms)).await.unwrap(),
+            ConsumeOutcome::Consumed(flow)
+        );
+        assert_eq!(r.flows.consume(&digest("old-state-2"), t(23)).await.unwrap(), ConsumeOutcome::AlreadyUsed);
+        let used_at = format!("SELECT COUNT(*) AS n FROM oauth_login_flows WHERE used_at = {}", t(25).unix_millis());
+        assert_eq!(count(db, &used_at).await, 1);
+        let updated =
+            format!("SELECT COUNT(*) AS n FROM spotify_rate_limits WHERE updated_at = {}", t(27).unix_millis());
+        assert_eq!(count(db, &updated).await, 1);
+    }
+
+    /// After reverting the conversion: every DATETIME(3) holds its old value exactly.
+    async fn check_old_values_restored(db: &MysqlDb) {
+        let (u1, s2, f2) = (id(1), sid(2), hex(digest("old-state-2").as_bytes()));
+        for (table, row, columns) in [
+            (
+                "spotify_users",
+                format!("id = '{u1}'"),
+                &[
+                    (1, "token_expiry"),
+                    (2, "refresh_token_expires_at"),
+                    (3, "refresh_lease_until"),
+                    (4, "premium_checked_at"),
+                    (5, "created_at"),
+                    (6, "last_active"),
+                ][..],
+            ),
+            (
+                "user_sessions",
+                format!("id = '{s2}'"),
+                &[(17, "created_at"), (18, "last_active"), (19, "expires_at"), (20, "revoked_at")][..],
+            ),
+            (
+                "oauth_login_flows",
+                format!("state_hash = x'{f2}'"),
+                &[(23, "created_at"), (24, "expires_at"), (25, "used_at")][..],
+            ),
+            (
+                "spotify_rate_limits",
+                "client_id = 'client-a'".to_owned(),
+                &[(26, "backoff_until"), (27, "updated_at")][..],
+            ),
+        ] {
+            for (n, column) in columns {
+                let q = format!("SELECT COUNT(*) AS n FROM {table} WHERE {row} AND {column} = {}", dt(t(*n)));
+                assert_eq!(count(db, &q).await, 1, "{table}.{column}");
+            }
+        }
+        let unsigned = "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND COLUMN_NAME = 'token_version' AND COLUMN_TYPE LIKE '%unsigned%'";
+        assert_eq!(count(db, unsigned).await, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_of_the_old_schema_keep_every_time_to_the_millisecond() {
+        let db = MysqlDb::new().await;
+        migrate_to_old_schema(&db).await;
+        write_old_rows(&db).await;
+
+        let applied = db.store.run_migrations(|_| {}).await.unwrap();
+        assert_eq!(applied, ["2026-12-01-000005_times_as_unix_millis"]);
+        let r = db.store.repositories();
+        check_rows_read_back(&r).await;
+
+        // Down and up again: no value moves.
+        harness(&db, |conn| conn.revert_last_migration(MIGRATIONS).map(|_| ()).unwrap()).await;
+        check_old_values_restored(&db).await;
+        db.store.run_migrations(|_| {}).await.unwrap();
+        check_rows_read_back(&r).await;
+        check_times_writes_reveal(&db, &r).await;
     }
 }
 
@@ -220,12 +463,23 @@ mod mysql_specific {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn unknown_premium_is_stored_as_null() {
-        let db = TestDb::migrated().await;
+        let db = MysqlDb::migrated().await;
         let mut n = new_user(3, PremiumStatus::Unknown);
         n.subscription = Subscription::unknown();
-        db.store.users().insert(n).await.unwrap();
+        db.store.repositories().users.insert(n).await.unwrap();
         let q = "SELECT COUNT(*) AS n FROM spotify_users WHERE is_premium IS NULL";
         assert_eq!(count(&db, q).await, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_pings_and_describes_the_store_without_the_password() {
+        let db = MysqlDb::migrated().await;
+        let health = db.store.repositories().health;
+        health.ping().await.unwrap();
+        assert_eq!(health.describe(), format!("MySQL {}", db.store.url()));
+        assert!(health.describe().starts_with("MySQL mysql://"), "{}", health.describe());
+        let url = DatabaseUrl::parse("mysql://u:hunter2@127.0.0.1:1/db?ssl-mode=DISABLED").unwrap();
+        assert_eq!(url.to_string(), "mysql://u:***@127.0.0.1:1/db", "what describe() shows");
     }
 }
 
@@ -245,7 +499,7 @@ mod bad_input {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wrong_password_and_missing_database_are_clear() {
-        let mut u = url::Url::parse(&base_url()).unwrap();
+        let mut u = url::Url::parse(&TestDb::server_url()).unwrap();
         u.set_path("spotauth_does_not_exist");
         let err =
             MysqlStore::connect(DatabaseUrl::parse(u.as_str()).unwrap(), PoolSettings::default()).await.unwrap_err();
@@ -259,8 +513,9 @@ mod bad_input {
             #[diesel(sql_type = diesel::sql_types::Text)]
             v: String,
         }
-        let rows: Vec<HaveSsl> = diesel::sql_query("SELECT @@have_ssl AS v").load(&mut admin().await).await.unwrap();
-        let mut u = url::Url::parse(&base_url()).unwrap();
+        let mut admin = AsyncMysqlConnection::establish(&TestDb::server_url()).await.unwrap();
+        let rows: Vec<HaveSsl> = diesel::sql_query("SELECT @@have_ssl AS v").load(&mut admin).await.unwrap();
+        let mut u = url::Url::parse(&TestDb::server_url()).unwrap();
         u.set_query(Some("ssl-mode=REQUIRED"));
         let settings = PoolSettings { max_size: 1, timeout: Duration::from_secs(5) };
         let result = MysqlStore::connect(DatabaseUrl::parse(u.as_str()).unwrap(), settings).await;
@@ -295,13 +550,15 @@ mod tls {
         let cipher = store.tls_cipher().await.unwrap();
         assert!(cipher.is_some(), "connection is not encrypted");
 
-        let name = format!("spotauth_tls_{}", uuid_like());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let name = format!("spotauth_tls_{nanos:x}");
         store.execute_admin(&format!("CREATE DATABASE `{name}`")).await.unwrap();
         let url = format!("mysql://tls@127.0.0.1:3307/{name}?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}");
         let db = MysqlStore::connect(DatabaseUrl::parse(&url).unwrap(), PoolSettings::default()).await.unwrap();
         assert_eq!(db.run_migrations(|_| {}).await.unwrap().len(), MIGRATION_COUNT);
-        let u = db.users().insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
-        assert_eq!(db.users().get(u.id).await.unwrap(), Some(u));
+        let users = db.repositories().users;
+        let u = users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+        assert_eq!(users.get(u.id).await.unwrap(), Some(u));
         store.execute_admin(&format!("DROP DATABASE `{name}`")).await.unwrap();
     }
 

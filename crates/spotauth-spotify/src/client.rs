@@ -330,21 +330,16 @@ impl SpotifyProfilePort for SpotifyClient {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use spotauth_domain::Timestamp;
+    use spotauth_testkit::ManualClock;
 
-    struct FixedClock;
-    impl Clock for FixedClock {
-        fn now(&self) -> Timestamp {
-            Timestamp::from_unix_seconds(1_000)
-        }
-    }
+    use super::*;
 
     fn client(secret: Option<&str>) -> SpotifyClient {
         let config =
             SpotifyConfig::new("my-client", secret.map(spotauth_domain::secret::Secret::new), "https://app.example/cb")
                 .unwrap();
-        SpotifyClient::new(config, Arc::new(FixedClock)).unwrap()
+        SpotifyClient::new(config, Arc::new(ManualClock::at(Timestamp::from_unix_seconds(1_000)))).unwrap()
     }
 
     #[test]

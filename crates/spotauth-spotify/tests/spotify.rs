@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spotauth_domain::Timestamp;
-use spotauth_domain::ports::{Clock, PremiumProbe, SpotifyAccounts, SpotifyError, SpotifyProfilePort};
+use spotauth_domain::ports::{PremiumProbe, SpotifyAccounts, SpotifyError, SpotifyProfilePort};
 use spotauth_domain::secret::{AuthorizationCode, OAuthState, PkceVerifier, RefreshToken, Secret};
 use spotauth_domain::token::{Scopes, TokenGrant};
 use spotauth_emulator::{
@@ -14,6 +14,7 @@ use spotauth_emulator::{
 };
 use spotauth_spotify::config::{SETTING_ACCOUNTS_URL, SETTING_API_URL, SETTING_CLIENT_ID, SETTING_REDIRECT_URI};
 use spotauth_spotify::{ConfigError, SpotifyClient, SpotifyConfig};
+use spotauth_testkit::ManualClock;
 
 const CLIENT_ID: &str = "test-client-id";
 const CLIENT_SECRET: &str = "test-client-SECRET-0123456789";
@@ -21,12 +22,8 @@ const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
 const NOW: i64 = 1_780_000_000;
 const SCOPES_WITH_PROBE: &str = "streaming user-read-email user-read-private user-read-playback-state";
 
-struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_seconds(NOW)
-    }
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::at(Timestamp::from_unix_seconds(NOW)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,14 +67,14 @@ async fn env(kind: Kind) -> Env {
 
 async fn env_with(kind: Kind, adjust: impl FnOnce(SpotifyConfig) -> SpotifyConfig) -> Env {
     let emu = Emulator::start(emulator_config(kind)).await.unwrap();
-    let client = SpotifyClient::new(adjust(config_for(&emu, kind)), Arc::new(FixedClock)).unwrap();
+    let client = SpotifyClient::new(adjust(config_for(&emu, kind)), clock()).unwrap();
     Env { emu, client, kind, secrets: vec![CLIENT_SECRET.to_owned()] }
 }
 
 impl Env {
     /// Another adapter instance against the same emulator.
     fn client_with(&self, adjust: impl FnOnce(SpotifyConfig) -> SpotifyConfig) -> SpotifyClient {
-        SpotifyClient::new(adjust(config_for(&self.emu, self.kind)), Arc::new(FixedClock)).unwrap()
+        SpotifyClient::new(adjust(config_for(&self.emu, self.kind)), clock()).unwrap()
     }
 
     /// begin_authorization → the browser's trip to /authorize (as `user`) → code and state
@@ -560,7 +557,7 @@ fn config_validation() {
 
     let secret = "very-SECRET-value";
     let c = SpotifyConfig::new(CLIENT_ID, Some(Secret::new(secret)), REDIRECT).unwrap();
-    let client = SpotifyClient::new(c, Arc::new(FixedClock)).unwrap();
+    let client = SpotifyClient::new(c, clock()).unwrap();
     assert!(!format!("{client:?}").contains(secret));
 }
 
@@ -569,7 +566,7 @@ fn client_is_shareable() {
     fn assert_shareable<T: Send + Sync + 'static>() {}
     assert_shareable::<SpotifyClient>();
     let c = SpotifyConfig::new(CLIENT_ID, None, REDIRECT).unwrap();
-    let client: Arc<dyn SpotifyAccounts> = Arc::new(SpotifyClient::new(c, Arc::new(FixedClock)).unwrap());
+    let client: Arc<dyn SpotifyAccounts> = Arc::new(SpotifyClient::new(c, clock()).unwrap());
     let start = client.begin_authorization();
     assert!(start.authorize_url.starts_with("https://accounts.spotify.com/authorize?client_id=test-client-id&"));
 }

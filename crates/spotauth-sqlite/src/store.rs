@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::result::{ConnectionError, QueryResult};
+use diesel::result::ConnectionError;
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, migration::MigrationSource, sqlite::Sqlite};
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use spotauth_domain::ports::RepoError;
-
-use crate::convert::map_err;
+use spotauth_sql::{AnyConn, Connections, Job, Repositories, SqlStore, SqliteConn, TxError};
 
 /// Every migration of `migrations/sqlite`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -22,8 +21,6 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/s
 /// The name of the setting that holds the database path, as every [`StoreError`] message
 /// starts with it (the app reads the path from its configuration under this name).
 pub const SETTING_NAME: &str = "SQLITE_PATH";
-
-type Conn = SyncConnectionWrapper<SqliteConnection>;
 
 /// Pool sizing and waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,39 +64,61 @@ pub enum StoreError {
     Migration(String),
 }
 
-struct Inner {
+/// The file's connections, as the shared repositories see them.
+pub(crate) struct SqliteFiles {
     path: PathBuf,
-    writer: tokio::sync::Mutex<Conn>,
-    readers: Pool<Conn>,
+    /// Every write runs here, one at a time (the async mutex queues our writers, so they never
+    /// race for SQLite's write lock).
+    writer: Arc<tokio::sync::Mutex<SqliteConn>>,
+    readers: Pool<SqliteConn>,
     applied_at_open: Vec<String>,
 }
 
-/// The SQLite store; [`SqliteStore::users`], [`SqliteStore::sessions`] and
-/// [`SqliteStore::login_flows`] are the repositories. Cheap to clone (shared connections).
-#[derive(Clone)]
-pub struct SqliteStore(Arc<Inner>);
-
-impl std::fmt::Debug for SqliteStore {
+impl std::fmt::Debug for SqliteFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.0.path).field("readers", &self.0.readers.status()).finish()
+        f.debug_struct("SqliteFiles").field("path", &self.path).field("readers", &self.readers.status()).finish()
     }
 }
 
-/// The user repository on this store.
-#[derive(Debug, Clone)]
-pub struct SqliteUsers(pub(crate) SqliteStore);
+impl Connections for SqliteFiles {
+    // SQLite's messages name tables, columns and conditions ("UNIQUE constraint failed: t.c",
+    // "database is locked"), never a bound value.
+    const MESSAGES_ARE_VALUE_FREE: bool = true;
 
-/// The session repository on this store.
-#[derive(Debug, Clone)]
-pub struct SqliteSessions(pub(crate) SqliteStore);
+    async fn read<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
+        // A local file: deadpool's own words say enough ("Timeout occurred while waiting…").
+        let mut conn =
+            self.readers.get().await.map_err(|e| RepoError::Unavailable(format!("no reader connection: {e}")))?;
+        job(AnyConn::Sqlite(&mut conn)).await
+    }
 
-/// The login-flow repository on this store.
-#[derive(Debug, Clone)]
-pub struct SqliteLoginFlows(pub(crate) SqliteStore);
+    async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
+        let writer = self.writer.clone();
+        // On a task of its own, so a caller that goes away cannot leave the writer inside an
+        // open transaction; `BEGIN IMMEDIATE` takes the write lock up front, so a transaction
+        // that reads first never has to upgrade (and fail with "database is locked").
+        tokio::spawn(async move {
+            let mut conn = writer.lock_owned().await;
+            conn.immediate_transaction(async move |c| job(AnyConn::Sqlite(c)).await).await
+        })
+        .await
+        .map_err(|e| RepoError::Unavailable(format!("write task failed: {e}")))?
+    }
 
-/// The rate-limit backoff repository on this store (shares its pool).
-#[derive(Debug, Clone)]
-pub struct SqliteRateLimits(pub(crate) SqliteStore);
+    /// `UNIQUE constraint failed: table.column`.
+    fn violated_key(message: &str) -> Option<&str> {
+        message.strip_prefix("UNIQUE constraint failed: ").map(str::trim)
+    }
+
+    fn describe(&self) -> String {
+        format!("SQLite {}", self.path.display())
+    }
+}
+
+/// The SQLite store: one writer connection, a pool of readers, and the repositories on them
+/// ([`SqliteStore::repositories`]). Cheap to clone (shared connections).
+#[derive(Clone, Debug)]
+pub struct SqliteStore(Arc<SqlStore<SqliteFiles>>);
 
 /// Opens one connection with our settings. `reader` connections are `query_only`.
 fn establish(path: &str, busy_timeout: Duration, reader: bool) -> Result<SqliteConnection, ConnectionError> {
@@ -176,7 +195,7 @@ impl SqliteStore {
             Err(open) => open_error(open),
         })?;
 
-        let mut config = ManagerConfig::<Conn>::default();
+        let mut config = ManagerConfig::<SqliteConn>::default();
         config.recycling_method = RecyclingMethod::Fast;
         config.custom_setup = Box::new(move |url| {
             let url = url.to_owned();
@@ -196,44 +215,29 @@ impl SqliteStore {
             .recycle_timeout(Some(settings.pool_timeout))
             .build()
             .map_err(|e| open_error(e.to_string()))?;
-        let store = SqliteStore(Arc::new(Inner {
+        let store = SqliteStore(Arc::new(SqlStore::new(SqliteFiles {
             path: path.clone(),
-            writer: tokio::sync::Mutex::new(SyncConnectionWrapper::new(writer)),
+            writer: Arc::new(tokio::sync::Mutex::new(SyncConnectionWrapper::new(writer))),
             readers,
             applied_at_open,
-        }));
+        })));
         store.ping().await.map_err(|e| open_error(e.to_string()))?;
         Ok(store)
     }
 
-    /// The `UserRepository`.
-    pub fn users(&self) -> SqliteUsers {
-        SqliteUsers(self.clone())
-    }
-
-    /// The `SessionRepository`.
-    pub fn sessions(&self) -> SqliteSessions {
-        SqliteSessions(self.clone())
-    }
-
-    /// The `LoginFlowRepository`.
-    pub fn login_flows(&self) -> SqliteLoginFlows {
-        SqliteLoginFlows(self.clone())
-    }
-
-    /// The `RateLimitRepository`.
-    pub fn rate_limits(&self) -> SqliteRateLimits {
-        SqliteRateLimits(self.clone())
+    /// Every repository port, on this store's connections.
+    pub fn repositories(&self) -> Repositories {
+        self.0.repositories()
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.0.path
+        &self.0.connections().path
     }
 
     /// Names of the migrations [`SqliteStore::open`] applied (empty when the file was current).
     pub fn migrations_applied_at_open(&self) -> &[String] {
-        &self.0.applied_at_open
+        &self.0.connections().applied_at_open
     }
 
     /// Names of every embedded migration, oldest first.
@@ -245,37 +249,22 @@ impl SqliteStore {
 
     /// `SELECT 1` on a reader: for readiness probes.
     pub async fn ping(&self) -> Result<(), RepoError> {
-        self.read(|c| c.batch_execute("SELECT 1;")).await
-    }
-
-    /// Runs `f` on a pooled reader connection, on a blocking thread.
-    pub(crate) async fn read<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
-    ) -> Result<R, RepoError> {
-        let mut conn: Object<Conn> = self.0.readers.get().await.map_err(|e| RepoError::Unavailable(pool_error(&e)))?;
-        conn.spawn_blocking(f).await.map_err(map_err)
-    }
-
-    /// Runs `f` as one `BEGIN IMMEDIATE` transaction on the writer connection, after every
-    /// earlier write of this store (the async mutex queues writers, so they never race for
-    /// SQLite's write lock).
-    pub(crate) async fn write<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
-    ) -> Result<R, RepoError> {
-        let mut conn = self.0.writer.lock().await;
-        conn.spawn_blocking(move |c| c.immediate_transaction(f)).await.map_err(map_err)
+        self.0.ping().await
     }
 }
 
-fn pool_error(e: &diesel_async::pooled_connection::deadpool::PoolError) -> String {
-    use deadpool::managed::PoolError as P;
-    match e {
-        P::Timeout(_) => "timed out waiting for a database connection".into(),
-        P::Backend(b) => format!("cannot open a connection: {b}"),
-        P::Closed => "pool closed".into(),
-        P::NoRuntimeSpecified => "no runtime".into(),
-        P::PostCreateHook(_) => "connection setup failed".into(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_name_the_column() {
+        let key = SqliteFiles::violated_key;
+        assert_eq!(
+            key("UNIQUE constraint failed: spotify_users.spotify_account_key"),
+            Some("spotify_users.spotify_account_key")
+        );
+        assert_eq!(key("UNIQUE constraint failed: oauth_login_flows.state_hash"), Some("oauth_login_flows.state_hash"));
+        assert_eq!(key("database is locked"), None);
     }
 }

@@ -1,67 +1,35 @@
-//! The SQLite adapter: the shared repository contract of `spotauth-store-contract` (one fresh
+//! The SQLite store: the shared repository contract of `spotauth-testkit` (one fresh
 //! database file in a temporary directory per test, removed at its end), plus what is
 //! SQLite-specific: concurrent writers, opening, reopening and bad paths.
 // Test code: a failed expectation must panic the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
-use spotauth_domain::ids::UserId;
-use spotauth_domain::ports::{SessionRepository, UserRepository};
 use spotauth_domain::token::TokenVersion;
-use spotauth_domain::user::PremiumStatus;
-use spotauth_sqlite::{
-    SqliteLoginFlows, SqliteRateLimits, SqliteSessions, SqliteSettings, SqliteStore, SqliteUsers, StoreError,
-};
-use spotauth_store_contract::{StoreFixture, new_session, new_user, refreshed};
-
-/// A fresh temporary directory, removed when the guard goes (even when the test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "spotauth-sqlite-{}-{}-{nanos:x}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use spotauth_domain::user::{PageRequest, PremiumStatus};
+use spotauth_sqlite::{Repositories, SqliteSettings, SqliteStore, StoreError};
+use spotauth_testkit::contract::{RawBytes, new_session, new_user, refreshed};
+use spotauth_testkit::{StoreFixture, TempDir};
 
 /// A fresh migrated database in its own directory. Field order: the store closes before the
 /// directory goes.
-struct TestDb {
+struct SqliteDb {
     store: SqliteStore,
     file: PathBuf,
     _dir: TempDir,
 }
 
-impl TestDb {
+impl SqliteDb {
     async fn new() -> Self {
-        let dir = TempDir::new();
+        let dir = TempDir::new("spotauth-sqlite");
         let file = dir.path().join("spotauth.sqlite3");
         let store = SqliteStore::open(&file, SqliteSettings::default()).await.unwrap();
-        TestDb { store, file, _dir: dir }
+        SqliteDb { store, file, _dir: dir }
     }
 
     /// A raw connection of our own, for looking at what is stored.
@@ -70,61 +38,18 @@ impl TestDb {
     }
 }
 
-#[derive(QueryableByName)]
-struct TokenColumns {
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-    access_token: Option<Vec<u8>>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-    refresh_token: Option<Vec<u8>>,
-}
-
-#[derive(QueryableByName)]
-struct StateKey {
-    #[diesel(sql_type = diesel::sql_types::Binary)]
-    state_hash: Vec<u8>,
-}
-
 #[async_trait]
-impl StoreFixture for TestDb {
-    type Users = SqliteUsers;
-    type Sessions = SqliteSessions;
-    type Flows = SqliteLoginFlows;
-    type RateLimits = SqliteRateLimits;
-
-    fn users(&self) -> Arc<SqliteUsers> {
-        Arc::new(self.store.users())
+impl StoreFixture for SqliteDb {
+    fn repositories(&self) -> Repositories {
+        self.store.repositories()
     }
 
-    fn sessions(&self) -> Arc<SqliteSessions> {
-        Arc::new(self.store.sessions())
-    }
-
-    fn login_flows(&self) -> Arc<SqliteLoginFlows> {
-        Arc::new(self.store.login_flows())
-    }
-
-    fn rate_limits(&self) -> Arc<SqliteRateLimits> {
-        Arc::new(self.store.rate_limits())
-    }
-
-    async fn raw_token_columns(&self, id: UserId) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let rows: Vec<TokenColumns> =
-            diesel::sql_query("SELECT access_token, refresh_token FROM spotify_users WHERE id = ?")
-                .bind::<diesel::sql_types::Text, _>(id.to_string())
-                .load(&mut self.raw())
-                .unwrap();
-        let row = rows.into_iter().next().unwrap();
-        (row.access_token, row.refresh_token)
-    }
-
-    async fn raw_login_flow_keys(&self) -> Vec<Vec<u8>> {
-        let rows: Vec<StateKey> =
-            diesel::sql_query("SELECT state_hash FROM oauth_login_flows").load(&mut self.raw()).unwrap();
-        rows.into_iter().map(|r| r.state_hash).collect()
+    async fn raw_bytes(&self, sql: &str) -> Vec<Option<Vec<u8>>> {
+        diesel::sql_query(sql).load::<RawBytes>(&mut self.raw()).unwrap().into_iter().map(|r| r.v).collect()
     }
 }
 
-spotauth_store_contract::contract_tests!(TestDb::new);
+spotauth_testkit::contract_tests!(SqliteDb::new);
 
 /// 50 tasks at once, each inserting a user, creating a session and doing a guarded token write:
 /// every one succeeds (no "database is locked"), through one store and through two stores on
@@ -135,12 +60,12 @@ async fn fifty_writers(stores: &[SqliteStore]) -> Duration {
         .map(|n| {
             let store = stores[usize::from(n) % stores.len()].clone();
             tokio::spawn(async move {
-                let users = store.users();
-                let u = users.insert(new_user(n, PremiumStatus::Premium)).await?;
-                store.sessions().create(new_session(n, n)).await?;
-                let v = users.store_refreshed(u.id, TokenVersion(1), refreshed(&n.to_string(), None)).await?;
+                let r = store.repositories();
+                let u = r.users.insert(new_user(n, PremiumStatus::Premium)).await?;
+                r.sessions.create(new_session(n, n)).await?;
+                let v = r.tokens.store_refreshed(u.id, TokenVersion(1), refreshed(&n.to_string(), None)).await?;
                 assert_eq!(v, TokenVersion(2));
-                let t = users.load_tokens(u.id).await?.unwrap();
+                let t = r.tokens.load_tokens(u.id).await?.unwrap();
                 assert_eq!(t.access_token.as_bytes(), format!("AT-{n}").as_bytes());
                 Ok::<_, spotauth_domain::ports::RepoError>(())
             })
@@ -154,23 +79,23 @@ async fn fifty_writers(stores: &[SqliteStore]) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_writers_all_succeed() {
-    let db = TestDb::new().await;
+    let db = SqliteDb::new().await;
     let one = fifty_writers(std::slice::from_ref(&db.store)).await;
-    let page = db.store.users().list_active(spotauth_domain::user::PageRequest::new(0, 100).unwrap()).await.unwrap();
+    let page = db.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
     assert_eq!(page.total, 50);
 
-    let db2 = TestDb::new().await;
+    let db2 = SqliteDb::new().await;
     let other = SqliteStore::open(&db2.file, SqliteSettings::default()).await.unwrap();
     assert!(other.migrations_applied_at_open().is_empty());
     let two = fifty_writers(&[db2.store.clone(), other]).await;
-    let page = db2.store.users().list_active(spotauth_domain::user::PageRequest::new(0, 100).unwrap()).await.unwrap();
+    let page = db2.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
     assert_eq!(page.total, 50);
     println!("50 concurrent writers: {one:?} through one store, {two:?} through two stores on one file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_creates_the_directory_and_the_file_in_wal_mode() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("spotauth-sqlite");
     let file = dir.path().join("a/b/c/spotauth.sqlite3");
     let store = SqliteStore::open(&file, SqliteSettings::default()).await.unwrap();
     assert!(file.is_file());
@@ -181,6 +106,9 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     assert_eq!(embedded.len(), 4);
     assert_eq!(store.migrations_applied_at_open().len(), 4, "{:?}", store.migrations_applied_at_open());
     store.ping().await.unwrap();
+    let health = store.repositories().health;
+    health.ping().await.unwrap();
+    assert_eq!(health.describe(), format!("SQLite {}", file.display()));
 
     #[derive(QueryableByName)]
     struct Text {
@@ -205,20 +133,20 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_keeps_the_data_and_applies_nothing() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("spotauth-sqlite");
     let file = dir.path().join("spotauth.sqlite3");
     let store = SqliteStore::open(&file, SqliteSettings::default()).await.unwrap();
-    let u = store.users().insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let u = store.repositories().users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
     drop(store);
 
     let again = SqliteStore::open(&file, SqliteSettings::default()).await.unwrap();
     assert!(again.migrations_applied_at_open().is_empty(), "{:?}", again.migrations_applied_at_open());
-    assert_eq!(again.users().get(u.id).await.unwrap(), Some(u));
+    assert_eq!(again.repositories().users.get(u.id).await.unwrap(), Some(u));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_paths_are_one_clear_line_naming_the_setting() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("spotauth-sqlite");
     let plain = dir.path().join("plain-file");
     std::fs::write(&plain, b"not a directory").unwrap();
 

@@ -8,9 +8,8 @@ use spotauth_domain::login::ReturnTo;
 use spotauth_domain::secret::{AuthorizationCode, OAuthState};
 use spotauth_domain::service::{AuthError, CallbackInput};
 
-use super::users::authenticate;
-use crate::problem::Problem;
-use crate::web::{AccessTokenDto, AppState, TokenSource, iso, session_meta, session_token};
+use crate::problem::{Problem, login_rejected_code};
+use crate::web::{AccessTokenDto, AppState, Auth, SessionTokenIn, TokenSource, iso, session_meta};
 
 /// Body of `POST /api/auth/spotify/login` (optional).
 #[derive(Debug, Default, Deserialize)]
@@ -43,12 +42,11 @@ pub async fn login(
         None => None,
     };
     let start = state.service.begin_login(return_to).await.map_err(Problem::from)?;
-    let now = state.service.adapters().clock.now();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::SET_COOKIE,
-            state.cookies.login(&start.state, &start.pkce_verifier, now, start.expires_at),
+            state.cookies.login(&start.state, &start.pkce_verifier, start.started_at, start.expires_at),
         ))
         .json(json!({ "authorizeUrl": start.authorize_url })))
 }
@@ -77,9 +75,9 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>, q: web::Quer
     };
     let clear_login = state.cookies.clear_login();
     match state.service.complete_login(input).await {
-        Ok((logged_in, return_to)) => {
-            let now = state.service.adapters().clock.now();
-            let target = match &return_to {
+        Ok(logged_in) => {
+            let issued = &logged_in.issued;
+            let target = match &logged_in.return_to {
                 Some(path) => state.frontend_url.join(path.as_str()).unwrap_or_else(|_| state.frontend_url.clone()),
                 None => state.frontend_url.clone(),
             };
@@ -90,7 +88,7 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>, q: web::Quer
                 .append_header((header::SET_COOKIE, clear_login))
                 .append_header((
                     header::SET_COOKIE,
-                    state.cookies.session(logged_in.issued.token.expose(), now, logged_in.issued.token_expires_at),
+                    state.cookies.session(issued.token.expose(), issued.issued_at, issued.token_expires_at),
                 ))
                 .finish()
         }
@@ -119,7 +117,7 @@ fn sanitize_error(e: &str) -> String {
 /// The `?error=` code for a failed login; causes of server-side failures are logged here.
 fn login_error_code(e: &AuthError) -> &'static str {
     match e {
-        AuthError::LoginRejected(r) => r.code(),
+        AuthError::LoginRejected(r) => login_rejected_code(*r),
         AuthError::AuthorizationDeclined(reason) if reason == "access_denied" => "access_denied",
         AuthError::AuthorizationDeclined(_) => "authorization_error",
         AuthError::PremiumRequired => "premium_required",
@@ -134,50 +132,45 @@ fn login_error_code(e: &AuthError) -> &'static str {
 
 /// `POST /api/auth/spotify/refresh`: rotates the session and hands out a fresh Spotify token.
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let (token, source) = session_token(&req, &state.cookies).ok_or_else(Problem::unauthenticated)?;
-    let (user, issued) = match state.service.rotate_session(&token).await {
-        Ok(ok) => ok,
+    let presented = SessionTokenIn::from_request(&req, &state.cookies).ok_or_else(Problem::unauthenticated)?;
+    let refreshed = match state.service.refresh_session(&presented.token).await {
+        Ok(refreshed) => refreshed,
         Err(e @ AuthError::Unauthenticated(_)) => {
             return Err(Problem::from(e).with_cookie(state.cookies.clear_session()));
         }
         Err(e) => return Err(e.into()),
     };
-    let now = state.service.adapters().clock.now();
-    let cookie = state.cookies.session(issued.token.expose(), now, issued.token_expires_at);
-    // The old token is dead now: whatever happens next, the new one must reach the client.
-    let grant = match state.service.access_token(user.id).await {
-        Ok(grant) => grant,
+    let issued = &refreshed.issued;
+    let cookie = state.cookies.session(issued.token.expose(), issued.issued_at, issued.token_expires_at);
+    let served = match refreshed.token {
+        Ok(served) => served,
+        // The presented token is dead: the new one must reach the client with the problem.
         Err(e) => return Err(Problem::from(e).with_cookie(cookie)),
     };
-    let session_token = (source == TokenSource::Bearer).then(|| issued.token.expose().to_owned());
+    let session_token = (presented.source == TokenSource::Bearer).then(|| issued.token.expose().to_owned());
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::SET_COOKIE, cookie))
-        .json(AccessTokenDto::new(&grant, now, session_token)))
+        .json(AccessTokenDto::new(&served, session_token)))
 }
 
 /// `GET /api/auth/spotify/token`: a valid Spotify access token for the Web Playback SDK.
-pub async fn token(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let auth = authenticate(&req, &state).await?;
-    let grant = state.service.playback_token_for(auth).await?;
-    let now = state.service.adapters().clock.now();
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(AccessTokenDto::new(&grant, now, None)))
+pub async fn token(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let served = state.service.playback_token(auth).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(AccessTokenDto::new(&served, None)))
 }
 
 /// `POST /api/auth/spotify/logout`: revokes the sessions, deletes the stored Spotify tokens.
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    if let Some((token, _)) = session_token(&req, &state.cookies) {
-        state.service.log_out(&token).await?;
+    if let Some(presented) = SessionTokenIn::from_request(&req, &state.cookies) {
+        state.service.log_out(&presented.token).await?;
     }
     Ok(HttpResponse::NoContent().insert_header((header::SET_COOKIE, state.cookies.clear_session())).finish())
 }
 
 /// `GET /api/auth/spotify/subscription`: Premium status, re-checked when stale.
-pub async fn subscription(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let auth = authenticate(&req, &state).await?;
-    let sub = state.service.check_subscription_for(auth, false).await?;
+pub async fn subscription(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let sub = state.service.subscription(auth).await?;
     Ok(HttpResponse::Ok().json(json!({
         "isPremium": sub.status.as_option(),
         "product": sub.product,

@@ -47,7 +47,7 @@ pub fn document() -> &'static Value {
                         {"name": "state", "in": "query", "schema": {"type": "string"}},
                         {"name": "error", "in": "query", "schema": {"type": "string"}}
                     ],
-                    "responses": {"303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, access_denied, premium_required, not_allow_listed, spotify_unavailable, login_failed"}}
+                    "responses": {"303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, access_denied, authorization_error, premium_required, not_allow_listed, spotify_unavailable, login_failed"}}
                 }},
                 "/api/auth/spotify/refresh": {"post": {
                     "summary": "Rotate the session and get a fresh Spotify access token",

@@ -9,51 +9,33 @@ use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::Value;
 use spotauth_app::{Application, Settings};
 use spotauth_emulator::{AppMode, Emulator, EmulatorConfig, EmulatorHandle, TestUser};
-use spotauth_mysql::{DatabaseUrl, MysqlStore, PoolSettings};
+pub use spotauth_testkit::{SIGNING_KEY as SIGNING, TOKEN_KEYS as KEYS, TempDir, TestDb};
 
 pub const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
 pub const FRONTEND: &str = "http://127.0.0.1:3000/";
-pub const KEYS: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-pub const SIGNING: &str = "c2lnbmluZy1rZXktc2lnbmluZy1rZXktc2lnbmluZy1rZXk=";
 
-pub fn base_db_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+/// The store a test app runs on: the SQLite default, or MariaDB when `TEST_STORE=mysql`
+/// (CI runs the suite both ways; the store contract suite proves the two stores equal).
+pub enum TestStore {
+    Sqlite(TempDir),
+    Mysql(TestDb),
 }
 
-/// A database created for one test and dropped after it.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-}
-
-pub async fn admin() -> MysqlStore {
-    MysqlStore::connect(
-        DatabaseUrl::parse(&base_db_url()).unwrap(),
-        PoolSettings { max_size: 1, ..PoolSettings::default() },
-    )
-    .await
-    .expect("TEST_DATABASE_URL must reach MariaDB")
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("spotauth_app_{nanos:x}");
-        admin().await.execute_admin(&format!("CREATE DATABASE `{name}`")).await.unwrap();
-        let mut url = url::Url::parse(&base_db_url()).unwrap();
-        url.set_path(&name);
-        TestDb { name, url: url.to_string() }
+impl TestStore {
+    pub async fn from_env() -> Self {
+        match std::env::var("TEST_STORE").as_deref() {
+            Ok("mysql") => TestStore::Mysql(TestDb::create().await),
+            Ok("sqlite") | Err(_) => TestStore::Sqlite(TempDir::new("spotauth-app")),
+            Ok(other) => panic!("TEST_STORE must be sqlite or mysql, not {other}"),
+        }
     }
-}
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async { admin().await.execute_admin(&format!("DROP DATABASE IF EXISTS `{name}`")).await })
-        })
-        .join();
+    /// The settings that select this store.
+    pub fn setting(&self) -> (&'static str, String) {
+        match self {
+            TestStore::Sqlite(dir) => ("SQLITE_PATH", dir.path().join("spotauth.db").display().to_string()),
+            TestStore::Mysql(db) => ("DATABASE_URL", db.url().to_owned()),
+        }
     }
 }
 
@@ -73,7 +55,7 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub emu: EmulatorHandle,
-    pub db: TestDb,
+    pub store: TestStore,
 }
 
 /// A logged-in browser: its session cookie (`name=value`).
@@ -112,13 +94,14 @@ pub async fn spawn(opts: Options) -> TestApp {
         .user(TestUser::free("carol").with_display_name("Carol"))
         .user(TestUser::premium("dave"));
     let emu = Emulator::start(config).await.unwrap();
-    let db = TestDb::new().await;
+    let store = TestStore::from_env().await;
+    let (store_setting, store_value) = store.setting();
     let accounts = emu.accounts_url().to_owned();
     let api = emu.api_url();
     let mut pairs: Vec<(&str, &str)> = vec![
         // Production rules: everything configured, `Secure` `__Host-` cookies.
         ("APP_ENV", "production"),
-        ("DATABASE_URL", &db.url),
+        (store_setting, &store_value),
         ("SPOTIFY_CLIENT_ID", "test-client"),
         ("SPOTIFY_CLIENT_SECRET", "test-secret"),
         ("SPOTIFY_REDIRECT_URI", REDIRECT),
@@ -135,7 +118,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, http, emu, db }
+    TestApp { base, http, emu, store }
 }
 
 impl TestApp {

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,29 +15,7 @@ use spotauth_app::settings::{AppEnv, Database};
 use spotauth_app::{Application, Settings};
 use spotauth_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestUser};
 
-use crate::common::{cookie_pair, get_json, problem};
-
-/// An empty directory, removed at the end of the test.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let path = std::env::temp_dir().join(format!("spotauth-{tag}-{}-{nanos:x}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::common::{TempDir, cookie_pair, get_json, problem};
 
 fn free_listener() -> (TcpListener, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -64,9 +64,10 @@ async fn a_process_killed_mid_refresh_leaves_consistent_tokens_and_the_user_can_
     )
     .await
     .unwrap();
-    let db = TestDb::new().await;
+    let store = TestStore::from_env().await;
+    let (store_setting, store_value) = store.setting();
     let env: Vec<(&str, String)> = vec![
-        ("DATABASE_URL", db.url.clone()),
+        (store_setting, store_value),
         ("SPOTIFY_CLIENT_ID", "test-client".into()),
         ("SPOTIFY_CLIENT_SECRET", "test-secret".into()),
         ("SPOTIFY_REDIRECT_URI", REDIRECT.into()),
@@ -81,7 +82,7 @@ async fn a_process_killed_mid_refresh_leaves_consistent_tokens_and_the_user_can_
     ];
     let service = Service::start(&env).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let app = TestApp { base: service.base.clone(), http, emu, db };
+    let app = TestApp { base: service.base.clone(), http, emu, store };
     let alice = app.login("alice").await;
 
     // The refresh is slow upstream; kill the service while Spotify is answering it.

@@ -1,0 +1,74 @@
+//! What a request carries: the session token, the authenticated session (an extractor), and
+//! where the request comes from.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use spotauth_domain::service::Authenticated;
+use spotauth_domain::session::SessionMeta;
+
+use super::{AppState, Cookies};
+use crate::problem::Problem;
+
+/// How the caller presented its session token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// The session cookie.
+    Cookie,
+}
+
+/// The session token a request presents, from `Authorization: Bearer` or the session cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTokenIn {
+    /// The token as sent.
+    pub token: String,
+    /// Where it came from.
+    pub source: TokenSource,
+}
+
+impl SessionTokenIn {
+    /// The token of `req`, if it presents one.
+    pub fn from_request(req: &HttpRequest, cookies: &Cookies) -> Option<Self> {
+        if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            let (scheme, token) = value.split_once(' ')?;
+            return scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| SessionTokenIn { token: token.trim().to_owned(), source: TokenSource::Bearer });
+        }
+        req.cookie(cookies.session_name())
+            .map(|c| SessionTokenIn { token: c.value().to_owned(), source: TokenSource::Cookie })
+            .filter(|t| !t.token.is_empty())
+    }
+}
+
+/// The caller's verified session, or a 401 problem before the handler runs:
+/// `async fn me(Auth(auth): Auth) -> …`.
+#[derive(Debug, Clone)]
+pub struct Auth(pub Authenticated);
+
+impl FromRequest for Auth {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = state.as_ref().and_then(|s| SessionTokenIn::from_request(req, &s.cookies));
+        Box::pin(async move {
+            let (Some(state), Some(token)) = (state, token) else {
+                return Err(Problem::unauthenticated());
+            };
+            Ok(Auth(state.service.authenticate(&token.token).await?))
+        })
+    }
+}
+
+/// Where a request comes from, for the session row.
+pub fn session_meta(req: &HttpRequest) -> SessionMeta {
+    let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    SessionMeta::new(ua, req.peer_addr().map(|a| a.ip().to_string()))
+}

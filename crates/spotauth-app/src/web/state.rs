@@ -1,0 +1,37 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use spotauth_domain::service::AuthService;
+use spotauth_runtime::RefreshMetrics;
+use spotauth_sql::StoreHealth;
+use url::Url;
+
+use super::Cookies;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub service: Arc<AuthService>,
+    /// Cookie names and attributes.
+    pub cookies: Cookies,
+    /// Where the browser goes after login.
+    pub frontend_url: Url,
+    /// The database, for `/readyz`.
+    pub store: Arc<dyn StoreHealth>,
+    /// Settings the Spotify client still needs (development without `SPOTIFY_CLIENT_ID`); while
+    /// not empty, login and callback answer 503 `spotify_not_configured`.
+    pub spotify_missing: Vec<&'static str>,
+    /// Token-refresh metrics, for `/metrics`.
+    pub refresh_metrics: Arc<RefreshMetrics>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.describe())
+            .field("frontend_url", &self.frontend_url.as_str())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,371 @@
+//! The token use case: a valid Spotify access token for a user, refreshed exactly once per
+//! user per expiry whatever the concurrency. The whole algorithm lives here, in this order:
+//!
+//! 1. **Fresh check.** A stored token valid for `min_validity` more is decrypted and served;
+//!    nothing else happens (no lock, no write).
+//! 2. **Single flight in the process.** Callers for one user queue on the [`UserLocks`] port;
+//!    whoever comes after the first re-reads the row and finds the token it wrote.
+//! 3. **Shared backoff.** While Spotify's 429 backoff for the client id is in force (recorded
+//!    in the database by whichever instance received it), no refresh is attempted: the stored
+//!    token is served while still valid, else `RateLimited`.
+//! 4. **Lease across instances.** The row's refresh lease (expiring, so a crashed holder blocks
+//!    others only briefly) makes one instance refresh; the others poll the row until the new
+//!    token appears or `max_wait` passes (then the still-valid token, else `Unavailable`).
+//! 5. **One attempt, compare-and-swap write.** Holding the lease: re-read, then one call to
+//!    Spotify; the new access token, its expiry and only when Spotify sent one the new refresh
+//!    token are written in one update guarded by the token version.
+//! 6. **Failures.** `invalid_grant`, or a refresh token past its absolute expiry: the user is
+//!    marked for re-authorization (guarded the same way) and never retried. 5xx and timeouts:
+//!    the still-valid token, else `Unavailable` with a retry hint. 429: the backoff of step 3 is
+//!    extended for every instance, honouring `Retry-After` up to a cap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::ids::UserId;
+use crate::ports::{
+    CipherError, Clock, IdSource, LeaseOutcome, RateLimitRepository, RefreshEvent, RefreshEvents, RepoError,
+    SpotifyAccounts, SpotifyError, TokenCipher, TokenError, TokenRepository, UserLocks,
+};
+use crate::secret::{AccessToken, RefreshToken};
+use crate::time::Timestamp;
+use crate::token::{AccessGrant, RefreshedTokens, StoredTokens, TokenBinding, TokenColumn};
+
+#[cfg(test)]
+mod tests;
+
+/// Timings of the refresh coordination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    /// How long a refresh lease lasts. Must exceed Spotify's request timeout, so a live holder
+    /// never loses it mid-call, while a crashed holder blocks others for at most this long.
+    pub lease_ttl: Duration,
+    /// How often a caller re-reads the row while another instance holds the lease (plus up to
+    /// half of it as jitter).
+    pub lease_poll: Duration,
+    /// Longest a caller waits for another instance's refresh before answering `Unavailable`.
+    pub max_wait: Duration,
+    /// Cap on a 429's `Retry-After` (Spotify has sent up to 86 400 s).
+    pub max_backoff: Duration,
+    /// Retry hint when Spotify is unavailable and no valid token is at hand.
+    pub unavailable_retry_after: Duration,
+}
+
+impl RefreshPolicy {
+    /// The policy for a Spotify client whose requests time out after `spotify_timeout`.
+    pub fn for_timeout(spotify_timeout: Duration) -> Self {
+        let lease_ttl = spotify_timeout + Duration::from_secs(5);
+        RefreshPolicy {
+            lease_ttl,
+            lease_poll: Duration::from_millis(100),
+            max_wait: lease_ttl + Duration::from_secs(2),
+            max_backoff: Duration::from_secs(3600),
+            unavailable_retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The ports the token use case runs on.
+#[derive(Clone)]
+pub struct TokenPorts {
+    /// Stored tokens and leases.
+    pub tokens: Arc<dyn TokenRepository>,
+    /// The shared 429 backoff.
+    pub limits: Arc<dyn RateLimitRepository>,
+    /// Encryption at rest.
+    pub cipher: Arc<dyn TokenCipher>,
+    /// Spotify's token endpoint.
+    pub accounts: Arc<dyn SpotifyAccounts>,
+    /// Time and waiting.
+    pub clock: Arc<dyn Clock>,
+    /// Poll jitter.
+    pub ids: Arc<dyn IdSource>,
+    /// Single flight in this process.
+    pub locks: Arc<dyn UserLocks>,
+    /// Metrics and logs.
+    pub events: Arc<dyn RefreshEvents>,
+}
+
+impl std::fmt::Debug for TokenPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPorts").finish_non_exhaustive()
+    }
+}
+
+/// Who this instance is when it takes leases, and which backoff it shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    /// The Spotify client id: Spotify rate-limits per client id, so it keys the backoff.
+    pub client_id: String,
+    /// This instance's lease-holder id (unique per process).
+    pub instance: String,
+}
+
+/// How one call to Spotify's token endpoint ended.
+enum Attempt {
+    Refreshed(AccessGrant),
+    Reauth,
+    RateLimited(Duration),
+    Unavailable,
+}
+
+/// The token use case. See the module docs for the algorithm.
+pub struct TokenService {
+    ports: TokenPorts,
+    policy: RefreshPolicy,
+    identity: TokenIdentity,
+    /// The end of the client id's backoff as last seen by this instance (Unix ms): saves a
+    /// database read per refresh while a backoff is known to be in force.
+    known_backoff_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("policy", &self.policy)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// The use case on its ports.
+    pub fn new(ports: TokenPorts, policy: RefreshPolicy, identity: TokenIdentity) -> Self {
+        TokenService { ports, policy, identity, known_backoff_ms: AtomicI64::new(0) }
+    }
+
+    /// This instance's lease-holder id.
+    pub fn instance_id(&self) -> &str {
+        &self.identity.instance
+    }
+
+    /// A token valid for at least `min_validity` when one can be had; the stored token while
+    /// still valid when Spotify is unavailable or rate limiting; `ReauthRequired` when Spotify
+    /// said `invalid_grant` or the refresh token is past its absolute expiry (never retrying);
+    /// `NotConnected` when no tokens are stored; `Store(NotFound)` for an unknown user.
+    pub async fn valid_access_token(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
+        let stored = self.load(user).await?;
+        if self.is_fresh(&stored, min_validity) {
+            return self.decrypt_access(user, &stored);
+        }
+        self.refresh(user, min_validity).await
+    }
+
+    /// [`Self::valid_access_token`] for a caller that already read the user's token row (`None`:
+    /// the user has no tokens), e.g. with the session: a fresh, usable row is served without
+    /// another read; anything else takes the full path, which reads the row again, so no
+    /// refresh or re-authorization mark ever acts on a copy.
+    pub async fn valid_access_token_given(
+        &self,
+        user: UserId,
+        stored: Option<StoredTokens>,
+        min_validity: Duration,
+    ) -> Result<AccessGrant, TokenError> {
+        if let Some(stored) = &stored {
+            let usable = !stored.reauth_required && stored.refresh_expires_at > self.ports.clock.now();
+            if usable && self.is_fresh(stored, min_validity) {
+                return self.decrypt_access(user, stored);
+            }
+        }
+        self.valid_access_token(user, min_validity).await
+    }
+
+    /// Users whose tokens expire within `lookahead`, soonest first, at most `limit`: what the
+    /// proactive refresher works through.
+    pub async fn due_for_refresh(&self, lookahead: Duration, limit: u32) -> Result<Vec<UserId>, TokenError> {
+        let before = self.ports.clock.now().plus(lookahead);
+        Ok(self.ports.tokens.list_refresh_candidates(before, limit).await?)
+    }
+
+    /// The stored tokens, or why there are none to use. A refresh token past its absolute
+    /// expiry is marked for re-authorization here, without asking Spotify.
+    async fn load(&self, user: UserId) -> Result<StoredTokens, TokenError> {
+        let stored = self.ports.tokens.load_tokens(user).await?.ok_or(TokenError::NotConnected)?;
+        if stored.reauth_required {
+            return Err(TokenError::ReauthRequired);
+        }
+        if stored.refresh_expires_at <= self.ports.clock.now() {
+            self.mark_reauth(user, &stored).await?;
+            return Err(TokenError::ReauthRequired);
+        }
+        Ok(stored)
+    }
+
+    fn is_fresh(&self, stored: &StoredTokens, min_validity: Duration) -> bool {
+        stored.access_expires_at > self.ports.clock.now().plus(min_validity)
+    }
+
+    fn decrypt_access(&self, user: UserId, stored: &StoredTokens) -> Result<AccessGrant, TokenError> {
+        let binding = TokenBinding { user_id: user, column: TokenColumn::Access };
+        let clear = self.ports.cipher.decrypt(&stored.access_token, binding)?;
+        let access_token = AccessToken::new(clear.expose()).map_err(|_| CipherError::Malformed)?;
+        Ok(AccessGrant { access_token, expires_at: stored.access_expires_at })
+    }
+
+    /// The stored token while it is valid at all (Spotify could not refresh it), else `fallback`.
+    fn serve_stale(
+        &self,
+        user: UserId,
+        stored: &StoredTokens,
+        fallback: TokenError,
+    ) -> Result<AccessGrant, TokenError> {
+        if !self.is_fresh(stored, Duration::ZERO) {
+            return Err(fallback);
+        }
+        let served = self.decrypt_access(user, stored);
+        if served.is_ok() {
+            self.ports.events.record(RefreshEvent::ServedStale);
+        }
+        served
+    }
+
+    async fn mark_reauth(&self, user: UserId, stored: &StoredTokens) -> Result<(), TokenError> {
+        match self.ports.tokens.mark_reauth_required(user, stored.version).await {
+            // A login (or another refresher) moved the version on: nothing to mark.
+            Ok(()) | Err(RepoError::StaleVersion) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Steps 2 to 6: single flight, backoff, lease, one attempt.
+    async fn refresh(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
+        let lock = self.ports.locks.lock(user).await;
+        if lock.joined {
+            self.ports.events.record(RefreshEvent::SingleFlightJoin);
+        }
+        let clock = &self.ports.clock;
+        let deadline = clock.now().plus(self.policy.max_wait);
+        let mut stored = self.load(user).await?;
+        loop {
+            if self.is_fresh(&stored, min_validity) {
+                return self.decrypt_access(user, &stored);
+            }
+            let now = clock.now();
+            if let Some(until) = self.backoff(now).await? {
+                self.ports.events.record(RefreshEvent::BackoffBlocked);
+                return self.serve_stale(user, &stored, TokenError::RateLimited { retry_after: until.since(now) });
+            }
+            let lease =
+                self.ports.tokens.try_acquire_refresh_lease(user, self.instance_id(), now, self.policy.lease_ttl);
+            match lease.await? {
+                LeaseOutcome::Acquired => break,
+                LeaseOutcome::Busy => {
+                    self.ports.events.record(RefreshEvent::LeaseWait);
+                    if clock.now() >= deadline {
+                        let retry_after = Some(self.policy.lease_poll.max(Duration::from_secs(1)));
+                        return self.serve_stale(user, &stored, TokenError::Unavailable { retry_after });
+                    }
+                    let poll = self.policy.lease_poll;
+                    clock.sleep(poll + self.ports.ids.jitter(poll / 2)).await;
+                    stored = self.load(user).await?;
+                }
+            }
+        }
+        let result = self.refresh_with_lease(user, min_validity).await;
+        if self.ports.tokens.release_refresh_lease(user, self.instance_id()).await.is_err() {
+            // It lapses by itself at its expiry.
+            self.ports.events.record(RefreshEvent::LeaseNotReleased(user));
+        }
+        drop(lock);
+        result
+    }
+
+    /// Holding the lease: re-read (another instance may have just refreshed), then one attempt.
+    async fn refresh_with_lease(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
+        let stored = self.load(user).await?;
+        if self.is_fresh(&stored, min_validity) {
+            return self.decrypt_access(user, &stored);
+        }
+        let events = &self.ports.events;
+        match self.attempt(user, &stored).await {
+            Ok(Attempt::Refreshed(grant)) => {
+                events.record(RefreshEvent::Refreshed);
+                Ok(grant)
+            }
+            Ok(Attempt::Reauth) => {
+                events.record(RefreshEvent::Reauth(user));
+                Err(TokenError::ReauthRequired)
+            }
+            Ok(Attempt::RateLimited(retry_after)) => {
+                events.record(RefreshEvent::RateLimited);
+                let retry_after = self.record_backoff(retry_after).await?;
+                self.serve_stale(user, &stored, TokenError::RateLimited { retry_after })
+            }
+            Ok(Attempt::Unavailable) => {
+                events.record(RefreshEvent::Unavailable(user));
+                let retry_after = Some(self.policy.unavailable_retry_after);
+                self.serve_stale(user, &stored, TokenError::Unavailable { retry_after })
+            }
+            Err(e) => {
+                events.record(RefreshEvent::Failed);
+                Err(e)
+            }
+        }
+    }
+
+    /// One call to Spotify's token endpoint with the stored refresh token, and its write.
+    async fn attempt(&self, user: UserId, stored: &StoredTokens) -> Result<Attempt, TokenError> {
+        let bind = |column| TokenBinding { user_id: user, column };
+        let cipher = &self.ports.cipher;
+        let clear = cipher.decrypt(&stored.refresh_token, bind(TokenColumn::Refresh))?;
+        let refresh_token = RefreshToken::new(clear.expose()).map_err(|_| CipherError::Malformed)?;
+        let grant = match self.ports.accounts.refresh(&refresh_token).await {
+            Ok(grant) => grant,
+            Err(SpotifyError::ReauthRequired) => {
+                self.mark_reauth(user, stored).await?;
+                return Ok(Attempt::Reauth);
+            }
+            Err(SpotifyError::RateLimited { retry_after }) => return Ok(Attempt::RateLimited(retry_after)),
+            Err(SpotifyError::Unavailable(_)) => return Ok(Attempt::Unavailable),
+            Err(e) => return Err(e.into()),
+        };
+        let update = RefreshedTokens {
+            access_token: cipher.encrypt(grant.access_token.expose(), bind(TokenColumn::Access))?,
+            access_expires_at: grant.access_expires_at,
+            refresh_token: match &grant.refresh_token {
+                Some(rt) => Some(cipher.encrypt(rt.expose(), bind(TokenColumn::Refresh))?),
+                None => None,
+            },
+            scopes: grant.scopes,
+        };
+        match self.ports.tokens.store_refreshed(user, stored.version, update).await {
+            // StaleVersion: a login replaced the tokens meanwhile; ours is still valid.
+            Ok(_) | Err(RepoError::StaleVersion) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Attempt::Refreshed(AccessGrant { access_token: grant.access_token, expires_at: grant.access_expires_at }))
+    }
+
+    /// The end of the client id's backoff when it is in force at `now`.
+    async fn backoff(&self, now: Timestamp) -> Result<Option<Timestamp>, TokenError> {
+        let known = Timestamp::from_unix_millis(self.known_backoff_ms.load(Ordering::Relaxed));
+        if known > now {
+            return Ok(Some(known));
+        }
+        // Another instance may have recorded one: the database is the shared truth.
+        match self.ports.limits.backoff_until(&self.identity.client_id).await? {
+            Some(until) if until > now => {
+                self.learn_backoff(until);
+                Ok(Some(until))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Extends the shared backoff by Spotify's `Retry-After` (at least 1 s, at most the cap);
+    /// returns how long it now lasts.
+    async fn record_backoff(&self, retry_after: Duration) -> Result<Duration, TokenError> {
+        let now = self.ports.clock.now();
+        let wanted =
+            now.plus(retry_after.clamp(Duration::from_secs(1), self.policy.max_backoff.max(Duration::from_secs(1))));
+        let until = self.ports.limits.extend_backoff(&self.identity.client_id, wanted, now).await?;
+        self.learn_backoff(until);
+        Ok(until.since(now))
+    }
+
+    fn learn_backoff(&self, until: Timestamp) {
+        self.known_backoff_ms.fetch_max(until.unix_millis(), Ordering::Relaxed);
+        self.ports.events.record(RefreshEvent::BackoffUntil(until));
+    }
+}

@@ -1,0 +1,180 @@
+//! `SessionRepository`.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use spotauth_domain::ids::{SessionId, UserId};
+use spotauth_domain::ports::{RepoError, SessionRepository, UniqueKey};
+use spotauth_domain::session::{NewSession, Session, SessionOwner, SessionView, TokenIdHash};
+use spotauth_domain::time::Timestamp;
+use spotauth_domain::user::User;
+
+use crate::conn::{AnyConn, Connections, each_backend};
+use crate::rows::{NewSessionRow, SessionRow, TokenRow, UserRow};
+use crate::schema::spotify_users::dsl as u;
+use crate::schema::user_sessions::dsl as s;
+use crate::store::SqlStore;
+
+/// The session row, inside a job.
+async fn session_row(conn: &mut AnyConn<'_>, id: &str) -> QueryResult<Option<SessionRow>> {
+    each_backend!(conn, |c| s::user_sessions.find(id).select(SessionRow::as_select()).first(c).await.optional())
+}
+
+fn session(row: Option<SessionRow>) -> Result<Session, RepoError> {
+    row.map(Session::try_from).transpose()?.ok_or(RepoError::NotFound)
+}
+
+#[async_trait]
+impl<C: Connections> SessionRepository for SqlStore<C> {
+    async fn create(&self, n: NewSession) -> Result<Session, RepoError> {
+        let row = NewSessionRow::from(n);
+        let row = self
+            .write_insert(UniqueKey::SessionId, move |mut conn| {
+                Box::pin(async move {
+                    let id = row.id.clone();
+                    // A taken id is `Conflict(SessionId)` even when the token hash is taken too,
+                    // whichever unique index the database checks first.
+                    if session_row(&mut conn, &id).await?.is_some() {
+                        return Err(RepoError::Conflict(UniqueKey::SessionId).into());
+                    }
+                    each_backend!(&mut conn, |c| diesel::insert_into(s::user_sessions).values(&row).execute(c).await)?;
+                    Ok(session_row(&mut conn, &id).await?)
+                })
+            })
+            .await?;
+        session(row)
+    }
+
+    async fn load_view(&self, id: SessionId) -> Result<Option<SessionView>, RepoError> {
+        let id = id.to_string();
+        let row: Option<(SessionRow, Option<UserRow>, Option<TokenRow>)> = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    let row = each_backend!(&mut conn, |c| s::user_sessions
+                        .left_join(u::spotify_users.on(u::id.eq(s::user_id)))
+                        .filter(s::id.eq(&id))
+                        .select((
+                            SessionRow::as_select(),
+                            Option::<UserRow>::as_select(),
+                            Option::<TokenRow>::as_select()
+                        ))
+                        .first(c)
+                        .await
+                        .optional())?;
+                    Ok(row)
+                })
+            })
+            .await?;
+        row.map(|(session, user, tokens)| {
+            let owner = match user {
+                Some(user) => Some(SessionOwner {
+                    user: User::try_from(user)?,
+                    tokens: tokens.map(TokenRow::into_stored).transpose()?.flatten(),
+                }),
+                None => None,
+            };
+            Ok(SessionView { session: Session::try_from(session)?, owner })
+        })
+        .transpose()
+    }
+
+    async fn rotate(
+        &self,
+        id: SessionId,
+        expected: &TokenIdHash,
+        new: &TokenIdHash,
+        now: Timestamp,
+    ) -> Result<Session, RepoError> {
+        let id = id.to_string();
+        let (expected, new) = (expected.as_bytes().to_vec(), new.as_bytes().to_vec());
+        let (matched, row) = self
+            .write(move |mut conn| {
+                Box::pin(async move {
+                    let matched = each_backend!(&mut conn, |c| diesel::update(
+                        s::user_sessions
+                            .find(&id)
+                            .filter(s::token_id_hash.eq(&expected))
+                            .filter(s::revoked_at.is_null())
+                    )
+                    .set((s::token_id_hash.eq(&new), s::last_active.eq(now.unix_millis())))
+                    .execute(c)
+                    .await)?;
+                    Ok((matched, session_row(&mut conn, &id).await?))
+                })
+            })
+            .await?;
+        let session = session(row)?;
+        if matched == 0 {
+            return Err(RepoError::StaleVersion);
+        }
+        Ok(session)
+    }
+
+    async fn touch(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {
+        let id = id.to_string();
+        let matched = self
+            .write(move |mut conn| {
+                Box::pin(async move {
+                    let matched = each_backend!(&mut conn, |c| diesel::update(s::user_sessions.find(&id))
+                        .set(s::last_active.eq(now.unix_millis()))
+                        .execute(c)
+                        .await)?;
+                    Ok(matched)
+                })
+            })
+            .await?;
+        if matched == 0 { Err(RepoError::NotFound) } else { Ok(()) }
+    }
+
+    async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {
+        let id = id.to_string();
+        self.write(move |mut conn| {
+            Box::pin(async move {
+                // Only a live session: the first revocation time is kept.
+                each_backend!(&mut conn, |c| diesel::update(
+                    s::user_sessions.find(&id).filter(s::revoked_at.is_null())
+                )
+                .set(s::revoked_at.eq(now.unix_millis()))
+                .execute(c)
+                .await)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn revoke_all_for_user(&self, user_id: UserId, now: Timestamp) -> Result<u64, RepoError> {
+        let user_id = user_id.to_string();
+        let n = self
+            .write(move |mut conn| {
+                Box::pin(async move {
+                    let n = each_backend!(&mut conn, |c| diesel::update(
+                        s::user_sessions.filter(s::user_id.eq(&user_id)).filter(s::revoked_at.is_null())
+                    )
+                    .set(s::revoked_at.eq(now.unix_millis()))
+                    .execute(c)
+                    .await)?;
+                    Ok(n)
+                })
+            })
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn purge_ended(&self, before: Timestamp) -> Result<u64, RepoError> {
+        let cutoff = before.unix_millis();
+        let n = self
+            .write(move |mut conn| {
+                Box::pin(async move {
+                    let n = each_backend!(&mut conn, |c| diesel::delete(
+                        s::user_sessions.filter(s::revoked_at.lt(cutoff).or(s::expires_at.lt(cutoff)))
+                    )
+                    .execute(c)
+                    .await)?;
+                    Ok(n)
+                })
+            })
+            .await?;
+        Ok(n as u64)
+    }
+}

@@ -1,0 +1,139 @@
+//! [`SqlStore`]: the five repositories over any [`Connections`], and the bundle the app wires.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use diesel_async::RunQueryDsl;
+use spotauth_domain::ports::{
+    LoginFlowRepository, RateLimitRepository, RepoError, SessionRepository, TokenRepository, UniqueKey, UserRepository,
+};
+
+use crate::conn::{AnyConn, BoxFuture, Connections, TxError, each_backend};
+use crate::error::classify;
+
+/// What the app's readiness probe asks of the store.
+#[async_trait]
+pub trait StoreHealth: Send + Sync + 'static {
+    /// One round trip to the database (`SELECT 1`). MUST return `Unavailable` when it fails.
+    async fn ping(&self) -> Result<(), RepoError>;
+
+    /// The store in one line, without secrets, e.g. `MySQL mysql://root@127.0.0.1:3306/test`
+    /// or `SQLite ./data/spotauth.db`.
+    fn describe(&self) -> String;
+}
+
+/// Every port a store implements, ready to wire: all share one [`SqlStore`].
+#[derive(Clone)]
+pub struct Repositories {
+    /// Users: profile, Premium status, activity.
+    pub users: Arc<dyn UserRepository>,
+    /// Stored Spotify tokens, refresh leases, refresh candidates.
+    pub tokens: Arc<dyn TokenRepository>,
+    /// App sessions.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Login flows in flight.
+    pub flows: Arc<dyn LoginFlowRepository>,
+    /// The shared Spotify rate-limit backoff.
+    pub rate_limits: Arc<dyn RateLimitRepository>,
+    /// Readiness.
+    pub health: Arc<dyn StoreHealth>,
+}
+
+impl std::fmt::Debug for Repositories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repositories").field("store", &self.health.describe()).finish_non_exhaustive()
+    }
+}
+
+/// The repositories, written once over a store's [`Connections`]. Generic (static dispatch):
+/// each store crate instantiates it once with its connection type.
+pub struct SqlStore<C> {
+    conns: C,
+}
+
+impl<C: Connections + std::fmt::Debug> std::fmt::Debug for SqlStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("conns", &self.conns).finish()
+    }
+}
+
+impl<C: Connections> SqlStore<C> {
+    /// The repositories over these connections.
+    pub fn new(conns: C) -> Self {
+        SqlStore { conns }
+    }
+
+    /// The store's connections (for its adapter's own statements: migrations, admin, TLS).
+    pub fn connections(&self) -> &C {
+        &self.conns
+    }
+
+    /// Every port, sharing this store.
+    pub fn repositories(self: &Arc<Self>) -> Repositories {
+        Repositories {
+            users: self.clone(),
+            tokens: self.clone(),
+            sessions: self.clone(),
+            flows: self.clone(),
+            rate_limits: self.clone(),
+            health: self.clone(),
+        }
+    }
+
+    /// `SELECT 1` on a reading connection.
+    pub async fn ping(&self) -> Result<(), RepoError> {
+        self.read(|mut conn| {
+            Box::pin(async move {
+                each_backend!(&mut conn, |c| diesel::sql_query("SELECT 1").execute(c).await)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Runs `job` on a reading connection.
+    pub(crate) async fn read<R, F>(&self, job: F) -> Result<R, RepoError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
+    {
+        self.conns.read(Box::new(job)).await.map_err(|e| Self::error(e, None))
+    }
+
+    /// Runs `job` as one write transaction.
+    pub(crate) async fn write<R, F>(&self, job: F) -> Result<R, RepoError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
+    {
+        self.conns.write(Box::new(job)).await.map_err(|e| Self::error(e, None))
+    }
+
+    /// Runs `job`, which inserts into the table whose primary key is `primary`, as one write
+    /// transaction: a violation of that key is `Conflict(primary)`.
+    pub(crate) async fn write_insert<R, F>(&self, primary: UniqueKey, job: F) -> Result<R, RepoError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
+    {
+        self.conns.write(Box::new(job)).await.map_err(|e| Self::error(e, Some(primary)))
+    }
+
+    fn error(e: TxError, primary: Option<UniqueKey>) -> RepoError {
+        match e {
+            TxError::Repo(e) => e,
+            TxError::Db(e) => classify(e, C::violated_key, primary, C::MESSAGES_ARE_VALUE_FREE),
+        }
+    }
+}
+
+#[async_trait]
+impl<C: Connections> StoreHealth for SqlStore<C> {
+    async fn ping(&self) -> Result<(), RepoError> {
+        SqlStore::ping(self).await
+    }
+
+    fn describe(&self) -> String {
+        self.conns.describe()
+    }
+}

@@ -1,0 +1,189 @@
+//! `UserRepository`: profile, Premium status and activity.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use spotauth_domain::ids::UserId;
+use spotauth_domain::ports::{LoginUpdate, NewUser, RepoError, UniqueKey, UserRepository};
+use spotauth_domain::time::Timestamp;
+use spotauth_domain::user::{Page, PageRequest, SpotifyAccountKey, Subscription, User};
+
+use crate::conn::{AnyConn, Connections, TxError, each_backend};
+use crate::queries::{lease_cleared, user_exists};
+use crate::rows::{ProfileColumns, SubscriptionColumns, TokenColumns, UserRow};
+use crate::schema::spotify_users::dsl as u;
+use crate::store::SqlStore;
+
+/// The user row, inside a job.
+pub(crate) async fn user_row(conn: &mut AnyConn<'_>, id: &str) -> QueryResult<Option<UserRow>> {
+    each_backend!(conn, |c| u::spotify_users.find(id).select(UserRow::as_select()).first(c).await.optional())
+}
+
+/// After an update that named one user: the user as written, read in the same transaction;
+/// `NotFound` when the update matched no row.
+async fn as_written(conn: &mut AnyConn<'_>, matched: usize, id: &str) -> Result<User, TxError> {
+    if matched == 0 {
+        return Err(RepoError::NotFound.into());
+    }
+    let row = user_row(conn, id).await?.ok_or(RepoError::NotFound)?;
+    Ok(User::try_from(row)?)
+}
+
+#[async_trait]
+impl<C: Connections> UserRepository for SqlStore<C> {
+    async fn get(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        let id = id.to_string();
+        let row = self.read(move |mut conn| Box::pin(async move { Ok(user_row(&mut conn, &id).await?) })).await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn find_by_account_key(&self, key: &SpotifyAccountKey) -> Result<Option<User>, RepoError> {
+        let key = key.as_str().to_owned();
+        let row = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    let row = each_backend!(&mut conn, |c| u::spotify_users
+                        .filter(u::spotify_account_key.eq(&key))
+                        .select(UserRow::as_select())
+                        .first(c)
+                        .await
+                        .optional())?;
+                    Ok(row)
+                })
+            })
+            .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn insert(&self, n: NewUser) -> Result<User, RepoError> {
+        let id = n.id.to_string();
+        let account_key = n.account_key.as_str().to_owned();
+        let profile = ProfileColumns::new(&n.spotify_id, n.display_name.as_ref());
+        let (tokens, subscription) = (TokenColumns::from(n.tokens), SubscriptionColumns::from(n.subscription));
+        let now = n.now.unix_millis();
+        self.write_insert(UniqueKey::UserId, move |mut conn| {
+            Box::pin(async move {
+                // A taken id is `Conflict(UserId)` even when the account key is taken too, whichever
+                // unique index the database checks first.
+                if user_exists(&mut conn, &id).await? {
+                    return Err(RepoError::Conflict(UniqueKey::UserId).into());
+                }
+                let values = (
+                    u::id.eq(&id),
+                    u::spotify_account_key.eq(account_key),
+                    profile,
+                    tokens,
+                    subscription,
+                    u::token_version.eq(1i64),
+                    u::reauth_required.eq(false),
+                    u::is_active.eq(true),
+                    u::created_at.eq(now),
+                    u::last_active.eq(now),
+                );
+                let inserted = each_backend!(&mut conn, |c| diesel::insert_into(u::spotify_users)
+                    .values(values)
+                    .execute(c)
+                    .await)?;
+                as_written(&mut conn, inserted, &id).await
+            })
+        })
+        .await
+    }
+
+    async fn update_on_login(&self, id: UserId, l: LoginUpdate) -> Result<User, RepoError> {
+        let id = id.to_string();
+        let profile = ProfileColumns::new(&l.spotify_id, l.display_name.as_ref());
+        let (tokens, subscription) = (TokenColumns::from(l.tokens), SubscriptionColumns::from(l.subscription));
+        let now = l.now.unix_millis();
+        self.write(move |mut conn| {
+            Box::pin(async move {
+                let changes = (
+                    profile,
+                    tokens,
+                    subscription,
+                    u::token_version.eq(u::token_version + 1i64),
+                    u::reauth_required.eq(false),
+                    lease_cleared(),
+                    u::is_active.eq(true),
+                    u::last_active.eq(now),
+                );
+                let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
+                    .set(changes)
+                    .execute(c)
+                    .await)?;
+                as_written(&mut conn, matched, &id).await
+            })
+        })
+        .await
+    }
+
+    async fn list_active(&self, page: PageRequest) -> Result<Page<User>, RepoError> {
+        let (total, rows) = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    // One read transaction: the total and the page come from one snapshot.
+                    let found = each_backend!(&mut conn, |c| c
+                        .transaction(async |c| {
+                            let active = u::spotify_users.filter(u::is_active.eq(true));
+                            let total: i64 = active.count().get_result(c).await?;
+                            let rows: Vec<UserRow> = active
+                                .order((u::last_active.desc(), u::id.asc()))
+                                .limit(i64::from(page.limit))
+                                .offset(i64::from(page.offset))
+                                .select(UserRow::as_select())
+                                .load(c)
+                                .await?;
+                            Ok::<_, diesel::result::Error>((total, rows))
+                        })
+                        .await)?;
+                    Ok(found)
+                })
+            })
+            .await?;
+        let items = rows.into_iter().map(User::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, total: u64::try_from(total).unwrap_or(0), request: page })
+    }
+
+    async fn set_active(&self, id: UserId, active: bool, now: Timestamp) -> Result<User, RepoError> {
+        let id = id.to_string();
+        self.write(move |mut conn| {
+            Box::pin(async move {
+                let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
+                    .set((u::is_active.eq(active), u::last_active.eq(now.unix_millis())))
+                    .execute(c)
+                    .await)?;
+                as_written(&mut conn, matched, &id).await
+            })
+        })
+        .await
+    }
+
+    async fn record_subscription(&self, id: UserId, s: Subscription) -> Result<User, RepoError> {
+        let id = id.to_string();
+        let changes = SubscriptionColumns::from(s);
+        self.write(move |mut conn| {
+            Box::pin(async move {
+                let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
+                    .set(changes)
+                    .execute(c)
+                    .await)?;
+                as_written(&mut conn, matched, &id).await
+            })
+        })
+        .await
+    }
+
+    async fn touch(&self, id: UserId, now: Timestamp) -> Result<(), RepoError> {
+        let id = id.to_string();
+        self.write(move |mut conn| {
+            Box::pin(async move {
+                let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
+                    .set(u::last_active.eq(now.unix_millis()))
+                    .execute(c)
+                    .await)?;
+                if matched == 0 { Err(RepoError::NotFound.into()) } else { Ok(()) }
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,976 @@
+//! The repository contract of the domain's storage ports (`UserRepository`,
+//! `TokenRepository`, `SessionRepository`, `LoginFlowRepository`, `RateLimitRepository`),
+//! written ONCE as async test functions over a [`StoreFixture`], and the
+//! [`contract_tests!`](crate::contract_tests) macro that turns them into one `#[tokio::test]`
+//! each in a store's integration-test binary.
+//!
+//! Each test gets a fresh, migrated, empty store from the fixture builder, so tests may use
+//! fixed ids and never see each other's rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use spotauth_crypto::Sha256Digests;
+use spotauth_domain::ids::{SessionId, UserId};
+use spotauth_domain::login::{ConsumeOutcome, LoginFlow, NewLoginFlow, ReturnTo, StateDigest};
+use spotauth_domain::ports::{
+    Digests, LeaseOutcome, LoginUpdate, NewUser, RepoError, SessionRepository, TokenCipher, UniqueKey,
+};
+use spotauth_domain::secret::OAuthState;
+use spotauth_domain::session::{NewSession, Session, SessionMeta, SessionOwner, SessionView, TokenIdHash};
+use spotauth_domain::time::Timestamp;
+use spotauth_domain::token::{
+    EncryptedToken, NewTokens, RefreshedTokens, Scopes, TokenBinding, TokenColumn, TokenVersion,
+};
+use spotauth_domain::user::{
+    DisplayName, PageRequest, PremiumSource, PremiumStatus, SpotifyAccountKey, SpotifyUserId, Subscription,
+};
+
+use spotauth_sql::Repositories;
+
+use crate::keys::keyring;
+
+/// A fresh, migrated, empty store under test, as the store's test binary builds it.
+#[async_trait]
+pub trait StoreFixture: Send + Sync + 'static {
+    /// The store's repositories (shared by concurrent tasks).
+    fn repositories(&self) -> Repositories;
+
+    /// Runs `sql` (a query whose one column `v` is nullable bytes) on a connection of its own,
+    /// past the repositories, so the contract can look at what is really stored.
+    async fn raw_bytes(&self, sql: &str) -> Vec<Option<Vec<u8>>>;
+}
+
+/// The row of a [`StoreFixture::raw_bytes`] query.
+#[derive(Debug, diesel::QueryableByName)]
+pub struct RawBytes {
+    /// The column.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    pub v: Option<Vec<u8>>,
+}
+
+/// Expands to a module `contract` holding one `#[tokio::test]` per contract test, each building
+/// a fresh fixture with the given `async fn() -> impl StoreFixture` (dropped at the test's end).
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+///
+/// ```ignore
+/// async fn fixture() -> MyFixture { /* fresh migrated store */ }
+/// spotauth_testkit::contract_tests!(fixture);
+/// ```
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:path) => {
+        $crate::contract_tests!(@tests $make;
+            user_insert_get_find_and_conflict,
+            user_unknown_premium_round_trips,
+            user_active_list_pagination_ordering_and_toggling,
+            user_subscription_is_recorded,
+            user_touch_sets_last_active,
+            user_writes_return_the_row_as_get_reads_it,
+            user_active_total_counts_the_items_of_every_page,
+            user_active_total_and_page_come_from_one_snapshot,
+            write_whose_caller_goes_away_still_completes_whole,
+            token_columns_hold_ciphertext_that_round_trips,
+            token_refresh_write_is_guarded_and_keeps_the_refresh_token_unless_replaced,
+            token_concurrent_refresh_writes_exactly_one_wins,
+            token_reauth_mark_update_on_login_delete_and_no_resurrection,
+            token_refresh_lease_excludes_others_until_released_or_expired,
+            token_concurrent_lease_requests_grant_exactly_one,
+            token_refresh_candidates_are_expiring_active_connected_users,
+            rate_limit_backoff_only_ever_extends,
+            rate_limit_concurrent_extensions_keep_the_longest,
+            session_create_get_rotate_touch_revoke,
+            session_concurrent_rotation_has_one_winner,
+            session_load_view_reads_the_owner_in_one_call,
+            session_revoke_all_and_purge,
+            flow_create_and_consume_once,
+            flow_unknown_state,
+            flow_expired_is_not_consumable,
+            flow_concurrent_consumes_exactly_one,
+            flow_duplicate_state_conflicts,
+            flow_purge_expired,
+            flow_state_is_stored_only_as_a_digest,
+        );
+    };
+    (@tests $make:path; $($name:ident),* $(,)?) => {
+        /// The shared repository contract (`spotauth-testkit`), one test per item.
+        mod contract {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fixture = $make().await;
+                    $crate::contract::$name(&fixture).await;
+                }
+            )*
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data
+// ---------------------------------------------------------------------------------------------
+
+/// The fixed "now" of the contract tests.
+pub const NOW: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);
+
+/// User number `n`: id `[n; 16]`, account key `acct-{n}`, Spotify id `user{n}`, tokens `AT-{n}` and
+/// `RT-{n}` encrypted with [`keyring`].
+pub fn new_user(n: u8, premium: PremiumStatus) -> NewUser {
+    let id = UserId::from_bytes([n; 16]);
+    let c = keyring();
+    NewUser {
+        id,
+        account_key: SpotifyAccountKey::new(format!("acct-{n}")).unwrap(),
+        spotify_id: SpotifyUserId::new(format!("user{n}")).unwrap(),
+        display_name: Some(DisplayName::new(format!("User ñ {n} 🎵")).unwrap()),
+        subscription: Subscription {
+            status: premium,
+            product: premium.as_option().map(|p| if p { "premium".into() } else { "free".into() }),
+            source: PremiumSource::Profile,
+            checked_at: Some(NOW),
+        },
+        tokens: NewTokens {
+            access_token: c
+                .encrypt(&format!("AT-{n}"), TokenBinding { user_id: id, column: TokenColumn::Access })
+                .unwrap(),
+            refresh_token: c
+                .encrypt(&format!("RT-{n}"), TokenBinding { user_id: id, column: TokenColumn::Refresh })
+                .unwrap(),
+            access_expires_at: NOW.plus(Duration::from_secs(3600)),
+            refresh_expires_at: NOW.plus(Duration::from_secs(184 * 86400)),
+            scopes: Scopes::parse("streaming user-read-email user-read-private"),
+        },
+        now: NOW,
+    }
+}
+
+/// A refresh result with access token bytes `AT-{tag}` and, when given, refresh token bytes.
+pub fn refreshed(tag: &str, refresh: Option<&str>) -> RefreshedTokens {
+    RefreshedTokens {
+        access_token: EncryptedToken::from_bytes(format!("AT-{tag}").into_bytes()),
+        access_expires_at: NOW.plus(Duration::from_secs(7200)),
+        refresh_token: refresh.map(|r| EncryptedToken::from_bytes(r.as_bytes().to_vec())),
+        scopes: Scopes::parse("streaming"),
+    }
+}
+
+/// A token-id hash made of one repeated byte.
+pub fn hash(b: u8) -> TokenIdHash {
+    TokenIdHash::from_bytes([b; 32])
+}
+
+/// Session `id` of user `user`, first token hash `hash(id)`, one day long.
+pub fn new_session(id: u8, user: u8) -> NewSession {
+    NewSession {
+        id: SessionId::from_bytes([id; 16]),
+        user_id: UserId::from_bytes([user; 16]),
+        token_id_hash: hash(id),
+        created_at: NOW,
+        expires_at: NOW.plus(Duration::from_secs(86400)),
+        meta: SessionMeta::new(Some("Mozilla/5.0 (X11)"), Some("2001:db8::1".into())),
+    }
+}
+
+/// An OAuth state that looks like a real one (the value is what matters, not its randomness).
+pub fn state(tag: &str) -> OAuthState {
+    OAuthState::new(format!("st-{tag}-Zm9vYmFyYmF6cXV4cXV1eA")).unwrap()
+}
+
+/// The digest a login flow of `state(tag)` is stored under (the crypto port's, as in production).
+pub fn digest(tag: &str) -> StateDigest {
+    Sha256Digests.oauth_state(&state(tag))
+}
+
+/// A login flow for `state(tag)`, created at [`NOW`], lapsing after `ttl_secs`.
+pub fn new_flow(tag: &str, return_to: Option<&str>, ttl_secs: u64) -> NewLoginFlow {
+    NewLoginFlow {
+        state: digest(tag),
+        return_to: return_to.map(|r| ReturnTo::new(r).unwrap()),
+        created_at: NOW,
+        expires_at: NOW.plus(Duration::from_secs(ttl_secs)),
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn spotify_ids(page: &[spotauth_domain::user::User]) -> Vec<String> {
+    page.iter().map(|u| u.spotify_id.as_str().to_owned()).collect()
+}
+
+fn uid(n: u8) -> UserId {
+    UserId::from_bytes([n; 16])
+}
+
+/// The session as stored (`load_view` without its owner).
+async fn session_of(s: &Arc<dyn SessionRepository>, id: SessionId) -> Option<Session> {
+    s.load_view(id).await.unwrap().map(|v| v.session)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------------
+
+/// Insert, get, find by account key (case-sensitive), `Conflict(AccountKey)` and
+/// `Conflict(UserId)` without losing the stored row.
+pub async fn user_insert_get_find_and_conflict<F: StoreFixture>(f: &F) {
+    let s = f.repositories().users;
+    let u = s.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    assert_eq!(u.id, uid(1));
+    assert_eq!(u.display_name.as_ref().unwrap().as_str(), "User ñ 1 🎵");
+    assert_eq!(u.subscription.status, PremiumStatus::Premium);
+    assert_eq!(u.subscription.product.as_deref(), Some("premium"));
+    assert_eq!(u.subscription.source, PremiumSource::Profile);
+    assert_eq!(u.subscription.checked_at, Some(NOW));
+    assert_eq!((u.created_at, u.last_active), (NOW, NOW));
+    assert!(u.is_active && u.has_tokens && !u.reauth_required);
+    assert_eq!(s.get(u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(s.find_by_account_key(&u.account_key).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        s.find_by_account_key(&SpotifyAccountKey::new("ACCT-1").unwrap()).await.unwrap(),
+        None,
+        "keys are case-sensitive"
+    );
+    assert_eq!(s.get(uid(9)).await.unwrap(), None);
+
+    let mut dup = new_user(2, PremiumStatus::Free);
+    dup.account_key = u.account_key.clone();
+    assert_eq!(s.insert(dup).await.unwrap_err(), RepoError::Conflict(UniqueKey::AccountKey));
+    assert_eq!(s.get(uid(2)).await.unwrap(), None, "nothing written on conflict");
+    let mut same_id = new_user(1, PremiumStatus::Free);
+    same_id.account_key = SpotifyAccountKey::new("other").unwrap();
+    assert_eq!(s.insert(same_id).await.unwrap_err(), RepoError::Conflict(UniqueKey::UserId));
+    let both_taken = new_user(1, PremiumStatus::Free);
+    assert_eq!(s.insert(both_taken).await.unwrap_err(), RepoError::Conflict(UniqueKey::UserId), "the id wins");
+    // Nothing stored was lost.
+    assert_eq!(s.get(u.id).await.unwrap(), Some(u));
+    // A key differing only in case is another account.
+    let mut upper = new_user(3, PremiumStatus::Free);
+    upper.account_key = SpotifyAccountKey::new("ACCT-1").unwrap();
+    s.insert(upper).await.unwrap();
+}
+
+/// Unknown Premium status (no product, never checked) round-trips as unknown, not as free.
+pub async fn user_unknown_premium_round_trips<F: StoreFixture>(f: &F) {
+    let s = f.repositories().users;
+    let mut n = new_user(3, PremiumStatus::Unknown);
+    n.subscription = Subscription::unknown();
+    let u = s.insert(n).await.unwrap();
+    assert_eq!(u.subscription, Subscription::unknown());
+    assert_eq!(s.get(u.id).await.unwrap().unwrap().subscription, Subscription::unknown());
+}
+
+/// Active users, most recently active first then by id, paginated with a true total; an empty
+/// page past the end; `set_active` toggles and sets `last_active`; `NotFound` for unknown ids.
+pub async fn user_active_list_pagination_ordering_and_toggling<F: StoreFixture>(f: &F) {
+    let s = f.repositories().users;
+    for n in 1..=5u8 {
+        let mut u = new_user(n, PremiumStatus::Premium);
+        u.now = NOW.plus(secs(u64::from(n)));
+        s.insert(u).await.unwrap();
+    }
+    // Two users active at the same instant are ordered by id.
+    let mut tie = new_user(6, PremiumStatus::Free);
+    tie.now = NOW.plus(secs(3));
+    s.insert(tie).await.unwrap();
+    let off = s.set_active(uid(2), false, NOW.plus(secs(100))).await.unwrap();
+    assert!(!off.is_active);
+    assert_eq!(off.last_active, NOW.plus(secs(100)));
+    let page = s.list_active(PageRequest::new(0, 2).unwrap()).await.unwrap();
+    assert_eq!(page.total, 5);
+    assert_eq!(page.request, PageRequest::new(0, 2).unwrap());
+    assert_eq!(spotify_ids(&page.items), ["user5", "user4"], "most recently active first");
+    let page = s.list_active(PageRequest::new(2, 2).unwrap()).await.unwrap();
+    assert_eq!(spotify_ids(&page.items), ["user3", "user6"], "ties by id");
+    let page = s.list_active(PageRequest::new(4, 2).unwrap()).await.unwrap();
+    assert_eq!(spotify_ids(&page.items), ["user1"]);
+    let past = s.list_active(PageRequest::new(10, 2).unwrap()).await.unwrap();
+    assert!(past.items.is_empty());
+    assert_eq!(past.total, 5);
+    let back = s.set_active(uid(2), true, NOW.plus(secs(200))).await.unwrap();
+    assert!(back.is_active);
+    assert_eq!(back.last_active, NOW.plus(secs(200)));
+    let page = s.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+    assert_eq!(spotify_ids(&page.items), ["user2", "user5", "user4", "user3", "user6", "user1"]);
+    assert_eq!(s.set_active(uid(99), true, NOW).await.unwrap_err(), RepoError::NotFound);
+}
+
+/// `record_subscription` writes all four fields; `NotFound` for an unknown id.
+pub async fn user_subscription_is_recorded<F: StoreFixture>(f: &F) {
+    let s = f.repositories().users;
+    let u = s.insert(new_user(1, PremiumStatus::Unknown)).await.unwrap();
+    let sub = Subscription {
+        status: PremiumStatus::Free,
+        product: None,
+        source: PremiumSource::PlayerProbe,
+        checked_at: Some(NOW.plus(secs(5))),
+    };
+    assert_eq!(s.record_subscription(u.id, sub.clone()).await.unwrap().subscription, sub);
+    assert_eq!(s.get(u.id).await.unwrap().unwrap().subscription, sub);
+    let premium = Subscription {
+        status: PremiumStatus::Premium,
+        product: Some("premium".into()),
+        source: PremiumSource::PlaybackSdk,
+        checked_at: Some(NOW.plus(secs(6))),
+    };
+    assert_eq!(s.record_subscription(u.id, premium.clone()).await.unwrap().subscription, premium);
+    assert_eq!(s.record_subscription(uid(99), sub).await.unwrap_err(), RepoError::NotFound);
+}
+
+/// `touch` sets `last_active` (millisecond precision) and nothing else; `NotFound` for unknown ids.
+pub async fn user_touch_sets_last_active<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let u = r.users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let later = NOW.plus(Duration::from_millis(61_789));
+    r.users.touch(u.id, later).await.unwrap();
+    let after = r.users.get(u.id).await.unwrap().unwrap();
+    assert_eq!(after.last_active, later);
+    assert_eq!(after.created_at, u.created_at);
+    assert_eq!(r.tokens.load_tokens(u.id).await.unwrap().unwrap().version, TokenVersion(1), "touch is no token write");
+    assert_eq!(r.users.touch(uid(99), NOW).await.unwrap_err(), RepoError::NotFound);
+}
+
+/// Every write that returns the user returns it exactly as a later `get` reads it (read back
+/// in the write's own transaction, not from another connection afterwards).
+pub async fn user_writes_return_the_row_as_get_reads_it<F: StoreFixture>(f: &F) {
+    let s = f.repositories().users;
+    let inserted = s.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    assert_eq!(Some(&inserted), s.get(inserted.id).await.unwrap().as_ref(), "insert");
+    let relogin = new_user(1, PremiumStatus::Free);
+    let update = LoginUpdate {
+        spotify_id: SpotifyUserId::new("renamed").unwrap(),
+        display_name: Some(DisplayName::new("Renamed").unwrap()),
+        subscription: relogin.subscription,
+        tokens: relogin.tokens,
+        now: NOW.plus(Duration::from_millis(1_234)),
+    };
+    let updated = s.update_on_login(inserted.id, update).await.unwrap();
+    assert_eq!(Some(&updated), s.get(inserted.id).await.unwrap().as_ref(), "update_on_login");
+    let toggled = s.set_active(inserted.id, false, NOW.plus(Duration::from_millis(2_345))).await.unwrap();
+    assert_eq!(Some(&toggled), s.get(inserted.id).await.unwrap().as_ref(), "set_active");
+    let sub = Subscription::unknown();
+    let recorded = s.record_subscription(inserted.id, sub).await.unwrap();
+    assert_eq!(Some(&recorded), s.get(inserted.id).await.unwrap().as_ref(), "record_subscription");
+}
+
+/// `list_active`'s total is the number of items across all its pages.
+pub async fn user_active_total_counts_the_items_of_every_page<F: StoreFixture>(f: &F) {
+    let s = f.repositories().users;
+    for n in 1..=7u8 {
+        s.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    s.set_active(uid(4), false, NOW).await.unwrap();
+    for limit in [1, 2, 3, 6, 100] {
+        let mut seen = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = s.list_active(PageRequest::new(offset, limit).unwrap()).await.unwrap();
+            assert_eq!(page.total, 6, "limit {limit}, offset {offset}");
+            if page.items.is_empty() {
+                break;
+            }
+            seen.extend(page.items.into_iter().map(|u| u.id));
+            offset += limit;
+        }
+        let distinct: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!((seen.len(), distinct.len()), (6, 6), "limit {limit}: every active user once");
+    }
+}
+
+/// While other writers toggle users, every `list_active` answer is one snapshot: a page that
+/// holds every active user has exactly `total` items.
+pub async fn user_active_total_and_page_come_from_one_snapshot<F: StoreFixture>(f: &F) {
+    let s = f.repositories().users;
+    for n in 1..=8u8 {
+        s.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    let toggler = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for i in 0..60u64 {
+                let n = u8::try_from(i % 8).unwrap() + 1;
+                s.set_active(uid(n), i % 2 == 1, NOW.plus(secs(i))).await.unwrap();
+            }
+        })
+    };
+    for _ in 0..60 {
+        let page = s.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+        assert_eq!(page.items.len() as u64, page.total, "total and page from one snapshot");
+        assert!(page.items.iter().all(|u| u.is_active));
+    }
+    toggler.await.unwrap();
+}
+
+/// A caller that gives up on a write (a cancelled request) neither cuts it short nor leaves
+/// the store unable to write: the write completes whole, and later writes work.
+pub async fn write_whose_caller_goes_away_still_completes_whole<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    for n in 1..=10u8 {
+        let insert = r.users.insert(new_user(n, PremiumStatus::Premium));
+        let _ = tokio::time::timeout(Duration::from_micros(1), insert).await;
+    }
+    let last = r.users.insert(new_user(11, PremiumStatus::Premium)).await.unwrap();
+    assert_eq!(
+        r.tokens.store_refreshed(last.id, TokenVersion(1), refreshed("b", None)).await.unwrap(),
+        TokenVersion(2)
+    );
+    let mut total = 0;
+    for _ in 0..200 {
+        total = r.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap().total;
+        if total == 11 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(total, 11, "every abandoned insert ran to its end");
+    for n in 1..=10u8 {
+        let tokens = r.tokens.load_tokens(uid(n)).await.unwrap().unwrap();
+        assert_eq!(tokens.version, TokenVersion(1), "user {n} written whole");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------------------------
+
+/// The token columns hold ciphertext (no plaintext in the raw columns) that round-trips and
+/// decrypts for its row; version 1 after insert; `NotFound` for an unknown id.
+pub async fn token_columns_hold_ciphertext_that_round_trips<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let u = r.users.insert(new_user(7, PremiumStatus::Premium)).await.unwrap();
+    let raw = |column: &str| format!("SELECT {column} AS v FROM spotify_users WHERE id = '{}'", u.id);
+    let access = f.raw_bytes(&raw("access_token")).await.remove(0).unwrap();
+    let refresh = f.raw_bytes(&raw("refresh_token")).await.remove(0).unwrap();
+    assert!(!access.windows(4).any(|w| w == b"AT-7"), "no plaintext access token in the table");
+    assert!(!refresh.windows(4).any(|w| w == b"RT-7"), "no plaintext refresh token in the table");
+    let t = r.tokens.load_tokens(u.id).await.unwrap().unwrap();
+    assert_eq!((t.access_token.as_bytes(), t.refresh_token.as_bytes()), (&access[..], &refresh[..]));
+    let c = keyring();
+    assert_eq!(
+        c.decrypt(&t.access_token, TokenBinding { user_id: u.id, column: TokenColumn::Access }).unwrap().expose(),
+        "AT-7"
+    );
+    assert_eq!(
+        c.decrypt(&t.refresh_token, TokenBinding { user_id: u.id, column: TokenColumn::Refresh }).unwrap().expose(),
+        "RT-7"
+    );
+    assert_eq!(t.version, TokenVersion(1));
+    assert!(!t.reauth_required);
+    assert_eq!(t.scopes.to_string(), "streaming user-read-email user-read-private");
+    assert_eq!(t.access_expires_at, NOW.plus(secs(3600)));
+    assert_eq!(t.refresh_expires_at, NOW.plus(secs(184 * 86400)));
+    assert_eq!(r.tokens.load_tokens(uid(99)).await.unwrap_err(), RepoError::NotFound);
+}
+
+/// `store_refreshed` is a compare-and-swap on the version: it bumps it, keeps the refresh token
+/// when given `None`, never extends the refresh expiry; a stale writer writes nothing.
+pub async fn token_refresh_write_is_guarded_and_keeps_the_refresh_token_unless_replaced<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let s = r.tokens;
+    let u = r.users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let before = s.load_tokens(u.id).await.unwrap().unwrap();
+
+    assert_eq!(s.store_refreshed(u.id, TokenVersion(1), refreshed("a", None)).await.unwrap(), TokenVersion(2));
+    let t = s.load_tokens(u.id).await.unwrap().unwrap();
+    assert_eq!(t.access_token.as_bytes(), b"AT-a");
+    assert_eq!(t.refresh_token, before.refresh_token, "no refresh_token in the response: the old one stays");
+    assert_eq!(t.access_expires_at, NOW.plus(secs(7200)));
+    assert_eq!(t.refresh_expires_at, before.refresh_expires_at, "a refresh never extends the 6 months");
+    assert_eq!(t.scopes.to_string(), "streaming");
+    assert_eq!(t.version, TokenVersion(2));
+
+    // A writer that read version 1 lost the race: nothing is written.
+    assert_eq!(
+        s.store_refreshed(u.id, TokenVersion(1), refreshed("stale", Some("RT-stale"))).await.unwrap_err(),
+        RepoError::StaleVersion
+    );
+    assert_eq!(s.load_tokens(u.id).await.unwrap().unwrap(), t);
+
+    s.store_refreshed(u.id, TokenVersion(2), refreshed("b", Some("RT-b"))).await.unwrap();
+    let t = s.load_tokens(u.id).await.unwrap().unwrap();
+    assert_eq!(
+        (t.access_token.as_bytes(), t.refresh_token.as_bytes(), t.version),
+        (&b"AT-b"[..], &b"RT-b"[..], TokenVersion(3))
+    );
+    assert_eq!(
+        s.store_refreshed(uid(99), TokenVersion(1), refreshed("x", None)).await.unwrap_err(),
+        RepoError::NotFound
+    );
+}
+
+/// 16 concurrent `store_refreshed` naming one version: exactly one wins, the others get
+/// `StaleVersion`, and the stored pair comes from the winner (never half-written).
+pub async fn token_concurrent_refresh_writes_exactly_one_wins<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let store = r.tokens;
+    let u = r.users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.store_refreshed(u.id, TokenVersion(1), refreshed(&i.to_string(), Some(&format!("RT-{i}")))).await
+        }));
+    }
+    let mut wins = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(v) => wins.push((i, v)),
+            Err(e) => assert_eq!(e, RepoError::StaleVersion),
+        }
+    }
+    assert_eq!(wins.len(), 1, "exactly one concurrent writer wins");
+    let t = store.load_tokens(u.id).await.unwrap().unwrap();
+    let (i, v) = wins[0];
+    assert_eq!((t.version, v), (TokenVersion(2), TokenVersion(2)));
+    // Access and refresh token come from the same writer: never half-written.
+    assert_eq!(t.access_token.as_bytes(), format!("AT-{i}").as_bytes());
+    assert_eq!(t.refresh_token.as_bytes(), format!("RT-{i}").as_bytes());
+}
+
+/// `mark_reauth_required` is guarded; `update_on_login` clears it, writes everything and bumps
+/// the version; `delete_tokens` is idempotent, and a stale refresh cannot resurrect tokens.
+pub async fn token_reauth_mark_update_on_login_delete_and_no_resurrection<F: StoreFixture>(f: &F) {
+    let Repositories { users: s, tokens: t, .. } = f.repositories();
+    let u = s.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    assert_eq!(t.mark_reauth_required(u.id, TokenVersion(0)).await.unwrap_err(), RepoError::StaleVersion);
+    assert_eq!(t.mark_reauth_required(uid(99), TokenVersion(1)).await.unwrap_err(), RepoError::NotFound);
+    t.mark_reauth_required(u.id, TokenVersion(1)).await.unwrap();
+    let stored = t.load_tokens(u.id).await.unwrap().unwrap();
+    assert!(stored.reauth_required);
+    assert_eq!(stored.version, TokenVersion(2));
+    assert!(s.get(u.id).await.unwrap().unwrap().reauth_required);
+
+    // A lease held at re-login is cleared by it.
+    t.try_acquire_refresh_lease(u.id, "old", NOW, secs(600)).await.unwrap();
+    s.set_active(u.id, false, NOW).await.unwrap();
+    let relogin = new_user(1, PremiumStatus::Free);
+    let after = s
+        .update_on_login(
+            u.id,
+            LoginUpdate {
+                spotify_id: SpotifyUserId::new("renamed").unwrap(),
+                display_name: None,
+                subscription: relogin.subscription.clone(),
+                tokens: relogin.tokens,
+                now: NOW.plus(secs(60)),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!after.reauth_required && after.is_active && after.has_tokens && after.display_name.is_none());
+    assert_eq!(after.spotify_id.as_str(), "renamed");
+    assert_eq!(after.subscription, relogin.subscription);
+    assert_eq!(after.created_at, u.created_at);
+    assert_eq!(after.last_active, NOW.plus(secs(60)));
+    assert_eq!(after.account_key, u.account_key);
+    let stored = t.load_tokens(u.id).await.unwrap().unwrap();
+    assert!(!stored.reauth_required);
+    assert_eq!(stored.version, TokenVersion(3));
+    assert_eq!(
+        t.try_acquire_refresh_lease(u.id, "new", NOW, secs(10)).await.unwrap(),
+        LeaseOutcome::Acquired,
+        "a new login clears the refresh lease"
+    );
+
+    t.delete_tokens(u.id).await.unwrap();
+    t.delete_tokens(u.id).await.unwrap();
+    assert_eq!(t.load_tokens(u.id).await.unwrap(), None);
+    let gone = s.get(u.id).await.unwrap().unwrap();
+    assert!(!gone.has_tokens && !gone.reauth_required);
+    assert_eq!(
+        t.store_refreshed(u.id, TokenVersion(4), refreshed("x", None)).await.unwrap_err(),
+        RepoError::StaleVersion,
+        "a refresh that read the last version before the disconnect"
+    );
+    assert_eq!(
+        t.store_refreshed(u.id, TokenVersion(5), refreshed("x", None)).await.unwrap_err(),
+        RepoError::StaleVersion,
+        "no resurrection after disconnect, whatever the version"
+    );
+    assert_eq!(t.load_tokens(u.id).await.unwrap(), None);
+    assert_eq!(t.delete_tokens(uid(99)).await.unwrap_err(), RepoError::NotFound);
+    let bad = s
+        .update_on_login(
+            uid(99),
+            LoginUpdate {
+                spotify_id: SpotifyUserId::new("x").unwrap(),
+                display_name: None,
+                subscription: Subscription::unknown(),
+                tokens: new_user(9, PremiumStatus::Free).tokens,
+                now: NOW,
+            },
+        )
+        .await;
+    assert_eq!(bad.unwrap_err(), RepoError::NotFound);
+}
+
+/// The refresh lease: exclusive until its end (`now + ttl`), re-entrant for its holder (which
+/// extends it), lapses at its end exactly, release only by the holder (idempotent otherwise);
+/// `NotFound` for an unknown id.
+pub async fn token_refresh_lease_excludes_others_until_released_or_expired<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let s = r.tokens;
+    let u = r.users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let ttl = secs(10);
+    let ms = Duration::from_millis;
+    assert_eq!(s.try_acquire_refresh_lease(u.id, "a", NOW, ttl).await.unwrap(), LeaseOutcome::Acquired);
+    assert_eq!(s.try_acquire_refresh_lease(u.id, "b", NOW.plus(secs(1)), ttl).await.unwrap(), LeaseOutcome::Busy);
+    // Re-entrant for the holder, extending it to NOW + 12 s.
+    assert_eq!(s.try_acquire_refresh_lease(u.id, "a", NOW.plus(secs(2)), ttl).await.unwrap(), LeaseOutcome::Acquired);
+    assert_eq!(s.try_acquire_refresh_lease(u.id, "b", NOW.plus(secs(11)), ttl).await.unwrap(), LeaseOutcome::Busy);
+    assert_eq!(
+        s.try_acquire_refresh_lease(u.id, "b", NOW.plus(secs(12)).minus(ms(1)), ttl).await.unwrap(),
+        LeaseOutcome::Busy,
+        "live until its end"
+    );
+    // A crashed holder's lease lapses (at its end exactly); b's runs to NOW + 22 s.
+    assert_eq!(s.try_acquire_refresh_lease(u.id, "b", NOW.plus(secs(12)), ttl).await.unwrap(), LeaseOutcome::Acquired);
+    s.release_refresh_lease(u.id, "a").await.unwrap(); // not the holder: no effect
+    assert_eq!(s.try_acquire_refresh_lease(u.id, "c", NOW.plus(secs(14)), ttl).await.unwrap(), LeaseOutcome::Busy);
+    assert_eq!(
+        s.try_acquire_refresh_lease(u.id, "c", NOW.plus(secs(22)).minus(ms(1)), ttl).await.unwrap(),
+        LeaseOutcome::Busy
+    );
+    s.release_refresh_lease(u.id, "b").await.unwrap();
+    s.release_refresh_lease(u.id, "b").await.unwrap(); // idempotent
+    assert_eq!(s.try_acquire_refresh_lease(u.id, "c", NOW.plus(secs(14)), ttl).await.unwrap(), LeaseOutcome::Acquired);
+    assert_eq!(s.load_tokens(u.id).await.unwrap().unwrap().version, TokenVersion(1), "leases are no token write");
+    assert_eq!(s.try_acquire_refresh_lease(uid(99), "a", NOW, ttl).await.unwrap_err(), RepoError::NotFound);
+    s.release_refresh_lease(uid(99), "a").await.unwrap();
+}
+
+/// 16 concurrent acquirers of one free lease: exactly one gets it.
+pub async fn token_concurrent_lease_requests_grant_exactly_one<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let store = r.tokens;
+    let u = r.users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.try_acquire_refresh_lease(u.id, &format!("h{i}"), NOW, secs(30)).await })
+        })
+        .collect();
+    let mut acquired = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            LeaseOutcome::Acquired => acquired += 1,
+            LeaseOutcome::Busy => {}
+        }
+    }
+    assert_eq!(acquired, 1);
+    // Whoever holds it, it runs to NOW + 30 s.
+    assert_eq!(
+        store.try_acquire_refresh_lease(u.id, "late", NOW.plus(secs(29)), secs(30)).await.unwrap(),
+        LeaseOutcome::Busy
+    );
+    assert_eq!(
+        store.try_acquire_refresh_lease(u.id, "late", NOW.plus(secs(30)), secs(30)).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+}
+
+/// The proactive refresher's query: active users with tokens, not needing re-authorization,
+/// whose access token expires before the cutoff, soonest first, at most `limit`.
+pub async fn token_refresh_candidates_are_expiring_active_connected_users<F: StoreFixture>(f: &F) {
+    let Repositories { users: s, tokens: t, .. } = f.repositories();
+    // Access tokens expire at NOW + n minutes for user n.
+    for n in 1..=6u8 {
+        let mut u = new_user(n, PremiumStatus::Premium);
+        u.tokens.access_expires_at = NOW.plus(secs(60 * u64::from(n)));
+        s.insert(u).await.unwrap();
+    }
+    s.set_active(uid(2), false, NOW).await.unwrap();
+    t.mark_reauth_required(uid(3), TokenVersion(1)).await.unwrap();
+    t.delete_tokens(uid(4)).await.unwrap();
+    let cutoff = NOW.plus(secs(60 * 6));
+    assert_eq!(
+        t.list_refresh_candidates(cutoff, 10).await.unwrap(),
+        vec![uid(1), uid(5)],
+        "soonest first; 6 is at the cutoff"
+    );
+    assert_eq!(t.list_refresh_candidates(cutoff.plus(secs(1)), 10).await.unwrap(), vec![uid(1), uid(5), uid(6)]);
+    assert_eq!(t.list_refresh_candidates(cutoff.plus(secs(1)), 2).await.unwrap(), vec![uid(1), uid(5)]);
+    assert!(t.list_refresh_candidates(NOW, 10).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared rate-limit backoff
+// ---------------------------------------------------------------------------------------------
+
+/// The backoff is per client id, starts absent, and only ever moves later.
+pub async fn rate_limit_backoff_only_ever_extends<F: StoreFixture>(f: &F) {
+    let r = f.repositories().rate_limits;
+    assert_eq!(r.backoff_until("client-a").await.unwrap(), None);
+    assert_eq!(r.extend_backoff("client-a", NOW.plus(secs(30)), NOW).await.unwrap(), NOW.plus(secs(30)));
+    assert_eq!(
+        r.extend_backoff("client-a", NOW.plus(secs(10)), NOW.plus(secs(1))).await.unwrap(),
+        NOW.plus(secs(30)),
+        "never shortened"
+    );
+    assert_eq!(r.backoff_until("client-a").await.unwrap(), Some(NOW.plus(secs(30))));
+    assert_eq!(r.extend_backoff("client-a", NOW.plus(secs(90)), NOW.plus(secs(2))).await.unwrap(), NOW.plus(secs(90)));
+    assert_eq!(r.backoff_until("client-b").await.unwrap(), None, "per client id");
+}
+
+/// Instances recording 429s at once: the longest backoff wins.
+pub async fn rate_limit_concurrent_extensions_keep_the_longest<F: StoreFixture>(f: &F) {
+    let r = f.repositories().rate_limits;
+    let tasks: Vec<_> = (1..=16u64)
+        .map(|i| {
+            let r = r.clone();
+            tokio::spawn(async move { r.extend_backoff("client-a", NOW.plus(secs(i)), NOW).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(r.backoff_until("client-a").await.unwrap(), Some(NOW.plus(secs(16))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------
+
+/// Create, read, `Conflict(SessionId)` and `Conflict(TokenIdHash)`, rotation as
+/// compare-and-swap, touch, idempotent revoke keeping the first revocation time, and no
+/// rotation of a revoked session.
+pub async fn session_create_get_rotate_touch_revoke<F: StoreFixture>(f: &F) {
+    let s = f.repositories().sessions;
+    let created = s.create(new_session(1, 1)).await.unwrap();
+    assert_eq!(created.id, SessionId::from_bytes([1; 16]));
+    assert_eq!(created.user_id, uid(1));
+    assert_eq!((created.created_at, created.last_active), (NOW, NOW));
+    assert_eq!(created.expires_at, NOW.plus(secs(86400)));
+    assert_eq!(created.revoked_at, None);
+    assert_eq!(created.meta.user_agent.as_deref(), Some("Mozilla/5.0 (X11)"));
+    assert_eq!(created.meta.ip_address.as_deref(), Some("2001:db8::1"));
+    assert_eq!(session_of(&s, created.id).await, Some(created.clone()));
+    assert_eq!(session_of(&s, SessionId::from_bytes([9; 16])).await, None);
+    assert_eq!(s.create(new_session(1, 1)).await.unwrap_err(), RepoError::Conflict(UniqueKey::SessionId));
+    let mut same_hash = new_session(5, 1);
+    same_hash.token_id_hash = hash(1);
+    assert_eq!(s.create(same_hash).await.unwrap_err(), RepoError::Conflict(UniqueKey::TokenIdHash));
+    assert_eq!(session_of(&s, SessionId::from_bytes([5; 16])).await, None, "nothing written on conflict");
+    let mut bare = new_session(2, 1);
+    bare.meta = SessionMeta::default();
+    assert_eq!(s.create(bare).await.unwrap().meta, SessionMeta::default());
+
+    let later = NOW.plus(secs(5));
+    let rotated = s.rotate(created.id, &hash(1), &hash(3), later).await.unwrap();
+    assert_eq!((rotated.token_id_hash.clone(), rotated.last_active), (hash(3), later));
+    assert_eq!(session_of(&s, created.id).await, Some(rotated));
+    // The old hash no longer rotates: reuse or a lost race.
+    assert_eq!(s.rotate(created.id, &hash(1), &hash(4), later).await.unwrap_err(), RepoError::StaleVersion);
+    assert_eq!(session_of(&s, created.id).await.unwrap().token_id_hash, hash(3), "nothing written");
+    assert_eq!(
+        s.rotate(SessionId::from_bytes([9; 16]), &hash(1), &hash(4), later).await.unwrap_err(),
+        RepoError::NotFound
+    );
+
+    s.touch(created.id, later.plus(secs(1))).await.unwrap();
+    assert_eq!(session_of(&s, created.id).await.unwrap().last_active, later.plus(secs(1)));
+    assert_eq!(s.touch(SessionId::from_bytes([9; 16]), later).await.unwrap_err(), RepoError::NotFound);
+    s.revoke(created.id, later).await.unwrap();
+    s.revoke(created.id, later.plus(secs(9))).await.unwrap();
+    s.revoke(SessionId::from_bytes([9; 16]), later).await.unwrap();
+    assert_eq!(session_of(&s, created.id).await.unwrap().revoked_at, Some(later), "first revocation time kept");
+    s.touch(created.id, later.plus(secs(2))).await.unwrap(); // revoked: Ok, no resurrection
+    assert_eq!(session_of(&s, created.id).await.unwrap().revoked_at, Some(later));
+    assert_eq!(
+        s.rotate(created.id, &hash(3), &hash(4), later).await.unwrap_err(),
+        RepoError::StaleVersion,
+        "revoked sessions don't rotate"
+    );
+}
+
+/// 16 concurrent rotations from one hash: exactly one wins, the rest get `StaleVersion`.
+pub async fn session_concurrent_rotation_has_one_winner<F: StoreFixture>(f: &F) {
+    let store = f.repositories().sessions;
+    let sid = store.create(new_session(1, 1)).await.unwrap().id;
+    let tasks: Vec<_> = (10..26u8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.rotate(sid, &hash(1), &hash(i), NOW).await.map(|s| (i, s)) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok((i, s)) => winners.push((i, s)),
+            Err(e) => assert_eq!(e, RepoError::StaleVersion),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let (i, _) = winners[0];
+    assert_eq!(session_of(&store, sid).await.unwrap().token_id_hash, hash(i));
+}
+
+/// `revoke_all_for_user` counts only live sessions of that user; `purge_ended` deletes sessions
+/// revoked or expired strictly before the cutoff.
+pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
+    let s = f.repositories().sessions;
+    for (id, user) in [(1, 1), (2, 1), (3, 2)] {
+        s.create(new_session(id, user)).await.unwrap();
+    }
+    assert_eq!(s.revoke_all_for_user(uid(1), NOW).await.unwrap(), 2);
+    assert_eq!(s.revoke_all_for_user(uid(1), NOW).await.unwrap(), 0);
+    assert_eq!(s.revoke_all_for_user(uid(7), NOW).await.unwrap(), 0);
+    assert!(session_of(&s, SessionId::from_bytes([3; 16])).await.unwrap().revoked_at.is_none());
+    assert_eq!(s.purge_ended(NOW).await.unwrap(), 0, "revoked exactly at the cutoff is kept");
+    assert_eq!(s.purge_ended(NOW.plus(secs(1))).await.unwrap(), 2);
+    assert_eq!(session_of(&s, SessionId::from_bytes([1; 16])).await, None);
+    assert_eq!(s.purge_ended(NOW.plus(secs(86400))).await.unwrap(), 0, "expiring exactly at the cutoff is kept");
+    assert_eq!(s.purge_ended(NOW.plus(secs(86401))).await.unwrap(), 1, "past absolute expiry");
+}
+
+/// The hot-path read: a session with its owner and the owner's tokens; the owner as
+/// `UserRepository::get` and the tokens as `TokenRepository::load_tokens` return them, `None`
+/// tokens when the user has none, `None` owner when the user row is gone, and `None` overall
+/// for an unknown session.
+pub async fn session_load_view_reads_the_owner_in_one_call<F: StoreFixture>(f: &F) {
+    let Repositories { users, tokens: token_store, sessions, .. } = f.repositories();
+    let owner = users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    let tokens = token_store.load_tokens(owner.id).await.unwrap();
+    assert!(tokens.is_some());
+    let live = sessions.create(new_session(1, 1)).await.unwrap();
+    let orphan = sessions.create(new_session(2, 9)).await.unwrap();
+    assert_eq!(
+        sessions.load_view(live.id).await.unwrap(),
+        Some(SessionView { session: live.clone(), owner: Some(SessionOwner { user: owner.clone(), tokens }) })
+    );
+    assert_eq!(sessions.load_view(orphan.id).await.unwrap(), Some(SessionView { session: orphan, owner: None }));
+    assert_eq!(sessions.load_view(SessionId::from_bytes([7; 16])).await.unwrap(), None);
+    sessions.revoke(live.id, NOW).await.unwrap();
+    token_store.delete_tokens(owner.id).await.unwrap();
+    let view = sessions.load_view(live.id).await.unwrap().unwrap();
+    assert_eq!(view.session.revoked_at, Some(NOW));
+    let now_owner = view.owner.unwrap();
+    assert_eq!(Some(now_owner.user), users.get(owner.id).await.unwrap());
+    assert_eq!(now_owner.tokens, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login flows
+// ---------------------------------------------------------------------------------------------
+
+/// A flow is consumed once with its fields; a second consume is `AlreadyUsed`.
+pub async fn flow_create_and_consume_once<F: StoreFixture>(f: &F) {
+    let s = f.repositories().flows;
+    s.create(new_flow("a", Some("/rooms/42?x=1#y"), 600)).await.unwrap();
+    s.create(new_flow("b", None, 600)).await.unwrap();
+    let at = NOW.plus(secs(30));
+    assert_eq!(
+        s.consume(&digest("a"), at).await.unwrap(),
+        ConsumeOutcome::Consumed(LoginFlow {
+            return_to: Some(ReturnTo::new("/rooms/42?x=1#y").unwrap()),
+            created_at: NOW,
+            expires_at: NOW.plus(secs(600)),
+        })
+    );
+    assert_eq!(s.consume(&digest("a"), at).await.unwrap(), ConsumeOutcome::AlreadyUsed);
+    assert_eq!(s.consume(&digest("a"), at.plus(secs(1))).await.unwrap(), ConsumeOutcome::AlreadyUsed);
+    assert_eq!(
+        s.consume(&digest("b"), at).await.unwrap(),
+        ConsumeOutcome::Consumed(LoginFlow { return_to: None, created_at: NOW, expires_at: NOW.plus(secs(600)) })
+    );
+}
+
+/// A state no flow has is `Unknown`, also one differing only in case.
+pub async fn flow_unknown_state<F: StoreFixture>(f: &F) {
+    let s = f.repositories().flows;
+    assert_eq!(s.consume(&digest("nope"), NOW).await.unwrap(), ConsumeOutcome::Unknown);
+    s.create(new_flow("a", None, 600)).await.unwrap();
+    let upper = OAuthState::new(state("a").expose().to_uppercase()).unwrap();
+    assert_eq!(s.consume(&Sha256Digests.oauth_state(&upper), NOW).await.unwrap(), ConsumeOutcome::Unknown);
+    assert!(matches!(s.consume(&digest("a"), NOW).await.unwrap(), ConsumeOutcome::Consumed(_)));
+}
+
+/// At or after `expires_at` a flow is `Expired`, used or not, and an expired attempt does not
+/// consume it.
+pub async fn flow_expired_is_not_consumable<F: StoreFixture>(f: &F) {
+    let s = f.repositories().flows;
+    s.create(new_flow("a", Some("/"), 600)).await.unwrap();
+    assert_eq!(s.consume(&digest("a"), NOW.plus(secs(600))).await.unwrap(), ConsumeOutcome::Expired, "at the end");
+    assert_eq!(s.consume(&digest("a"), NOW.plus(secs(601))).await.unwrap(), ConsumeOutcome::Expired);
+    // Just before the end it is still live: the expired attempts did not use it.
+    assert!(matches!(
+        s.consume(&digest("a"), NOW.plus(Duration::from_millis(599_999))).await.unwrap(),
+        ConsumeOutcome::Consumed(_)
+    ));
+    assert_eq!(s.consume(&digest("a"), NOW.plus(secs(700))).await.unwrap(), ConsumeOutcome::Expired, "used, too");
+}
+
+/// 16 concurrent consumes of one state: exactly one `Consumed`, the others `AlreadyUsed`.
+pub async fn flow_concurrent_consumes_exactly_one<F: StoreFixture>(f: &F) {
+    let store = f.repositories().flows;
+    store.create(new_flow("race", Some("/after"), 600)).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume(&digest("race"), NOW.plus(secs(1))).await })
+        })
+        .collect();
+    let mut consumed = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            ConsumeOutcome::Consumed(flow) => {
+                assert_eq!(flow.return_to.as_ref().map(ReturnTo::as_str), Some("/after"));
+                consumed += 1;
+            }
+            other => assert_eq!(other, ConsumeOutcome::AlreadyUsed),
+        }
+    }
+    assert_eq!(consumed, 1);
+}
+
+/// Creating a second flow with one state is `Conflict(State)` and leaves the first intact.
+pub async fn flow_duplicate_state_conflicts<F: StoreFixture>(f: &F) {
+    let s = f.repositories().flows;
+    s.create(new_flow("dup", Some("/first"), 600)).await.unwrap();
+    assert_eq!(
+        s.create(new_flow("dup", Some("/second"), 900)).await.unwrap_err(),
+        RepoError::Conflict(UniqueKey::State)
+    );
+    match s.consume(&digest("dup"), NOW).await.unwrap() {
+        ConsumeOutcome::Consumed(flow) => {
+            assert_eq!(flow.return_to.as_ref().map(ReturnTo::as_str), Some("/first"));
+            assert_eq!(flow.expires_at, NOW.plus(secs(600)));
+        }
+        other => panic!("expected Consumed, got {other:?}"),
+    }
+    assert_eq!(
+        s.create(new_flow("dup", None, 600)).await.unwrap_err(),
+        RepoError::Conflict(UniqueKey::State),
+        "used, too"
+    );
+}
+
+/// `purge_expired` deletes flows that expired strictly before the cutoff, used or not.
+pub async fn flow_purge_expired<F: StoreFixture>(f: &F) {
+    let s = f.repositories().flows;
+    s.create(new_flow("short", None, 10)).await.unwrap();
+    s.create(new_flow("used", None, 10)).await.unwrap();
+    s.create(new_flow("long", None, 600)).await.unwrap();
+    assert!(matches!(s.consume(&digest("used"), NOW).await.unwrap(), ConsumeOutcome::Consumed(_)));
+    assert_eq!(s.purge_expired(NOW.plus(secs(10))).await.unwrap(), 0, "expiring exactly at the cutoff is kept");
+    assert_eq!(s.purge_expired(NOW.plus(secs(11))).await.unwrap(), 2);
+    assert_eq!(s.consume(&digest("short"), NOW.plus(secs(11))).await.unwrap(), ConsumeOutcome::Unknown);
+    assert_eq!(s.purge_expired(NOW.plus(secs(11))).await.unwrap(), 0);
+    assert!(matches!(s.consume(&digest("long"), NOW.plus(secs(11))).await.unwrap(), ConsumeOutcome::Consumed(_)));
+    assert_eq!(s.purge_expired(NOW.plus(secs(3600))).await.unwrap(), 1);
+}
+
+/// The stored key of a flow is the 32-byte digest the crypto port made, not the state.
+pub async fn flow_state_is_stored_only_as_a_digest<F: StoreFixture>(f: &F) {
+    let s = f.repositories().flows;
+    s.create(new_flow("secret", None, 600)).await.unwrap();
+    let keys: Vec<Vec<u8>> =
+        f.raw_bytes("SELECT state_hash AS v FROM oauth_login_flows").await.into_iter().map(Option::unwrap).collect();
+    assert_eq!(keys, [digest("secret").as_bytes().to_vec()]);
+    let st = state("secret");
+    assert!(!keys[0].windows(8).any(|w| st.expose().as_bytes().windows(8).any(|x| x == w)), "no part of the state");
+}
