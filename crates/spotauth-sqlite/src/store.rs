@@ -86,10 +86,18 @@ impl Connections for SqliteFiles {
     const MESSAGES_ARE_VALUE_FREE: bool = true;
 
     async fn read<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
-        // A local file: deadpool's own words say enough ("Timeout occurred while waiting…").
-        let mut conn =
-            self.readers.get().await.map_err(|e| RepoError::Unavailable(format!("no reader connection: {e}")))?;
-        job(AnyConn::Sqlite(&mut conn)).await
+        let readers = self.readers.clone();
+        // On a task of its own too: diesel-async's SQLite wrapper blocks in place when a query
+        // future is dropped mid-flight (a client gone, a sibling extractor failing), which
+        // panics on the current-thread runtimes actix workers use.
+        tokio::spawn(async move {
+            // A local file: deadpool's own words say enough ("Timeout occurred while waiting…").
+            let mut conn =
+                readers.get().await.map_err(|e| RepoError::Unavailable(format!("no reader connection: {e}")))?;
+            job(AnyConn::Sqlite(&mut conn)).await
+        })
+        .await
+        .map_err(|e| RepoError::Unavailable(format!("read task failed: {e}")))?
     }
 
     async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {

@@ -167,3 +167,27 @@ async fn bad_paths_are_one_clear_line_naming_the_setting() {
     let msg = err.to_string();
     assert!(msg.starts_with("SQLITE_PATH: cannot open ") && !msg.contains('\n'), "{msg}");
 }
+
+/// actix workers are current-thread runtimes, and a handler's future is dropped when its client
+/// goes away or a sibling extractor fails. A query dropped mid-flight must not take the worker
+/// down (diesel-async's SQLite wrapper blocks in place when its query future is dropped, which
+/// panics on such a runtime), and the store must keep answering.
+#[tokio::test(flavor = "current_thread")]
+async fn a_read_dropped_mid_flight_on_a_current_thread_runtime_is_harmless() {
+    let dir = TempDir::new("spotauth-sqlite-cancel");
+    let store = SqliteStore::open(&dir.path().join("db.sqlite"), SqliteSettings::default()).await.unwrap();
+    let repos = store.repositories();
+    for n in 0..20 {
+        repos.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    for _ in 0..20 {
+        let read = repos.users.list_active(PageRequest::new(0, 100).unwrap());
+        tokio::select! {
+            biased;
+            () = tokio::task::yield_now() => {}
+            _ = read => {}
+        }
+    }
+    let page = repos.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+    assert_eq!(page.total, 20);
+}
