@@ -76,15 +76,9 @@ impl Connections for MysqlPool {
     }
 
     async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
-        let pool = self.pool.clone();
-        // On a task of its own, so a caller that goes away cannot cut the transaction short.
-        tokio::spawn(async move {
-            let mut conn = pool.get().await.map_err(|e| RepoError::Unavailable(pool_error(&e)))?;
-            let conn: &mut AsyncMysqlConnection = &mut conn;
-            conn.transaction(async move |c| job(AnyConn::Mysql(c)).await).await
-        })
-        .await
-        .map_err(|e| RepoError::Unavailable(format!("write task failed: {e}")))?
+        let mut conn = self.conn().await?;
+        let conn: &mut AsyncMysqlConnection = &mut conn;
+        conn.transaction(async move |c| job(AnyConn::Mysql(c)).await).await
     }
 
     /// MariaDB: `Duplicate entry '…' for key 'uq_…'` (or `'PRIMARY'`); MySQL 8 writes the key as

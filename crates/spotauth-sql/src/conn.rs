@@ -90,8 +90,8 @@ pub trait Connections: Send + Sync + 'static {
     fn read<R: Send + 'static>(&self, job: Job<R>) -> impl Future<Output = Result<R, TxError>> + Send;
 
     /// Runs `job` as ONE transaction on a connection that may write: committed when the job
-    /// returns `Ok`, rolled back otherwise. MUST run it to its end even when the returned future
-    /// is dropped (a cancelled request must not leave a transaction open).
+    /// returns `Ok`, rolled back otherwise. ([`crate::SqlStore`] runs every read and write on a
+    /// task of its own, so neither is ever dropped mid-flight.)
     fn write<R: Send + 'static>(&self, job: Job<R>) -> impl Future<Output = Result<R, TxError>> + Send;
 
     /// The name of the unique key a unique-violation message names, in the words of this

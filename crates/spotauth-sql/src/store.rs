@@ -45,10 +45,16 @@ impl std::fmt::Debug for Repositories {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+
 /// The repositories, written once over a store's [`Connections`]. Generic (static dispatch):
 /// each store crate instantiates it once with its connection type.
 pub struct SqlStore<C> {
-    conns: C,
+    conns: Arc<C>,
 }
 
 impl<C: Connections + std::fmt::Debug> std::fmt::Debug for SqlStore<C> {
@@ -60,7 +66,7 @@ impl<C: Connections + std::fmt::Debug> std::fmt::Debug for SqlStore<C> {
 impl<C: Connections> SqlStore<C> {
     /// The repositories over these connections.
     pub fn new(conns: C) -> Self {
-        SqlStore { conns }
+        SqlStore { conns: Arc::new(conns) }
     }
 
     /// The store's connections (for its adapter's own statements: migrations, admin, TLS).
@@ -97,7 +103,7 @@ impl<C: Connections> SqlStore<C> {
         R: Send + 'static,
         F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
     {
-        self.conns.read(Box::new(job)).await.map_err(|e| Self::error(e, None))
+        self.run(Access::Read, None, Box::new(job)).await
     }
 
     /// Runs `job` as one write transaction.
@@ -106,7 +112,7 @@ impl<C: Connections> SqlStore<C> {
         R: Send + 'static,
         F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
     {
-        self.conns.write(Box::new(job)).await.map_err(|e| Self::error(e, None))
+        self.run(Access::Write, None, Box::new(job)).await
     }
 
     /// Runs `job`, which inserts into the table whose primary key is `primary`, as one write
@@ -116,7 +122,31 @@ impl<C: Connections> SqlStore<C> {
         R: Send + 'static,
         F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
     {
-        self.conns.write(Box::new(job)).await.map_err(|e| Self::error(e, Some(primary)))
+        self.run(Access::Write, Some(primary), Box::new(job)).await
+    }
+
+    /// Every job runs to its end on a task of its own, whatever becomes of its caller (a client
+    /// gone, a sibling extractor failing): a query cut off mid-flight could leave a transaction
+    /// open, hand a pooled MySQL connection's unread answer to the next query, or make
+    /// diesel-async's SQLite wrapper block in place, which panics on actix's current-thread
+    /// worker runtimes.
+    async fn run<R: Send + 'static>(
+        &self,
+        access: Access,
+        primary: Option<UniqueKey>,
+        job: crate::conn::Job<R>,
+    ) -> Result<R, RepoError> {
+        let conns = self.conns.clone();
+        let task = tokio::spawn(async move {
+            match access {
+                Access::Read => conns.read(job).await,
+                Access::Write => conns.write(job).await,
+            }
+        });
+        match task.await {
+            Ok(done) => done.map_err(|e| Self::error(e, primary)),
+            Err(e) => Err(RepoError::Unavailable(format!("store task failed: {e}"))),
+        }
     }
 
     fn error(e: TxError, primary: Option<UniqueKey>) -> RepoError {

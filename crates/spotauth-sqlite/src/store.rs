@@ -86,31 +86,17 @@ impl Connections for SqliteFiles {
     const MESSAGES_ARE_VALUE_FREE: bool = true;
 
     async fn read<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
-        let readers = self.readers.clone();
-        // On a task of its own too: diesel-async's SQLite wrapper blocks in place when a query
-        // future is dropped mid-flight (a client gone, a sibling extractor failing), which
-        // panics on the current-thread runtimes actix workers use.
-        tokio::spawn(async move {
-            // A local file: deadpool's own words say enough ("Timeout occurred while waiting…").
-            let mut conn =
-                readers.get().await.map_err(|e| RepoError::Unavailable(format!("no reader connection: {e}")))?;
-            job(AnyConn::Sqlite(&mut conn)).await
-        })
-        .await
-        .map_err(|e| RepoError::Unavailable(format!("read task failed: {e}")))?
+        // A local file: deadpool's own words say enough ("Timeout occurred while waiting…").
+        let mut conn =
+            self.readers.get().await.map_err(|e| RepoError::Unavailable(format!("no reader connection: {e}")))?;
+        job(AnyConn::Sqlite(&mut conn)).await
     }
 
     async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
-        let writer = self.writer.clone();
-        // On a task of its own, so a caller that goes away cannot leave the writer inside an
-        // open transaction; `BEGIN IMMEDIATE` takes the write lock up front, so a transaction
-        // that reads first never has to upgrade (and fail with "database is locked").
-        tokio::spawn(async move {
-            let mut conn = writer.lock_owned().await;
-            conn.immediate_transaction(async move |c| job(AnyConn::Sqlite(c)).await).await
-        })
-        .await
-        .map_err(|e| RepoError::Unavailable(format!("write task failed: {e}")))?
+        // `BEGIN IMMEDIATE` takes the write lock up front, so a transaction that reads first
+        // never has to upgrade (and fail with "database is locked").
+        let mut conn = self.writer.lock().await;
+        conn.immediate_transaction(async move |c| job(AnyConn::Sqlite(c)).await).await
     }
 
     /// `UNIQUE constraint failed: table.column`.

@@ -71,6 +71,7 @@ macro_rules! contract_tests {
             user_active_total_counts_the_items_of_every_page,
             user_active_total_and_page_come_from_one_snapshot,
             write_whose_caller_goes_away_still_completes_whole,
+            read_whose_caller_goes_away_leaves_every_later_answer_right,
             token_columns_hold_ciphertext_that_round_trips,
             token_refresh_write_is_guarded_and_keeps_the_refresh_token_unless_replaced,
             token_concurrent_refresh_writes_exactly_one_wins,
@@ -430,6 +431,29 @@ pub async fn write_whose_caller_goes_away_still_completes_whole<F: StoreFixture>
     for n in 1..=10u8 {
         let tokens = r.tokens.load_tokens(uid(n)).await.unwrap().unwrap();
         assert_eq!(tokens.version, TokenVersion(1), "user {n} written whole");
+    }
+}
+
+/// Reads abandoned at any point (a client gone, a sibling extractor failing) leave the store
+/// answering every later read with its own row: no connection goes back to the pool holding
+/// an unread answer.
+pub async fn read_whose_caller_goes_away_leaves_every_later_answer_right<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    for n in 1..=4u8 {
+        r.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    for round in 0..40u64 {
+        let n = (round % 4) as u8 + 1;
+        let abandoned = async {
+            r.users.get(uid(n)).await.unwrap();
+            r.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+        };
+        let _ = tokio::time::timeout(Duration::from_micros(round * 25), abandoned).await;
+        let user = r.users.get(uid(n)).await.unwrap().unwrap();
+        assert_eq!(user.id, uid(n), "round {round}: the answer is this read's own");
+        assert_eq!(r.users.get(uid(9)).await.unwrap(), None, "round {round}");
+        let page = r.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+        assert_eq!((page.total, page.items.len()), (4, 4), "round {round}");
     }
 }
 
