@@ -65,6 +65,7 @@ fn adapters_do_not_depend_on_each_other_or_on_http_servers() {
         ("spotauth-sqlite", Some("spotauth-sql")),
         ("spotauth-sql", None),
         ("spotauth-spotify", None),
+        ("spotauth-runtime", None),
     ] {
         let deps = normal_deps(adapter);
         assert!(deps.len() > 1, "cargo tree printed nothing useful: {deps:?}");
@@ -79,6 +80,72 @@ fn adapters_do_not_depend_on_each_other_or_on_http_servers() {
             assert!(!dep.starts_with("actix"), "{adapter} must not know HTTP serving ({dep})");
         }
     }
+}
+
+#[test]
+fn the_runtime_knows_no_sql_http_or_spotify_wire_format() {
+    // It decides when the domain's use cases run, on tokio; it never touches what they touch.
+    for dep in normal_deps("spotauth-runtime") {
+        for forbidden in ["diesel", "reqwest", "hyper", "actix", "serde_json", "mysql_async", "libsqlite3-sys", "url"] {
+            assert!(!dep.starts_with(forbidden), "spotauth-runtime must not depend on {dep}");
+        }
+    }
+}
+
+#[test]
+fn the_crypto_adapter_knows_no_http_sql_runtime_or_configuration() {
+    for dep in normal_deps("spotauth-crypto") {
+        for forbidden in ["diesel", "reqwest", "hyper", "actix", "tokio", "mysql_async", "config"] {
+            assert!(
+                dep != forbidden && !dep.starts_with(&format!("{forbidden}-")),
+                "spotauth-crypto must not depend on {dep}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_testkit_is_never_a_normal_dependency() {
+    for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+        let folder = entry.unwrap().file_name().into_string().unwrap();
+        if folder == "spotauth-testkit" {
+            continue;
+        }
+        let deps = normal_deps(&folder);
+        assert!(
+            !deps.iter().any(|d| d == "spotauth-testkit"),
+            "{folder} must take spotauth-testkit as a dev-dependency only"
+        );
+    }
+}
+
+#[test]
+fn the_bench_links_no_service_code() {
+    // It measures the real binary over HTTP, like any client (the emulator plays Spotify).
+    for dep in normal_deps("spotauth-bench") {
+        assert!(
+            ["spotauth-bench", "spotauth-emulator"].contains(&dep.as_str()) || !dep.starts_with("spotauth-"),
+            "spotauth-bench must not depend on {dep}"
+        );
+    }
+}
+
+#[test]
+fn handlers_never_read_a_clock() {
+    // The time a response needs (expires_in, cookie Max-Age) comes with the use case's output.
+    let dirs = ["crates/spotauth-app/src/routes", "crates/spotauth-app/src/web"];
+    let mut checked = 0;
+    for dir in dirs {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let code = std::fs::read_to_string(&path).unwrap();
+            for needle in [".now()", "SystemTime", "Instant::now", "Utc::now", "clock"] {
+                assert!(!code.contains(needle), "{} reads a clock ({needle})", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "found only {checked} files under {dirs:?}");
 }
 
 #[test]

@@ -220,8 +220,7 @@ async fn invalid_grant_marks_reauthorization_and_is_not_retried() {
 
 #[tokio::test]
 async fn outage_serves_the_old_token_while_valid_else_unavailable() {
-    // The retry hint is the policy's `unavailable_retry_after` (the old `StoreRefresher` said
-    // `None`; the coordinator that shipped, now `TokenService`, always said this).
+    // The retry hint is the policy's `unavailable_retry_after`, as production always answered.
     let unavailable = TokenError::Unavailable { retry_after: Some(refresh_policy().unavailable_retry_after) };
     for (expires_in, outcome, served_stale) in [(100, ok("OLD-AT"), true), (-1, Err(unavailable), false)] {
         let mut fx = Fixture::new();
