@@ -75,6 +75,11 @@ impl Connections for MysqlPool {
         job(AnyConn::Mysql(&mut conn)).await
     }
 
+    async fn write_one<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
+        let mut conn = self.conn().await?;
+        job(AnyConn::Mysql(&mut conn)).await
+    }
+
     async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
         let mut conn = self.conn().await?;
         let conn: &mut AsyncMysqlConnection = &mut conn;

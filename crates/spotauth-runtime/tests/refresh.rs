@@ -16,11 +16,12 @@ use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{NewTokens, REFRESH_TOKEN_LIFETIME, TokenBinding, TokenColumn};
 use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};
 use spotauth_domain::user::Subscription;
-use spotauth_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Fault, FaultTarget, RefreshMode, TestUser};
+use spotauth_emulator::{Emulator, EmulatorHandle, Fault, FaultTarget, RefreshMode, TestUser};
 use spotauth_runtime::proactive::{self, ProactiveSettings};
 use spotauth_runtime::{LockMap, RefreshMetrics};
 use spotauth_spotify::{SpotifyClient, SpotifyConfig};
 use spotauth_sql::Repositories;
+use spotauth_testkit::emulator::confidential_app;
 use spotauth_testkit::{ManualClock, TempDir, TestDb, keyring};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -52,11 +53,7 @@ struct Env {
 }
 
 async fn emulator() -> EmulatorHandle {
-    let mut config =
-        EmulatorConfig::new("refresh-client").client_secret(Some("secret".into())).redirect_uris([REDIRECT]);
-    for u in ["alice", "bob", "carol", "dave"] {
-        config = config.user(TestUser::premium(u));
-    }
+    let mut config = confidential_app("refresh-client", "secret", REDIRECT);
     for i in 0..20 {
         config = config.user(TestUser::premium(format!("u{i}")));
     }

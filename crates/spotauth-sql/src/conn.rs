@@ -94,6 +94,11 @@ pub trait Connections: Send + Sync + 'static {
     /// task of its own, so neither is ever dropped mid-flight.)
     fn write<R: Send + 'static>(&self, job: Job<R>) -> impl Future<Output = Result<R, TxError>> + Send;
 
+    /// Runs `job` on a connection that may write, in autocommit mode (no transaction): for jobs
+    /// whose effect is ONE statement, atomic by itself, whose later statements only classify its
+    /// outcome. A store with a single writer MUST use that writer here too.
+    fn write_one<R: Send + 'static>(&self, job: Job<R>) -> impl Future<Output = Result<R, TxError>> + Send;
+
     /// The name of the unique key a unique-violation message names, in the words of this
     /// backend: an index name (`uq_…`, `PRIMARY`) or `table.column`. `None` when it names none.
     fn violated_key(message: &str) -> Option<&str>;

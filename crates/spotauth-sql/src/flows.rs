@@ -16,7 +16,7 @@ use crate::store::SqlStore;
 impl<C: Connections> LoginFlowRepository for SqlStore<C> {
     async fn create(&self, flow: NewLoginFlow) -> Result<(), RepoError> {
         let row = NewFlowRow::from(flow);
-        self.write_insert(UniqueKey::State, move |mut conn| {
+        self.write_one_insert(UniqueKey::State, move |mut conn| {
             Box::pin(async move {
                 each_backend!(&mut conn, |c| diesel::insert_into(f::oauth_login_flows).values(&row).execute(c).await)?;
                 Ok(())
@@ -29,7 +29,7 @@ impl<C: Connections> LoginFlowRepository for SqlStore<C> {
         let digest = state.as_bytes().to_vec();
         let at = now.unix_millis();
         let (matched, row) = self
-            .write(move |mut conn| {
+            .write_one(move |mut conn| {
                 Box::pin(async move {
                     // The one atomic step: of concurrent callers, only one matches `used_at IS NULL`.
                     let matched = each_backend!(&mut conn, |c| diesel::update(
@@ -55,7 +55,7 @@ impl<C: Connections> LoginFlowRepository for SqlStore<C> {
     async fn purge_expired(&self, before: Timestamp) -> Result<u64, RepoError> {
         let cutoff = before.unix_millis();
         let n = self
-            .write(move |mut conn| {
+            .write_one(move |mut conn| {
                 Box::pin(async move {
                     let n = each_backend!(&mut conn, |c| diesel::delete(
                         f::oauth_login_flows.filter(f::expires_at.lt(cutoff))

@@ -113,7 +113,7 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
     async fn touch(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {
         let id = id.to_string();
         let matched = self
-            .write(move |mut conn| {
+            .write_one(move |mut conn| {
                 Box::pin(async move {
                     let matched = each_backend!(&mut conn, |c| diesel::update(s::user_sessions.find(&id))
                         .set(s::last_active.eq(now.unix_millis()))
@@ -128,7 +128,7 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
 
     async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {
         let id = id.to_string();
-        self.write(move |mut conn| {
+        self.write_one(move |mut conn| {
             Box::pin(async move {
                 // Only a live session: the first revocation time is kept.
                 each_backend!(&mut conn, |c| diesel::update(
@@ -146,7 +146,7 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
     async fn revoke_all_for_user(&self, user_id: UserId, now: Timestamp) -> Result<u64, RepoError> {
         let user_id = user_id.to_string();
         let n = self
-            .write(move |mut conn| {
+            .write_one(move |mut conn| {
                 Box::pin(async move {
                     let n = each_backend!(&mut conn, |c| diesel::update(
                         s::user_sessions.filter(s::user_id.eq(&user_id)).filter(s::revoked_at.is_null())
@@ -164,7 +164,7 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
     async fn purge_ended(&self, before: Timestamp) -> Result<u64, RepoError> {
         let cutoff = before.unix_millis();
         let n = self
-            .write(move |mut conn| {
+            .write_one(move |mut conn| {
                 Box::pin(async move {
                     let n = each_backend!(&mut conn, |c| diesel::delete(
                         s::user_sessions.filter(s::revoked_at.lt(cutoff).or(s::expires_at.lt(cutoff)))

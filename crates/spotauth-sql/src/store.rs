@@ -49,6 +49,7 @@ impl std::fmt::Debug for Repositories {
 enum Access {
     Read,
     Write,
+    WriteOne,
 }
 
 /// The repositories, written once over a store's [`Connections`]. Generic (static dispatch):
@@ -115,6 +116,26 @@ impl<C: Connections> SqlStore<C> {
         self.run(Access::Write, None, Box::new(job)).await
     }
 
+    /// Runs `job`, whose effect is ONE statement (later statements only classify its outcome),
+    /// on the connection that may write, in autocommit mode: no `BEGIN`/`COMMIT` round trips.
+    pub(crate) async fn write_one<R, F>(&self, job: F) -> Result<R, RepoError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
+    {
+        self.run(Access::WriteOne, None, Box::new(job)).await
+    }
+
+    /// [`Self::write_one`] for a single INSERT into the table whose primary key is `primary`: a
+    /// violation of that key is `Conflict(primary)`.
+    pub(crate) async fn write_one_insert<R, F>(&self, primary: UniqueKey, job: F) -> Result<R, RepoError>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
+    {
+        self.run(Access::WriteOne, Some(primary), Box::new(job)).await
+    }
+
     /// Runs `job`, which inserts into the table whose primary key is `primary`, as one write
     /// transaction: a violation of that key is `Conflict(primary)`.
     pub(crate) async fn write_insert<R, F>(&self, primary: UniqueKey, job: F) -> Result<R, RepoError>
@@ -141,6 +162,7 @@ impl<C: Connections> SqlStore<C> {
             match access {
                 Access::Read => conns.read(job).await,
                 Access::Write => conns.write(job).await,
+                Access::WriteOne => conns.write_one(job).await,
             }
         });
         match task.await {

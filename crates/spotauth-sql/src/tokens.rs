@@ -46,7 +46,7 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
         let next = TokenVersion(expected.0.checked_add(1).ok_or_else(|| corrupt("token_version"))?);
         let changes = RefreshChanges::from(tokens);
         let id = id.to_string();
-        self.write(move |mut conn| {
+        self.write_one(move |mut conn| {
             Box::pin(async move {
                 // Guarded by the version, and by the refresh token still being there: a refresh
                 // that raced a disconnect never resurrects tokens.
@@ -69,7 +69,7 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
     async fn mark_reauth_required(&self, id: UserId, expected: TokenVersion) -> Result<(), RepoError> {
         let expected = version_to_db(expected)?;
         let id = id.to_string();
-        self.write(move |mut conn| {
+        self.write_one(move |mut conn| {
             Box::pin(async move {
                 let matched = each_backend!(&mut conn, |c| diesel::update(
                     u::spotify_users.find(&id).filter(u::token_version.eq(expected))
@@ -85,7 +85,7 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
 
     async fn delete_tokens(&self, id: UserId) -> Result<(), RepoError> {
         let id = id.to_string();
-        self.write(move |mut conn| {
+        self.write_one(move |mut conn| {
             Box::pin(async move {
                 let (no_bytes, no_time, no_text) = (None::<Vec<u8>>, None::<i64>, None::<String>);
                 let changes = (
@@ -118,7 +118,7 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
         let (now, until) = (now.unix_millis(), now.plus(ttl).unix_millis());
         let id = id.to_string();
         let holder = holder.to_owned();
-        self.write(move |mut conn| {
+        self.write_one(move |mut conn| {
             Box::pin(async move {
                 // Free, lapsed (at its end exactly), or already this holder's (re-entrant).
                 let matched = each_backend!(&mut conn, |c| diesel::update(
@@ -145,7 +145,7 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
     async fn release_refresh_lease(&self, id: UserId, holder: &str) -> Result<(), RepoError> {
         let id = id.to_string();
         let holder = holder.to_owned();
-        self.write(move |mut conn| {
+        self.write_one(move |mut conn| {
             Box::pin(async move {
                 each_backend!(&mut conn, |c| diesel::update(
                     u::spotify_users.find(&id).filter(u::refresh_lease_holder.eq(&holder))

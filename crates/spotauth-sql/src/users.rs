@@ -175,7 +175,7 @@ impl<C: Connections> UserRepository for SqlStore<C> {
 
     async fn touch(&self, id: UserId, now: Timestamp) -> Result<(), RepoError> {
         let id = id.to_string();
-        self.write(move |mut conn| {
+        self.write_one(move |mut conn| {
             Box::pin(async move {
                 let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
                     .set(u::last_active.eq(now.unix_millis()))

@@ -92,6 +92,13 @@ impl Connections for SqliteFiles {
         job(AnyConn::Sqlite(&mut conn)).await
     }
 
+    async fn write_one<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
+        // The single writer, so our writes still queue here instead of meeting "database is
+        // locked"; one statement is its own transaction.
+        let mut conn = self.writer.lock().await;
+        job(AnyConn::Sqlite(&mut conn)).await
+    }
+
     async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
         // `BEGIN IMMEDIATE` takes the write lock up front, so a transaction that reads first
         // never has to upgrade (and fail with "database is locked").

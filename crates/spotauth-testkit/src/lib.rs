@@ -22,6 +22,7 @@ mod clock;
 pub mod contract;
 mod db;
 mod dir;
+pub mod emulator;
 mod keys;
 
 pub use clock::ManualClock;

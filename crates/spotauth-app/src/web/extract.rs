@@ -33,7 +33,7 @@ pub struct SessionTokenIn {
 
 impl SessionTokenIn {
     /// The token of `req`, if it presents one.
-    pub fn from_request(req: &HttpRequest, cookies: &Cookies) -> Option<Self> {
+    pub fn of(req: &HttpRequest, cookies: &Cookies) -> Option<Self> {
         if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             let (scheme, token) = value.split_once(' ')?;
             return scheme
@@ -57,7 +57,7 @@ impl FromRequest for Auth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = state.as_ref().and_then(|s| SessionTokenIn::from_request(req, &s.cookies));
+        let token = state.as_ref().and_then(|s| SessionTokenIn::of(req, &s.cookies));
         Box::pin(async move {
             let (Some(state), Some(token)) = (state, token) else {
                 return Err(Problem::unauthenticated());

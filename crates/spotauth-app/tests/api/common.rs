@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::Value;
 use spotauth_app::{Application, Settings};
-use spotauth_emulator::{AppMode, Emulator, EmulatorConfig, EmulatorHandle, TestUser};
+use spotauth_emulator::{AppMode, Emulator, EmulatorHandle};
+pub use spotauth_testkit::emulator::confidential_app;
 pub use spotauth_testkit::{SIGNING_KEY as SIGNING, TOKEN_KEYS as KEYS, TempDir, TestDb};
 
 pub const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
@@ -84,15 +85,9 @@ pub fn set_cookie_attrs(headers: &HeaderMap, name: &str) -> String {
 }
 
 pub async fn spawn(opts: Options) -> TestApp {
-    let config = EmulatorConfig::new("test-client")
-        .client_secret(Some("test-secret".into()))
-        .redirect_uris([REDIRECT])
+    let config = confidential_app("test-client", "test-secret", REDIRECT)
         .app_mode(opts.mode)
-        .access_token_lifetime(opts.access_token_lifetime)
-        .user(TestUser::premium("alice").with_display_name("Alice"))
-        .user(TestUser::premium("bob").with_display_name("Bob"))
-        .user(TestUser::free("carol").with_display_name("Carol"))
-        .user(TestUser::premium("dave"));
+        .access_token_lifetime(opts.access_token_lifetime);
     let emu = Emulator::start(config).await.unwrap();
     let store = TestStore::from_env().await;
     let (store_setting, store_value) = store.setting();
