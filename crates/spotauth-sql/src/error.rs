@@ -18,6 +18,11 @@ fn unique_key_named(name: &str, primary: Option<UniqueKey>) -> Option<UniqueKey>
     })
 }
 
+/// Whether a statement failed on a unique key (which one is for [`classify`] to say).
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+}
+
 /// Maps a diesel error at the seam. `violated_key` is the backend's reading of a
 /// unique-violation message ([`crate::Connections::violated_key`]); `primary` is the key of the
 /// statement's table when it inserts (a MySQL message names a primary key only as `PRIMARY`).

@@ -10,6 +10,7 @@ use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::User;
 
 use crate::conn::{AnyConn, Connections, each_backend};
+use crate::error::is_unique_violation;
 use crate::rows::{NewSessionRow, SessionRow, TokenRow, UserRow};
 use crate::schema::spotify_users::dsl as u;
 use crate::schema::user_sessions::dsl as s;
@@ -32,12 +33,17 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
             .write_insert(UniqueKey::SessionId, move |mut conn| {
                 Box::pin(async move {
                     let id = row.id.clone();
+                    let inserted = each_backend!(&mut conn, |c| diesel::insert_into(s::user_sessions)
+                        .values(&row)
+                        .execute(c)
+                        .await);
                     // A taken id is `Conflict(SessionId)` even when the token hash is taken too,
-                    // whichever unique index the database checks first.
-                    if session_row(&mut conn, &id).await?.is_some() {
+                    // whichever unique index the database reports (looked up only on failure).
+                    if inserted.as_ref().is_err_and(is_unique_violation) && session_row(&mut conn, &id).await?.is_some()
+                    {
                         return Err(RepoError::Conflict(UniqueKey::SessionId).into());
                     }
-                    each_backend!(&mut conn, |c| diesel::insert_into(s::user_sessions).values(&row).execute(c).await)?;
+                    inserted?;
                     Ok(session_row(&mut conn, &id).await?)
                 })
             })

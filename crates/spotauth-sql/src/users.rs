@@ -9,6 +9,7 @@ use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::{Page, PageRequest, SpotifyAccountKey, Subscription, User};
 
 use crate::conn::{AnyConn, Connections, TxError, each_backend};
+use crate::error::is_unique_violation;
 use crate::queries::{lease_cleared, user_exists};
 use crate::rows::{ProfileColumns, SubscriptionColumns, TokenColumns, UserRow};
 use crate::schema::spotify_users::dsl as u;
@@ -63,11 +64,6 @@ impl<C: Connections> UserRepository for SqlStore<C> {
         let now = n.now.unix_millis();
         self.write_insert(UniqueKey::UserId, move |mut conn| {
             Box::pin(async move {
-                // A taken id is `Conflict(UserId)` even when the account key is taken too, whichever
-                // unique index the database checks first.
-                if user_exists(&mut conn, &id).await? {
-                    return Err(RepoError::Conflict(UniqueKey::UserId).into());
-                }
                 let values = (
                     u::id.eq(&id),
                     u::spotify_account_key.eq(account_key),
@@ -80,11 +76,14 @@ impl<C: Connections> UserRepository for SqlStore<C> {
                     u::created_at.eq(now),
                     u::last_active.eq(now),
                 );
-                let inserted = each_backend!(&mut conn, |c| diesel::insert_into(u::spotify_users)
-                    .values(values)
-                    .execute(c)
-                    .await)?;
-                as_written(&mut conn, inserted, &id).await
+                let inserted =
+                    each_backend!(&mut conn, |c| diesel::insert_into(u::spotify_users).values(values).execute(c).await);
+                // A taken id is `Conflict(UserId)` even when the account key is taken too, whichever
+                // unique index the database reports (looked up only when the insert failed).
+                if inserted.as_ref().is_err_and(is_unique_violation) && user_exists(&mut conn, &id).await? {
+                    return Err(RepoError::Conflict(UniqueKey::UserId).into());
+                }
+                as_written(&mut conn, inserted?, &id).await
             })
         })
         .await
