@@ -33,7 +33,7 @@ fn check_text(label: &'static str, value: &str, max: usize) -> Result<(), UserFi
 }
 
 /// A validated text newtype: non-empty, at most `MAX_LEN` (255) characters, no control
-/// characters (the columns are `VARCHAR(255)`).
+/// characters. Stores MUST hold 255 characters of any of them.
 macro_rules! text_newtype {
     ($(#[$doc:meta])* $name:ident, $label:literal $(, $derive:ident)*) => {
         $(#[$doc])*
@@ -41,7 +41,7 @@ macro_rules! text_newtype {
         pub struct $name(String);
 
         impl $name {
-            /// Longest value accepted (the column is `VARCHAR(255)`).
+            /// Longest value accepted.
             pub const MAX_LEN: usize = 255;
 
             /// Validates: non-empty, at most 255 characters, no control characters.
