@@ -188,6 +188,11 @@ impl Probe {
         self.now_ms.fetch_add(i64::try_from(d.as_millis()).unwrap(), Ordering::SeqCst);
     }
 
+    /// Sets the clock, e.g. back in time, as a wall clock stepped back by NTP does.
+    pub(crate) fn set(&self, t: Timestamp) {
+        self.now_ms.store(t.unix_millis(), Ordering::SeqCst);
+    }
+
     pub(crate) fn sleeps(&self) -> Vec<Duration> {
         self.sleeps.lock().unwrap().clone()
     }

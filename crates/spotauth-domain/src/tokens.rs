@@ -236,6 +236,9 @@ impl TokenService {
         }
         let clock = &self.ports.clock;
         let deadline = clock.now().plus(self.policy.max_wait);
+        // Also bounded by a count of polls: a wall clock stepped back must not stretch the wait.
+        let max_polls = self.policy.max_wait.as_millis() / self.policy.lease_poll.as_millis().max(1);
+        let mut polls = 0u128;
         let mut stored = self.load(user).await?;
         loop {
             if self.is_fresh(&stored, min_validity) {
@@ -252,7 +255,8 @@ impl TokenService {
                 LeaseOutcome::Acquired => break,
                 LeaseOutcome::Busy => {
                     self.ports.events.record(RefreshEvent::LeaseWait);
-                    if clock.now() >= deadline {
+                    polls += 1;
+                    if clock.now() >= deadline || polls > max_polls {
                         let retry_after = Some(self.policy.lease_poll.max(Duration::from_secs(1)));
                         return self.serve_stale(user, &stored, TokenError::Unavailable { retry_after });
                     }

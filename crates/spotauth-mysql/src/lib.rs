@@ -8,8 +8,8 @@
 //! `spotauth-testkit`, which the SQLite store passes too.
 //!
 //! What is MySQL's own here: `DATABASE_URL` and its TLS modes ([`url`]), the pool and
-//! connection setup, writes as one transaction each on a task of their own, the migration
-//! runner, administration (`execute_admin`, `tls_cipher`) and the wording of MySQL's
+//! connection setup, transactions for the writes of several statements (single-statement
+//! writes run in autocommit), the migration runner, administration (`execute_admin`, `tls_cipher`) and the wording of MySQL's
 //! unique-violation messages.
 //!
 //! **Architecture Invariant:** SQL, diesel and mysql_async types stop at this crate's edge

@@ -12,7 +12,9 @@
 //! Both backends run through diesel-async: MySQL on `AsyncMysqlConnection` (pure-Rust
 //! `mysql_async`), SQLite on `SyncConnectionWrapper<SqliteConnection>`. A store adapter lends its
 //! connections as an [`AnyConn`] through the [`Connections`] trait (`read`: a pooled connection;
-//! `write`: one transaction under the store's policy). Each repository method is written once
+//! `write`: one transaction under the store's policy; `write_one`: a single-statement write in
+//! autocommit). [`SqlStore`] runs every job to its end on a task of its own, so a caller that
+//! goes away never cuts a query or a transaction short. Each repository method is written once
 //! as a job over an `AnyConn`; every query in it is expanded once per backend by a small
 //! internal macro (`each_backend!`), so diesel type-checks it against both. This is diesel's
 //! `MultiConnection` pattern done by hand: the async derive is unreleased, and the sync one needs

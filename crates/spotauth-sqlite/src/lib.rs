@@ -18,11 +18,12 @@
 //! ## Concurrency
 //!
 //! Reads use a small pool of `query_only` connections (WAL readers never block the writer nor
-//! each other). Every write goes through ONE writer connection behind an async mutex and runs as
-//! a `BEGIN IMMEDIATE` transaction, so our writers queue instead of failing with "database is
-//! locked"; `busy_timeout` covers another process on the same file. Each compare-and-swap (token
-//! version, session rotation, login-flow consumption, refresh lease) is one conditional `UPDATE`
-//! plus its classification inside that one transaction.
+//! each other). Every write goes through ONE writer connection behind an async mutex, so our
+//! writers queue instead of failing with "database is locked"; `busy_timeout` covers another
+//! process on the same file. A write of several statements runs as one `BEGIN IMMEDIATE`
+//! transaction; a write whose effect is one statement (each compare-and-swap: token version,
+//! refresh lease, login-flow consumption) runs in autocommit, its classifying reads after it
+//! still on the writer, so no other write of ours comes between.
 //!
 //! **Architecture Invariant:** SQL, diesel and SQLite types stop at this crate's edge (and
 //! `spotauth-sql`'s): every public method speaks domain types and maps library errors into

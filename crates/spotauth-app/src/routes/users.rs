@@ -46,12 +46,15 @@ pub struct ActiveBody {
     is_active: bool,
 }
 
-/// `PUT /api/users/me/active`.
+/// `PUT /api/users/me/active`. A malformed body is refused before the session is looked at
+/// (so a bad body is a 400 whether or not the caller is signed in).
 pub async fn set_active(
-    Auth(auth): Auth,
+    body: Result<web::Json<ActiveBody>, actix_web::Error>,
+    auth: Result<Auth, Problem>,
     state: web::Data<AppState>,
-    body: web::Json<ActiveBody>,
-) -> Result<HttpResponse, Problem> {
-    let user = state.service.set_active(&auth, body.is_active).await?;
+) -> Result<HttpResponse, actix_web::Error> {
+    let body = body?;
+    let Auth(auth) = auth?;
+    let user = state.service.set_active(&auth, body.is_active).await.map_err(Problem::from)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }

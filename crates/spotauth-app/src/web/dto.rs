@@ -69,7 +69,7 @@ impl From<&User> for ActiveUserDto {
 }
 
 /// A Spotify access token for the Web Playback SDK.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessTokenDto {
     access_token: String,
@@ -89,5 +89,37 @@ impl AccessTokenDto {
             expires_in: grant.expires_at.since(*served_at).as_secs(),
             session_token,
         }
+    }
+}
+
+impl std::fmt::Debug for AccessTokenDto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokenDto")
+            .field("access_token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .field("expires_in", &self.expires_in)
+            .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spotauth_domain::secret::AccessToken;
+    use spotauth_domain::token::AccessGrant;
+
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_tokens() {
+        let grant = AccessGrant {
+            access_token: AccessToken::new("BQ-secret-access").unwrap(),
+            expires_at: Timestamp::from_unix_seconds(1_800_003_600),
+        };
+        let served = ServedToken { grant, served_at: Timestamp::from_unix_seconds(1_800_000_000) };
+        let dto = AccessTokenDto::new(&served, Some("eyJ.session.token".into()));
+        let printed = format!("{dto:?}");
+        assert!(!printed.contains("BQ-secret-access") && !printed.contains("eyJ.session"), "{printed}");
+        assert!(printed.contains("expires_in: 3600"), "{printed}");
     }
 }

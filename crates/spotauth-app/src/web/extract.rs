@@ -23,7 +23,8 @@ pub enum TokenSource {
 }
 
 /// The session token a request presents, from `Authorization: Bearer` or the session cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` never prints the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionTokenIn {
     /// The token as sent.
     pub token: String,
@@ -43,6 +44,12 @@ impl SessionTokenIn {
         req.cookie(cookies.session_name())
             .map(|c| SessionTokenIn { token: c.value().to_owned(), source: TokenSource::Cookie })
             .filter(|t| !t.token.is_empty())
+    }
+}
+
+impl std::fmt::Debug for SessionTokenIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTokenIn").field("token", &"[redacted]").field("source", &self.source).finish()
     }
 }
 
@@ -71,4 +78,16 @@ impl FromRequest for Auth {
 pub fn session_meta(req: &HttpRequest) -> SessionMeta {
     let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     SessionMeta::new(ua, req.peer_addr().map(|a| a.ip().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_session_token() {
+        let t = SessionTokenIn { token: "eyJ.secret.sig".into(), source: TokenSource::Bearer };
+        let printed = format!("{t:?}");
+        assert!(!printed.contains("eyJ.secret"), "{printed}");
+    }
 }

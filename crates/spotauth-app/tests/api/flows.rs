@@ -286,6 +286,16 @@ async fn malformed_and_oversized_bodies_are_problems() {
         .await
         .unwrap();
     problem(resp, StatusCode::BAD_REQUEST, "invalid_json").await;
+    // The body is refused before the session is looked at, signed in or not.
+    let resp = app
+        .http
+        .put(app.url("/api/users/me/active"))
+        .header("Content-Type", "application/json")
+        .body("{\"isActive\": tru")
+        .send()
+        .await
+        .unwrap();
+    problem(resp, StatusCode::BAD_REQUEST, "invalid_json").await;
     let resp = app
         .http
         .put(app.url("/api/users/me/active"))

@@ -424,6 +424,26 @@ async fn past_max_wait_with_the_lease_still_busy_the_still_valid_token_else_unav
 }
 
 #[tokio::test]
+async fn a_wall_clock_stepped_back_does_not_stretch_the_wait_for_a_busy_lease() {
+    // The clock goes back to NOW at every busy answer: only the count of polls (max_wait /
+    // lease_poll = 10) ends the wait.
+    let mut fx = Fixture::new();
+    fx.lock_free();
+    fx.no_backoff();
+    fx.tokens.expect_load_tokens().returning(move |id| Ok(Some(stored(id, 100, 86400))));
+    let stepped_back = fx.probe.clone();
+    fx.tokens.expect_try_acquire_refresh_lease().times(11).returning(move |_, _, _, _| {
+        stepped_back.set(NOW);
+        Ok(LeaseOutcome::Busy)
+    });
+    fx.tokens.expect_release_refresh_lease().never();
+    fx.accounts.expect_refresh().never();
+    let (svc, probe) = fx.token_service();
+    assert_eq!(plain(svc.valid_access_token(uid(1), SKEW).await), ok("OLD-AT"));
+    assert_eq!(probe.sleeps().len(), 10);
+}
+
+#[tokio::test]
 async fn the_lease_is_released_after_every_attempt() {
     let cases: [(Result<_, SpotifyError>, i64, Result<String, TokenError>); 4] = [
         (Ok(grant("NEW-AT", None)), -1, ok("NEW-AT")),
