@@ -549,7 +549,7 @@ pub trait UserLocks: Send + Sync + 'static {
 }
 
 /// What the token use case reports as it works, for metrics and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshEvent {
     /// An upstream refresh succeeded.
     Refreshed,
@@ -572,8 +572,8 @@ pub enum RefreshEvent {
     LeaseWait,
     /// The client id's backoff (known to this instance) now ends at this instant.
     BackoffUntil(Timestamp),
-    /// A refresh lease could not be released (it lapses by itself at its expiry).
-    LeaseNotReleased(UserId),
+    /// A refresh lease could not be released (it lapses by itself at its expiry), and why.
+    LeaseNotReleased(UserId, RepoError),
 }
 
 /// Receives [`RefreshEvent`]s. MUST NOT block: it is called on the request path.

@@ -267,9 +267,9 @@ impl TokenService {
             }
         }
         let result = self.refresh_with_lease(user, min_validity).await;
-        if self.ports.tokens.release_refresh_lease(user, self.instance_id()).await.is_err() {
+        if let Err(e) = self.ports.tokens.release_refresh_lease(user, self.instance_id()).await {
             // It lapses by itself at its expiry.
-            self.ports.events.record(RefreshEvent::LeaseNotReleased(user));
+            self.ports.events.record(RefreshEvent::LeaseNotReleased(user, e));
         }
         drop(lock);
         result

@@ -100,8 +100,8 @@ impl RefreshEvents for RefreshMetrics {
                     );
                 }
             }
-            RefreshEvent::LeaseNotReleased(user) => {
-                tracing::warn!(%user, "cannot release a refresh lease; it lapses at its expiry");
+            RefreshEvent::LeaseNotReleased(user, error) => {
+                tracing::warn!(%user, %error, "cannot release a refresh lease; it lapses at its expiry");
             }
         }
     }
