@@ -276,34 +276,19 @@ async fn expiring_tokens_are_refreshed_and_invalid_grant_means_reauthorization()
 async fn malformed_and_oversized_bodies_are_problems() {
     let app = spawn(Options::default()).await;
     let a = app.login("alice").await;
-    let resp = app
-        .http
-        .put(app.url("/api/users/me/active"))
-        .header("Cookie", &a.session)
-        .header("Content-Type", "application/json")
-        .body("{\"isActive\": tru")
-        .send()
-        .await
-        .unwrap();
+    let put_active = |body: &'static str, cookie: Option<&str>| {
+        let mut req = app.http.put(app.url("/api/users/me/active")).header("Content-Type", "application/json");
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.body(body).send()
+    };
+    let resp = put_active("{\"isActive\": tru", Some(&a.session)).await.unwrap();
     problem(resp, StatusCode::BAD_REQUEST, "invalid_json").await;
     // The body is refused before the session is looked at, signed in or not.
-    let resp = app
-        .http
-        .put(app.url("/api/users/me/active"))
-        .header("Content-Type", "application/json")
-        .body("{\"isActive\": tru")
-        .send()
-        .await
-        .unwrap();
+    let resp = put_active("{\"isActive\": tru", None).await.unwrap();
     problem(resp, StatusCode::BAD_REQUEST, "invalid_json").await;
-    let resp = app
-        .http
-        .put(app.url("/api/users/me/active"))
-        .header("Cookie", &a.session)
-        .json(&json!({"isActive": "yes"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = put_active("{\"isActive\": \"yes\"}", Some(&a.session)).await.unwrap();
     problem(resp, StatusCode::BAD_REQUEST, "invalid_json").await;
     let big = json!({"returnTo": format!("/{}", "a".repeat(20_000))});
     let resp = app.http.post(app.url("/api/auth/spotify/login")).json(&big).send().await.unwrap();
