@@ -132,7 +132,7 @@ fn login_error_code(e: &AuthError) -> &'static str {
 
 /// `POST /api/auth/spotify/refresh`: rotates the session and hands out a fresh Spotify token.
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let presented = SessionTokenIn::of(&req, &state.cookies).ok_or_else(Problem::unauthenticated)?;
+    let presented = SessionTokenIn::of(&req, &state.cookies)?.ok_or_else(Problem::unauthenticated)?;
     let refreshed = match state.service.refresh_session(&presented.token).await {
         Ok(refreshed) => refreshed,
         Err(e @ AuthError::Unauthenticated(_)) => {
@@ -162,7 +162,7 @@ pub async fn token(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpR
 
 /// `POST /api/auth/spotify/logout`: revokes the sessions, deletes the stored Spotify tokens.
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    if let Some(presented) = SessionTokenIn::of(&req, &state.cookies) {
+    if let Some(presented) = SessionTokenIn::of(&req, &state.cookies)? {
         state.service.log_out(&presented.token).await?;
     }
     Ok(HttpResponse::NoContent().insert_header((header::SET_COOKIE, state.cookies.clear_session())).finish())

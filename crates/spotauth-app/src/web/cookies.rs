@@ -2,6 +2,7 @@
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::header;
 use spotauth_domain::secret::{OAuthState, PkceVerifier};
 use spotauth_domain::time::Timestamp;
 
@@ -64,10 +65,110 @@ impl Cookies {
         self.build(self.login_name(), String::new(), CookieDuration::ZERO)
     }
 
-    /// The login attempt bound to this browser, if its cookie is present and well-formed.
+    /// The login attempt bound to this browser, if exactly one login cookie is present and
+    /// well-formed; a planted look-alike makes it absent (the callback then refuses the login).
     pub fn read_login(&self, req: &HttpRequest) -> Option<(OAuthState, PkceVerifier)> {
-        let cookie = req.cookie(self.login_name())?;
-        let (state, verifier) = cookie.value().split_once('.')?;
+        let CookieValue::One(value) = read_exact(req, self.login_name()) else {
+            return None;
+        };
+        let (state, verifier) = value.split_once('.')?;
         Some((OAuthState::new(state).ok()?, PkceVerifier::new(verifier).ok()?))
+    }
+}
+
+/// What a request's `Cookie` headers hold under one of our names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieValue {
+    /// No cookie has the name.
+    Absent,
+    /// Exactly one cookie has it, spelled byte for byte.
+    One(String),
+    /// Several cookies have it, or one spells it so that a lenient reader would take it for
+    /// ours (percent-encoded like `__%48ost-`, or in another case): a sibling subdomain or an
+    /// on-path attacker may have planted it, and browsers guard only the literal `__Host-`
+    /// prefix, so none of them is trusted.
+    Ambiguous,
+}
+
+/// Reads the cookie `name` byte for byte from the raw `Cookie` headers. actix's own cookie
+/// jar percent-decodes names, which would let `__%48ost-spotauth_session` pass for
+/// `__Host-spotauth_session`.
+pub fn read_exact(req: &HttpRequest, name: &str) -> CookieValue {
+    let mut found = CookieValue::Absent;
+    let pairs = req.headers().get_all(header::COOKIE).filter_map(|h| h.to_str().ok()).flat_map(|h| h.split(';'));
+    for pair in pairs {
+        let (raw_name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let raw_name = raw_name.trim();
+        if raw_name == name {
+            found = match found {
+                CookieValue::Absent => CookieValue::One(value.trim().to_owned()),
+                _ => CookieValue::Ambiguous,
+            };
+        } else if raw_name.eq_ignore_ascii_case(name) || percent_decoded(raw_name).eq_ignore_ascii_case(name) {
+            return CookieValue::Ambiguous;
+        }
+    }
+    found
+}
+
+/// `%XX` sequences decoded (as a lenient cookie parser would); anything else kept.
+fn percent_decoded(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    const NAME: &str = "__Host-spotauth_session";
+
+    fn read(cookie_headers: &[&str]) -> CookieValue {
+        let mut req = TestRequest::default();
+        for h in cookie_headers {
+            req = req.append_header((header::COOKIE, *h));
+        }
+        read_exact(&req.to_http_request(), NAME)
+    }
+
+    #[test]
+    fn only_the_exact_name_is_ours_and_look_alikes_make_it_ambiguous() {
+        assert_eq!(read(&[]), CookieValue::Absent);
+        assert_eq!(read(&["other=1; __Host-spotauth_session=tok ; x=y"]), CookieValue::One("tok".into()));
+        assert_eq!(read(&["__Host-spotauth_sessionX=tok"]), CookieValue::Absent);
+        for planted in [
+            "__%48ost-spotauth_session=evil",
+            "__host-spotauth_session=evil",
+            "__Host-spotauth%5Fsession=evil",
+            "__%48ost-spotauth_session=evil; __Host-spotauth_session=tok",
+        ] {
+            assert_eq!(read(&[planted]), CookieValue::Ambiguous, "{planted}");
+        }
+        assert_eq!(read(&["__Host-spotauth_session=a; __Host-spotauth_session=b"]), CookieValue::Ambiguous);
+        assert_eq!(read(&["__Host-spotauth_session=a", "__Host-spotauth_session=b"]), CookieValue::Ambiguous);
+    }
+
+    #[test]
+    fn percent_decoding_is_lenient_like_a_cookie_jar() {
+        assert_eq!(percent_decoded("__%48ost-a%5fb"), "__Host-a_b");
+        assert_eq!(percent_decoded("100%"), "100%");
+        assert_eq!(percent_decoded("%zz%4"), "%zz%4");
     }
 }

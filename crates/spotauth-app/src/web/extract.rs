@@ -10,6 +10,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use spotauth_domain::service::Authenticated;
 use spotauth_domain::session::SessionMeta;
 
+use super::cookies::{CookieValue, read_exact};
 use super::{AppState, Cookies};
 use crate::problem::Problem;
 
@@ -33,17 +34,24 @@ pub struct SessionTokenIn {
 }
 
 impl SessionTokenIn {
-    /// The token of `req`, if it presents one.
-    pub fn of(req: &HttpRequest, cookies: &Cookies) -> Option<Self> {
+    /// The token of `req`, if it presents one; `Err` when its session cookie is ambiguous (see
+    /// [`CookieValue::Ambiguous`]): such a request is refused, never served as anonymous.
+    pub fn of(req: &HttpRequest, cookies: &Cookies) -> Result<Option<Self>, Problem> {
         if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            let (scheme, token) = value.split_once(' ')?;
-            return scheme
+            let Some((scheme, token)) = value.split_once(' ') else { return Ok(None) };
+            return Ok(scheme
                 .eq_ignore_ascii_case("bearer")
-                .then(|| SessionTokenIn { token: token.trim().to_owned(), source: TokenSource::Bearer });
+                .then(|| SessionTokenIn { token: token.trim().to_owned(), source: TokenSource::Bearer }));
         }
-        req.cookie(cookies.session_name())
-            .map(|c| SessionTokenIn { token: c.value().to_owned(), source: TokenSource::Cookie })
-            .filter(|t| !t.token.is_empty())
+        match read_exact(req, cookies.session_name()) {
+            CookieValue::Absent => Ok(None),
+            CookieValue::One(token) if token.is_empty() => Ok(None),
+            CookieValue::One(token) => Ok(Some(SessionTokenIn { token, source: TokenSource::Cookie })),
+            CookieValue::Ambiguous => {
+                tracing::debug!("refused a request whose session cookie is ambiguous");
+                Err(Problem::unauthenticated())
+            }
+        }
     }
 }
 
@@ -64,9 +72,9 @@ impl FromRequest for Auth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = state.as_ref().and_then(|s| SessionTokenIn::of(req, &s.cookies));
+        let token = state.as_ref().map(|s| SessionTokenIn::of(req, &s.cookies));
         Box::pin(async move {
-            let (Some(state), Some(token)) = (state, token) else {
+            let (Some(state), Some(token)) = (state, token.transpose()?.flatten()) else {
                 return Err(Problem::unauthenticated());
             };
             Ok(Auth(state.service.authenticate(&token.token).await?))

@@ -191,6 +191,42 @@ async fn state_missing_wrong_or_reused_never_reaches_spotify() {
     assert_eq!(app.emu.counters().total.token_authorization_code, 1);
 }
 
+/// Browsers protect only cookie names that literally start with `__Host-`: a sibling subdomain
+/// can plant `__%48ost-…`, which a percent-decoding reader would take for ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_alike_and_duplicate_cookies_are_refused() {
+    let app = spawn(Options::default()).await;
+    let alice = app.login("alice").await;
+    let token = alice.session.strip_prefix("__Host-spotauth_session=").unwrap().to_owned();
+    let me = |cookie: String| app.http.get(app.url("/api/users/me")).header("Cookie", cookie).send();
+    assert_eq!(me(alice.session.clone()).await.unwrap().status(), StatusCode::OK);
+    for cookie in [
+        format!("__%48ost-spotauth_session={token}"),
+        format!("__host-spotauth_session={token}"),
+        format!("__%48ost-spotauth_session=planted; __Host-spotauth_session={token}"),
+        format!("__Host-spotauth_session={token}; __Host-spotauth_session={token}"),
+    ] {
+        problem(me(cookie.clone()).await.unwrap(), StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    // Logout and refresh refuse them too, and leave the session alone.
+    let planted = format!("__%48ost-spotauth_session={token}");
+    for path in ["/api/auth/spotify/logout", "/api/auth/spotify/refresh"] {
+        let resp = app.http.post(app.url(path)).header("Cookie", &planted).send().await.unwrap();
+        problem(resp, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    assert_eq!(me(alice.session.clone()).await.unwrap().status(), StatusCode::OK);
+
+    // A planted login cookie binds nothing: the callback refuses before any token request.
+    let (authorize_url, login_cookie) = app.start_login(None).await;
+    let query = app.authorize(&authorize_url, "bob", false).await;
+    let planted_login = login_cookie.replace("__Host-", "__%48ost-");
+    let before = app.emu.counters().total.token_authorization_code;
+    assert_eq!(error_redirect(&app.callback(&query, Some(&planted_login)).await), "state_missing");
+    let both = format!("{planted_login}; {login_cookie}");
+    assert_eq!(error_redirect(&app.callback(&query, Some(&both)).await), "state_missing");
+    assert_eq!(app.emu.counters().total.token_authorization_code, before, "no token request");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declined_authorization_redirects_with_access_denied() {
     let app = spawn(Options::default()).await;
