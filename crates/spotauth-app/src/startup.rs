@@ -126,6 +126,12 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(json_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
+                // No content sniffing, and no URL (the callback's carries a code) in a Referer.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                        .add((actix_web::http::header::REFERRER_POLICY, "no-referrer")),
+                )
                 // The path only (%U): the callback's query carries the authorization code.
                 .wrap(actix_web::middleware::Condition::new(
                     access_log,

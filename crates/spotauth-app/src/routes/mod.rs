@@ -1,5 +1,7 @@
 //! The REST endpoints.
 
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
 
 mod auth;
@@ -8,10 +10,16 @@ mod metrics;
 mod openapi;
 mod users;
 
+/// Every API answer is about one user or changes state: no cache may keep it.
+fn no_store() -> DefaultHeaders {
+    DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store"))
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/auth/spotify")
+            .wrap(no_store())
             .route("/login", web::post().to(auth::login))
             .route("/callback", web::get().to(auth::callback))
             .route("/refresh", web::post().to(auth::refresh))
@@ -21,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/api/users")
+            .wrap(no_store())
             .route("/me", web::get().to(users::me))
             .route("/active", web::get().to(users::active))
             .route("/me/active", web::put().to(users::set_active)),

@@ -191,6 +191,28 @@ async fn state_missing_wrong_or_reused_never_reaches_spotify() {
     assert_eq!(app.emu.counters().total.token_authorization_code, 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_authenticated_answer_is_no_store_and_nosniff() {
+    let app = spawn(Options::default()).await;
+    let a = app.login("alice").await;
+    let with_cookie = |req: reqwest::RequestBuilder| req.header("Cookie", a.session.clone());
+    let requests = [
+        ("GET /me", with_cookie(app.http.get(app.url("/api/users/me")))),
+        ("GET /active", with_cookie(app.http.get(app.url("/api/users/active")))),
+        ("PUT /me/active", with_cookie(app.http.put(app.url("/api/users/me/active"))).json(&json!({"isActive": true}))),
+        ("GET /token", with_cookie(app.http.get(app.url("/api/auth/spotify/token")))),
+        ("GET /subscription", with_cookie(app.http.get(app.url("/api/auth/spotify/subscription")))),
+        ("GET /me without a session", app.http.get(app.url("/api/users/me"))),
+    ];
+    for (what, req) in requests {
+        let resp = req.send().await.unwrap();
+        let h = resp.headers();
+        assert_eq!(h.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{what}");
+        assert_eq!(h.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{what}");
+        assert_eq!(h.get("referrer-policy").map(|v| v.to_str().unwrap()), Some("no-referrer"), "{what}");
+    }
+}
+
 /// Browsers protect only cookie names that literally start with `__Host-`: a sibling subdomain
 /// can plant `__%48ost-…`, which a percent-decoding reader would take for ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
