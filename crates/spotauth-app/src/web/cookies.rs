@@ -3,6 +3,7 @@
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header;
+use percent_encoding::percent_decode_str;
 use spotauth_domain::secret::{OAuthState, PkceVerifier};
 use spotauth_domain::time::Timestamp;
 
@@ -104,32 +105,11 @@ pub fn read_exact(req: &HttpRequest, name: &str) -> CookieValue {
                 CookieValue::Absent => CookieValue::One(value.trim().to_owned()),
                 _ => CookieValue::Ambiguous,
             };
-        } else if raw_name.eq_ignore_ascii_case(name) || percent_decoded(raw_name).eq_ignore_ascii_case(name) {
+        } else if percent_decode_str(raw_name).decode_utf8_lossy().eq_ignore_ascii_case(name) {
             return CookieValue::Ambiguous;
         }
     }
     found
-}
-
-/// `%XX` sequences decoded (as a lenient cookie parser would); anything else kept.
-fn percent_decoded(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -163,12 +143,5 @@ mod tests {
         }
         assert_eq!(read(&["__Host-spotauth_session=a; __Host-spotauth_session=b"]), CookieValue::Ambiguous);
         assert_eq!(read(&["__Host-spotauth_session=a", "__Host-spotauth_session=b"]), CookieValue::Ambiguous);
-    }
-
-    #[test]
-    fn percent_decoding_is_lenient_like_a_cookie_jar() {
-        assert_eq!(percent_decoded("__%48ost-a%5fb"), "__Host-a_b");
-        assert_eq!(percent_decoded("100%"), "100%");
-        assert_eq!(percent_decoded("%zz%4"), "%zz%4");
     }
 }
