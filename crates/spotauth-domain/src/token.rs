@@ -136,6 +136,14 @@ pub struct StoredTokens {
     pub reauth_required: bool,
 }
 
+impl StoredTokens {
+    /// Whether the refresh token can still be used at `now`: not refused by Spotify, and within
+    /// its absolute lifetime ([`REFRESH_TOKEN_LIFETIME`] after the authorization).
+    pub fn refreshable_at(&self, now: Timestamp) -> bool {
+        !self.reauth_required && self.refresh_expires_at > now
+    }
+}
+
 /// Tokens to store after a login: both tokens, fresh authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTokens {

@@ -162,11 +162,11 @@ impl TokenService {
         stored: Option<StoredTokens>,
         min_validity: Duration,
     ) -> Result<AccessGrant, TokenError> {
-        if let Some(stored) = &stored {
-            let usable = !stored.reauth_required && stored.refresh_expires_at > self.ports.clock.now();
-            if usable && self.is_fresh(stored, min_validity) {
-                return self.decrypt_access(user, stored);
-            }
+        if let Some(stored) = &stored
+            && stored.refreshable_at(self.ports.clock.now())
+            && self.is_fresh(stored, min_validity)
+        {
+            return self.decrypt_access(user, stored);
         }
         self.valid_access_token(user, min_validity).await
     }
@@ -182,14 +182,14 @@ impl TokenService {
     /// expiry is marked for re-authorization here, without asking Spotify.
     async fn load(&self, user: UserId) -> Result<StoredTokens, TokenError> {
         let stored = self.ports.tokens.load_tokens(user).await?.ok_or(TokenError::NotConnected)?;
-        if stored.reauth_required {
-            return Err(TokenError::ReauthRequired);
+        if stored.refreshable_at(self.ports.clock.now()) {
+            return Ok(stored);
         }
-        if stored.refresh_expires_at <= self.ports.clock.now() {
+        // Past its absolute expiry (and not yet marked): mark it, without asking Spotify.
+        if !stored.reauth_required {
             self.mark_reauth(user, &stored).await?;
-            return Err(TokenError::ReauthRequired);
         }
-        Ok(stored)
+        Err(TokenError::ReauthRequired)
     }
 
     fn is_fresh(&self, stored: &StoredTokens, min_validity: Duration) -> bool {

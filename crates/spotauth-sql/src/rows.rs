@@ -32,12 +32,8 @@ pub(crate) fn version_from_db(v: i64) -> Result<TokenVersion, RepoError> {
     u64::try_from(v).map(TokenVersion).map_err(|_| corrupt("token_version"))
 }
 
-/// Premium status as stored: a nullable boolean, `NULL` for unknown.
-pub(crate) fn premium_to_db(status: PremiumStatus) -> Option<bool> {
-    status.as_option()
-}
-
-/// Reads [`premium_to_db`]'s column back.
+/// Reads the Premium status column back: a nullable boolean ([`PremiumStatus::as_option`]),
+/// `NULL` for unknown.
 pub(crate) fn premium_from_db(value: Option<bool>) -> PremiumStatus {
     match value {
         Some(true) => PremiumStatus::Premium,
@@ -238,7 +234,7 @@ impl From<NewTokens> for TokenColumns {
     }
 }
 
-/// The subscription columns; unknown is `NULL` (see [`premium_to_db`]).
+/// The subscription columns; unknown is `NULL`.
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = spotify_users, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub(crate) struct SubscriptionColumns {
@@ -251,7 +247,7 @@ pub(crate) struct SubscriptionColumns {
 impl From<Subscription> for SubscriptionColumns {
     fn from(s: Subscription) -> Self {
         SubscriptionColumns {
-            is_premium: premium_to_db(s.status),
+            is_premium: s.status.as_option(),
             premium_product: s.product,
             premium_source: s.source.as_str().to_owned(),
             premium_checked_at: s.checked_at.map(Timestamp::unix_millis),
@@ -339,9 +335,9 @@ mod tests {
     #[test]
     fn premium_status_round_trips_through_a_nullable_boolean() {
         for s in [PremiumStatus::Premium, PremiumStatus::Free, PremiumStatus::Unknown] {
-            assert_eq!(premium_from_db(premium_to_db(s)), s);
+            assert_eq!(premium_from_db(s.as_option()), s);
         }
-        assert_eq!(premium_to_db(PremiumStatus::Unknown), None, "unknown is NULL, never false");
+        assert_eq!(PremiumStatus::Unknown.as_option(), None, "unknown is NULL, never false");
     }
 
     #[test]
