@@ -121,6 +121,7 @@ pub fn login_rejected_code(r: LoginRejected) -> &'static str {
         LoginRejected::StateUnknown => "state_unknown",
         LoginRejected::Expired => "login_expired",
         LoginRejected::AlreadyUsed => "state_reused",
+        LoginRejected::CodeRefused => "code_refused",
     }
 }
 
@@ -177,6 +178,11 @@ impl From<AuthError> for Problem {
             }
             AuthError::AuthorizationDeclined(_) => {
                 Problem::new(S::FORBIDDEN, "access_denied", "Spotify authorization declined")
+            }
+            AuthError::TooManyLogins { retry_after } => {
+                Problem::new(S::TOO_MANY_REQUESTS, "too_many_logins", "Too many pending logins")
+                    .detail("Too many logins were started and not finished; finish one or retry later.")
+                    .retry_after(retry_after)
             }
             other @ (AuthError::Store(_) | AuthError::Cipher(_) | AuthError::SessionIssue) => Problem::internal(&other),
         }

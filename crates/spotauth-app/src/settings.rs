@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use config::{Config, Environment, File};
 use serde::Deserialize;
+use spotauth_domain::login::LoginLimits;
 use spotauth_domain::secret::Secret;
 use spotauth_domain::service::ServicePolicy;
 use spotauth_domain::session::SessionPolicy;
@@ -27,6 +28,8 @@ use spotauth_mysql::DatabaseUrl;
 use spotauth_runtime::proactive::ProactiveSettings;
 use spotauth_spotify::SpotifyConfig;
 use url::Url;
+
+use crate::web::{RateLimits, TrustedOrigins, TrustedProxies};
 
 /// Why the settings were refused: one line that names the setting, never its secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +48,8 @@ pub const SQLITE_FILE: &str = "spotauth.db";
 pub const KEY_FILE: &str = "keys.env";
 /// The key id of a generated token-encryption key.
 const GENERATED_KID: &str = "dev1";
+/// The longest rotation grace window accepted.
+const MAX_ROTATION_GRACE: Duration = Duration::from_secs(60);
 
 /// `APP_ENV`: how missing settings are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,22 @@ pub struct RawSettings {
     proactive_refresh_interval_secs: Option<String>,
     proactive_refresh_lookahead_secs: Option<String>,
     proactive_refresh_concurrency: Option<String>,
+    session_rotation_grace_secs: Option<String>,
+    ended_session_retention_secs: Option<String>,
+    lapsed_login_retention_secs: Option<String>,
+    token_retention_secs: Option<String>,
+    housekeeping_interval_secs: Option<String>,
+    login_pending_per_client: Option<String>,
+    login_pending_total: Option<String>,
+    rate_limits: Option<String>,
+    rate_limit_per_client_burst: Option<String>,
+    rate_limit_per_client_per_minute: Option<String>,
+    rate_limit_global_burst: Option<String>,
+    rate_limit_global_per_second: Option<String>,
+    trusted_proxies: Option<String>,
+    allowed_origins: Option<String>,
+    metrics_addr: Option<String>,
+    dev_allow_remote: Option<String>,
 }
 
 /// The proactive refresher's settings.
@@ -137,6 +158,17 @@ pub struct Settings {
     pub policy: ServicePolicy,
     /// The background refresher.
     pub proactive: ProactiveConfig,
+    /// How often the data lifecycle runs (`HOUSEKEEPING_INTERVAL_SECS`).
+    pub housekeeping_interval: Duration,
+    /// Rate limits on login, callback and refresh.
+    pub rate_limits: RateLimits,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (none by default).
+    pub trusted_proxies: TrustedProxies,
+    /// Origins whose pages may make cookie-authenticated changes: the frontend's and
+    /// `ALLOWED_ORIGINS`.
+    pub origins: TrustedOrigins,
+    /// Where `/metrics` is served instead of the public address (`METRICS_ADDR`).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The keys the app runs with, after [`Settings::resolve_keys`].
@@ -170,13 +202,11 @@ impl Settings {
             if !path.is_file() {
                 return Err(SettingsError(format!("CONFIG_FILE: {} does not exist", path.display())));
             }
+            check_toml(path)?;
             builder = builder.add_source(File::from(path.as_path()).required(true));
         }
-        let config = builder
-            .add_source(Environment::default())
-            .build()
-            .map_err(|e| SettingsError(format!("CONFIG_FILE: {e}")))?;
-        let raw: RawSettings = config.try_deserialize().map_err(|e| SettingsError(format!("configuration: {e}")))?;
+        let config = builder.add_source(Environment::default()).build().map_err(|e| config_error("CONFIG_FILE", &e))?;
+        let raw: RawSettings = config.try_deserialize().map_err(|e| config_error("configuration", &e))?;
         Self::from_raw(raw)
     }
 
@@ -228,6 +258,11 @@ impl Settings {
             .unwrap_or("127.0.0.1:8080")
             .parse()
             .map_err(|_| SettingsError("BIND_ADDR must be IP:PORT, e.g. 127.0.0.1:8080".into()))?;
+        if !production && !bind_addr.ip().is_loopback() && !flag(raw.dev_allow_remote, "DEV_ALLOW_REMOTE", false)? {
+            return Err(SettingsError(format!(
+                "BIND_ADDR {bind_addr} is reachable from other machines but APP_ENV=development: cookies are not Secure and the keys sit in DATA_DIR; set APP_ENV=production, or DEV_ALLOW_REMOTE=true to insist"
+            )));
+        }
         let origin = own_origin(bind_addr);
 
         let mut spotify_missing = Vec::new();
@@ -287,6 +322,30 @@ impl Settings {
             )?,
             token_ttl: secs(raw.session_token_ttl_secs, "SESSION_TOKEN_TTL_SECS", defaults.session.token_ttl)?,
             touch_interval: defaults.session.touch_interval,
+            rotation_grace: secs(
+                raw.session_rotation_grace_secs,
+                "SESSION_ROTATION_GRACE_SECS",
+                defaults.session.rotation_grace,
+            )?,
+        };
+        if session.rotation_grace > MAX_ROTATION_GRACE {
+            return Err(SettingsError(format!(
+                "SESSION_ROTATION_GRACE_SECS must be at most {}: a longer window lets a stolen rotated-out token live longer",
+                MAX_ROTATION_GRACE.as_secs()
+            )));
+        }
+        let count = |v: Option<String>, name: &str, default: u64| -> Result<u64, SettingsError> {
+            match v {
+                Some(v) => match number(&v, name)? {
+                    0 => Err(SettingsError(format!("{name} must be at least 1"))),
+                    n => Ok(n),
+                },
+                None => Ok(default),
+            }
+        };
+        let small = |v: Option<String>, name: &str, default: u32| -> Result<u32, SettingsError> {
+            let n = count(v, name, u64::from(default))?;
+            u32::try_from(n).map_err(|_| SettingsError(format!("{name} must be at most {}", u32::MAX)))
         };
         let policy = ServicePolicy {
             session,
@@ -297,8 +356,67 @@ impl Settings {
                 "ACCESS_TOKEN_MIN_VALIDITY_SECS",
                 defaults.access_token_min_validity,
             )?,
-            ..defaults
+            ended_session_retention: secs(
+                raw.ended_session_retention_secs,
+                "ENDED_SESSION_RETENTION_SECS",
+                defaults.ended_session_retention,
+            )?,
+            lapsed_login_retention: secs(
+                raw.lapsed_login_retention_secs,
+                "LAPSED_LOGIN_RETENTION_SECS",
+                defaults.lapsed_login_retention,
+            )?,
+            token_retention: secs(raw.token_retention_secs, "TOKEN_RETENTION_SECS", defaults.token_retention)?,
+            login: LoginLimits {
+                pending_per_client: count(
+                    raw.login_pending_per_client,
+                    "LOGIN_PENDING_PER_CLIENT",
+                    defaults.login.pending_per_client,
+                )?,
+                pending_total: count(raw.login_pending_total, "LOGIN_PENDING_TOTAL", defaults.login.pending_total)?,
+            },
         };
+        let rdefaults = RateLimits::default();
+        let rate_limits = RateLimits {
+            enabled: flag(raw.rate_limits, "RATE_LIMITS", rdefaults.enabled)?,
+            per_client_burst: small(
+                raw.rate_limit_per_client_burst,
+                "RATE_LIMIT_PER_CLIENT_BURST",
+                rdefaults.per_client_burst,
+            )?,
+            per_client_per_minute: small(
+                raw.rate_limit_per_client_per_minute,
+                "RATE_LIMIT_PER_CLIENT_PER_MINUTE",
+                rdefaults.per_client_per_minute,
+            )?,
+            global_burst: small(raw.rate_limit_global_burst, "RATE_LIMIT_GLOBAL_BURST", rdefaults.global_burst)?,
+            global_per_second: small(
+                raw.rate_limit_global_per_second,
+                "RATE_LIMIT_GLOBAL_PER_SECOND",
+                rdefaults.global_per_second,
+            )?,
+        };
+        let trusted_proxies = match nonempty(raw.trusted_proxies) {
+            Some(list) => TrustedProxies::parse(&list).map_err(|e| SettingsError(e.to_string()))?,
+            None => TrustedProxies::default(),
+        };
+        let allowed = nonempty(raw.allowed_origins).unwrap_or_default();
+        let origins =
+            TrustedOrigins::new(&frontend_url, allowed.split(',')).map_err(|e| SettingsError(e.to_string()))?;
+        let metrics_addr = match nonempty(raw.metrics_addr) {
+            Some(a) => Some(a.trim().parse::<SocketAddr>().map_err(|_| {
+                SettingsError("METRICS_ADDR must be IP:PORT, e.g. 127.0.0.1:9100".into())
+            })?),
+            None => None,
+        };
+        let housekeeping_interval = secs(
+            raw.housekeeping_interval_secs,
+            "HOUSEKEEPING_INTERVAL_SECS",
+            spotauth_runtime::housekeeping::DEFAULT_INTERVAL,
+        )?;
+        if housekeeping_interval.is_zero() {
+            return Err(SettingsError("HOUSEKEEPING_INTERVAL_SECS must be at least 1".into()));
+        }
         let db_pool_size = match raw.db_pool_size {
             Some(v) => usize::try_from(number(&v, "DB_POOL_SIZE")?).unwrap_or(usize::MAX).clamp(1, 256),
             None => 16,
@@ -343,6 +461,11 @@ impl Settings {
             cookie_secure,
             policy,
             proactive,
+            housekeeping_interval,
+            rate_limits,
+            trusted_proxies,
+            origins,
+            metrics_addr,
         })
     }
 
@@ -376,6 +499,38 @@ impl Settings {
             token_encryption_keys: self.token_encryption_keys.clone().unwrap_or(file.token_encryption_keys),
             session_signing_key: self.session_signing_key.clone().unwrap_or(file.session_signing_key),
         })
+    }
+}
+
+/// Refuses a configuration file that is not TOML, naming the line but never showing it: the
+/// TOML parser's own message quotes the offending line, which may hold a key.
+fn check_toml(path: &Path) -> Result<(), SettingsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingsError(format!("CONFIG_FILE: cannot read {}: {}", path.display(), e.kind())))?;
+    toml::from_str::<toml::Table>(&text).map(|_| ()).map_err(|e| {
+        let line = e.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+        SettingsError(format!(
+            "CONFIG_FILE: {} is not valid TOML{at} (the line is not shown: it may hold a secret)",
+            path.display()
+        ))
+    })
+}
+
+/// One line for a `config` error, naming the setting but never echoing a value (serde's
+/// messages quote what they were given).
+fn config_error(context: &str, e: &config::ConfigError) -> SettingsError {
+    match e {
+        config::ConfigError::Type { key: Some(key), expected, .. } => {
+            SettingsError(format!("{context}: {} must be {expected}", key.to_ascii_uppercase()))
+        }
+        config::ConfigError::At { key: Some(key), .. } => {
+            SettingsError(format!("{context}: {} has a value of the wrong kind", key.to_ascii_uppercase()))
+        }
+        config::ConfigError::NotFound(what) => SettingsError(format!("{context}: {what} not found")),
+        _ => SettingsError(format!(
+            "{context}: a setting has a value of the wrong kind (every setting is a string, a number or a boolean)"
+        )),
     }
 }
 

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
-use actix_web::http::StatusCode;
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests, TokenKeyring};
 use spotauth_domain::ports::{Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher};
@@ -19,8 +22,8 @@ use spotauth_sqlite::{SqliteSettings, SqliteStore};
 
 use crate::problem::Problem;
 use crate::routes;
-use crate::settings::{Database, Settings};
-use crate::web::{AppState, Cookies};
+use crate::settings::{AppEnv, Database, Settings};
+use crate::web::{AppState, Cookies, Throttle};
 
 /// Largest JSON body accepted.
 pub const JSON_LIMIT: usize = 16 * 1024;
@@ -34,7 +37,23 @@ pub struct StartupError(String);
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` alone on `METRICS_ADDR`, when set.
+    metrics: Option<(u16, Server)>,
     tasks: Vec<Task>,
+}
+
+/// How often the rate limiter forgets clients whose budget is full again.
+const FORGET_IDLE_CLIENTS: Duration = Duration::from_secs(60);
+
+/// Every answer: no content sniffing, no URL (the callback's carries a code) in a Referer, and
+/// a policy under which nothing an answer holds can run or be framed (our API is JSON; an HTML
+/// page served later sets its own, as restrictive as it can).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
 }
 
 impl std::fmt::Debug for Application {
@@ -50,6 +69,17 @@ impl Application {
         let listener = TcpListener::bind(settings.bind_addr)
             .map_err(|e| StartupError(format!("BIND_ADDR: cannot listen on {}: {e}", settings.bind_addr)))?;
         Self::build_with_listener(settings, listener).await
+    }
+
+    /// The listener for `METRICS_ADDR`, when set.
+    fn metrics_listener(settings: &Settings) -> Result<Option<TcpListener>, StartupError> {
+        settings
+            .metrics_addr
+            .map(|addr| {
+                TcpListener::bind(addr)
+                    .map_err(|e| StartupError(format!("METRICS_ADDR: cannot listen on {addr}: {e}")))
+            })
+            .transpose()
     }
 
     /// As [`Self::build`], on a listener the caller already bound (tests use port 0).
@@ -78,6 +108,13 @@ impl Application {
             );
         }
 
+        if settings.env == AppEnv::Development && !settings.bind_addr.ip().is_loopback() {
+            tracing::warn!(
+                "DEV_ALLOW_REMOTE: listening on {} in development mode: cookies are not Secure and the keys sit in {}; use APP_ENV=production for anything others can reach",
+                settings.bind_addr,
+                settings.data_dir.display()
+            );
+        }
         let refresh_metrics = Arc::new(RefreshMetrics::default());
         let token_ports = TokenPorts {
             tokens: tokens.clone(),
@@ -99,10 +136,20 @@ impl Application {
         let ports = AuthPorts { users, tokens, sessions, flows, accounts, profile, cipher, codec, digests, clock, ids };
         let service = Arc::new(AuthService::new(ports, token_service.clone(), settings.policy));
 
-        let mut tasks = vec![housekeeping::spawn(service.clone(), housekeeping::DEFAULT_INTERVAL)];
+        let throttle = Arc::new(Throttle::new(settings.rate_limits));
+        let forget = throttle.clone();
+        let mut tasks = vec![
+            housekeeping::spawn(service.clone(), settings.housekeeping_interval),
+            Task::every(FORGET_IDLE_CLIENTS, move || {
+                forget.forget_idle_clients();
+                std::future::ready(())
+            }),
+        ];
         if settings.proactive.enabled && settings.spotify_missing.is_empty() {
-            tasks.push(proactive::spawn(token_service, refresh_metrics.clone(), settings.proactive.settings));
+            let sessions = settings.policy.session;
+            tasks.push(proactive::spawn(token_service, refresh_metrics.clone(), settings.proactive.settings, sessions));
         }
+        let metrics_listener = Self::metrics_listener(&settings)?;
         let state = AppState {
             service,
             cookies: Cookies::new(settings.cookie_secure),
@@ -110,14 +157,40 @@ impl Application {
             store: health,
             spotify_missing: settings.spotify_missing.clone(),
             refresh_metrics,
+            proxies: settings.trusted_proxies.clone(),
+            throttle,
+            origins: settings.origins.clone(),
         };
-        Self::serve(state, listener, tasks)
+        Self::serve(state, listener, metrics_listener, tasks)
     }
 
-    fn serve(state: AppState, listener: TcpListener, tasks: Vec<Task>) -> Result<Self, StartupError> {
+    fn serve(
+        state: AppState,
+        listener: TcpListener,
+        metrics_listener: Option<TcpListener>,
+        tasks: Vec<Task>,
+    ) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?.port();
         let spotify_configured = state.spotify_missing.is_empty();
         let data = web::Data::new(state);
+        let metrics_public = metrics_listener.is_none();
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let metrics_port =
+                    listener.local_addr().map_err(|e| StartupError(format!("METRICS_ADDR: {e}")))?.port();
+                let data = data.clone();
+                let server = HttpServer::new(move || {
+                    App::new().app_data(data.clone()).wrap(security_headers()).configure(routes::metrics_route)
+                })
+                .workers(1)
+                .shutdown_timeout(10)
+                .listen(listener)
+                .map_err(|e| StartupError(format!("METRICS_ADDR: {e}")))?
+                .run();
+                Some((metrics_port, server))
+            }
+            None => None,
+        };
         // The access log costs CPU even when its lines are filtered out (docs/benchmarks.md);
         // wire it only when `info` can be logged at all (`RUST_LOG=warn` turns it off).
         let access_log = tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO;
@@ -126,12 +199,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(json_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
-                // No content sniffing, and no URL (the callback's carries a code) in a Referer.
-                .wrap(
-                    actix_web::middleware::DefaultHeaders::new()
-                        .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                        .add((actix_web::http::header::REFERRER_POLICY, "no-referrer")),
-                )
+                .wrap(security_headers())
                 // The path only (%U): the callback's query carries the authorization code.
                 .wrap(actix_web::middleware::Condition::new(
                     access_log,
@@ -147,13 +215,18 @@ impl Application {
                     }
                 })
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if metrics_public {
+                        routes::metrics_route(cfg);
+                    }
+                })
                 .default_service(web::to(not_found))
         })
         .shutdown_timeout(10)
         .listen(listener)
         .map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?
         .run();
-        Ok(Application { port, server, tasks })
+        Ok(Application { port, server, metrics, tasks })
     }
 
     /// The bound port.
@@ -161,9 +234,21 @@ impl Application {
         self.port
     }
 
+    /// The port `/metrics` is served on when `METRICS_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish, up to 10 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let metrics = async {
+            match self.metrics {
+                Some((_, server)) => server.await,
+                None => Ok(()),
+            }
+        };
+        let (served, metrics_served) = tokio::join!(self.server, metrics);
+        let served = served.and(metrics_served);
         // The server stopped (SIGTERM/SIGINT): let the passes in flight (refreshes) finish.
         for task in self.tasks {
             task.shutdown().await;

@@ -25,4 +25,17 @@ impl Digests for Sha256Digests {
         // No prefix: flows stored before this port existed keep their keys.
         StateDigest::from_bytes(Sha256::digest(state.expose().as_bytes()).into())
     }
+
+    fn successor_token_id(&self, token_id: &TokenId) -> TokenId {
+        let mut h = Sha256::new();
+        h.update(b"spotauth/jti-successor/v1\0");
+        h.update(token_id.as_bytes());
+        let digest: [u8; 32] = h.finalize().into();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        // Shaped as a version-4 UUID like the random ids: 122 bits of the digest.
+        id[6] = (id[6] & 0x0f) | 0x40;
+        id[8] = (id[8] & 0x3f) | 0x80;
+        TokenId::from_bytes(id)
+    }
 }

@@ -204,6 +204,24 @@ impl SessionTokenCodec for JwtCodec {
     }
 
     fn verify(&self, token: &str, now: Timestamp) -> Result<SessionClaims, SessionTokenError> {
+        let (claims, not_before) = self.decode(token)?;
+        if now >= claims.expires_at {
+            return Err(SessionTokenError::Expired);
+        }
+        if not_before > now.plus(self.settings.not_before_leeway) {
+            return Err(SessionTokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    fn verify_ignoring_time(&self, token: &str) -> Result<SessionClaims, SessionTokenError> {
+        Ok(self.decode(token)?.0)
+    }
+}
+
+impl JwtCodec {
+    /// Everything [`SessionTokenCodec::verify`] checks but the time: the claims and `nbf`.
+    fn decode(&self, token: &str) -> Result<(SessionClaims, Timestamp), SessionTokenError> {
         if token.len() > 8192 || token.split('.').count() != 3 {
             return Err(SessionTokenError::Malformed);
         }
@@ -218,15 +236,9 @@ impl SessionTokenCodec for JwtCodec {
         let expires_at = payload.expires_at().map(from_system_time).ok_or(SessionTokenError::Malformed)?;
         let not_before = payload.not_before().map(from_system_time).ok_or(SessionTokenError::Malformed)?;
         let issued_at = payload.issued_at().map(from_system_time).ok_or(SessionTokenError::Malformed)?;
-        if now >= expires_at {
-            return Err(SessionTokenError::Expired);
-        }
-        if not_before > now.plus(self.settings.not_before_leeway) {
-            return Err(SessionTokenError::NotYetValid);
-        }
         let user_id: UserId = parse_id(payload.subject())?;
         let token_id: TokenId = parse_id(payload.jwt_id())?;
         let session_id: SessionId = parse_id(payload.claim("sid").and_then(Value::as_str))?;
-        Ok(SessionClaims { session_id, user_id, token_id, issued_at, expires_at })
+        Ok((SessionClaims { session_id, user_id, token_id, issued_at, expires_at }, not_before))
     }
 }

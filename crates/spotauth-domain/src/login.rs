@@ -1,6 +1,7 @@
 //! Login attempts in flight: the OAuth `state` each one is bound to, and where to go after.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::time::Timestamp;
@@ -70,11 +71,73 @@ impl fmt::Debug for StateDigest {
     }
 }
 
+/// Who a request comes from, for rate limits and the bound on pending logins: an IPv4 address,
+/// or the /64 prefix of an IPv6 address (one subscriber usually holds a whole /64, so keying on
+/// the full address would let one client spread over 2^64 keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    /// The key of a client address (an IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn from_ip(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => ClientKey(v4.to_string()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientKey(v4.to_string()),
+                None => {
+                    let s = v6.segments();
+                    ClientKey(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
+                }
+            },
+        }
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How many login attempts may be pending (begun, not used, not lapsed) at once, so that no
+/// request rate can make the login-flow table grow without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Per client ([`ClientKey`]). A real page starts one login per person; people behind one
+    /// NAT (a party venue) share it.
+    pub pending_per_client: u64,
+    /// For the whole service.
+    pub pending_total: u64,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits { pending_per_client: 50, pending_total: 10_000 }
+    }
+}
+
+/// The pending login attempts a store counted ([`crate::ports::LoginFlowRepository::count_pending`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PendingLogins {
+    /// Of the client asked about.
+    pub client: u64,
+    /// Of everyone.
+    pub total: u64,
+}
+
 /// A login attempt to remember until its callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLoginFlow {
     /// The digest of the OAuth state sent to Spotify (the state itself is never stored).
     pub state: StateDigest,
+    /// Who began it (`None` when the address is unknown); counted against
+    /// [`LoginLimits::pending_per_client`], deleted with the row.
+    pub client: Option<ClientKey>,
     /// Where to send the browser after login.
     pub return_to: Option<ReturnTo>,
     /// When the login began.
@@ -110,6 +173,17 @@ pub enum ConsumeOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_keys_are_ipv4_addresses_or_ipv6_prefixes() {
+        let key = |s: &str| ClientKey::from_ip(s.parse().unwrap()).to_string();
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff::1"), key("2001:db8:1:2::9"), "one /64, one client");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert!(key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").len() <= 64);
+    }
 
     #[test]
     fn return_to_accepts_relative_paths_only() {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::ids::{SessionId, TokenId, UserId};
-use crate::login::{ConsumeOutcome, NewLoginFlow, StateDigest};
+use crate::login::{ClientKey, ConsumeOutcome, NewLoginFlow, PendingLogins, StateDigest};
 use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, RefreshToken, Secret, SessionToken};
-use crate::session::{NewSession, Session, SessionClaims, SessionView, TokenIdHash};
+use crate::session::{LiveAfter, NewSession, Session, SessionClaims, SessionView, TokenIdHash};
 use crate::time::Timestamp;
 use crate::token::{EncryptedToken, NewTokens, RefreshedTokens, StoredTokens, TokenBinding, TokenGrant, TokenVersion};
 use crate::user::{
@@ -240,19 +240,22 @@ pub trait UserRepository: Send + Sync + 'static {
     /// first login), and `Conflict(UserId)` if the id is taken; nothing is written then.
     async fn insert(&self, user: NewUser) -> Result<User, RepoError>;
 
-    /// A repeat login: writes profile, subscription and the new tokens, sets the user active,
-    /// clears `reauth_required`, sets `last_active`, bumps the token version and clears any
-    /// refresh lease, in one atomic update, and returns the user as written. MUST return
-    /// `NotFound` when the id has no row.
+    /// A repeat login: writes profile, subscription and the new tokens, clears
+    /// `reauth_required`, sets `last_active`, bumps the token version and clears any refresh
+    /// lease, in one atomic update, and returns the user as written. MUST leave `is_active`
+    /// as it is (an opt-out of the active list survives later logins). MUST return `NotFound`
+    /// when the id has no row.
     async fn update_on_login(&self, id: UserId, update: LoginUpdate) -> Result<User, RepoError>;
 
-    /// Active users, most recently active first, then by id, with the number of active users
-    /// from the same snapshot. MUST return an empty page (with the true `total`) past the end,
-    /// never an error.
-    async fn list_active(&self, page: PageRequest) -> Result<Page<User>, RepoError>;
+    /// The users to show in the active list: `is_active` (not opted out) and with at least one
+    /// session live after `live` ([`LiveAfter`], evaluated exactly as its docs say), most
+    /// recently active first, then by id, with their number from the same snapshot. MUST return
+    /// an empty page (with the true `total`) past the end, never an error.
+    async fn list_active(&self, page: PageRequest, live: LiveAfter) -> Result<Page<User>, RepoError>;
 
-    /// Sets the active flag (and `last_active` to `now`) and returns the user as written. MUST
-    /// return `NotFound` for an unknown id.
+    /// Sets the active flag (whether the user may be listed; `false` is an opt-out that
+    /// survives later logins) and `last_active` to `now`, and returns the user as written.
+    /// MUST return `NotFound` for an unknown id.
     async fn set_active(&self, id: UserId, active: bool, now: Timestamp) -> Result<User, RepoError>;
 
     /// Records a subscription check (its time is `subscription.checked_at`) and returns the user
@@ -310,9 +313,21 @@ pub trait TokenRepository: Send + Sync + 'static {
     async fn release_refresh_lease(&self, id: UserId, holder: &str) -> Result<(), RepoError>;
 
     /// Users whose access token expires before `expiring_before`, soonest first, at most
-    /// `limit`: active users with stored tokens that do not need re-authorization. For the
+    /// `limit`: users with stored tokens that do not need re-authorization and who have a
+    /// session live after `live` (nobody is refreshed for a user who is not signed in). For the
     /// proactive refresher. MUST return an empty list, not an error, when there are none.
-    async fn list_refresh_candidates(&self, expiring_before: Timestamp, limit: u32) -> Result<Vec<UserId>, RepoError>;
+    async fn list_refresh_candidates(
+        &self,
+        expiring_before: Timestamp,
+        live: LiveAfter,
+        limit: u32,
+    ) -> Result<Vec<UserId>, RepoError>;
+
+    /// Data lifecycle: deletes the stored tokens (as [`Self::delete_tokens`] does, bumping the
+    /// version and clearing any lease) of every user who has tokens, whose `last_active` is
+    /// before `live.at`, and who has no session live after `live`; returns how many users.
+    /// One statement: a login or session created meanwhile keeps its tokens.
+    async fn delete_tokens_of_idle_users(&self, live: LiveAfter) -> Result<u64, RepoError>;
 }
 
 /// Spotify's rate-limit backoff, shared by every app instance: Spotify limits per client id
@@ -344,7 +359,8 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// `UserRepository::get` and the tokens as `TokenRepository::load_tokens` would return them.
     async fn load_view(&self, id: SessionId) -> Result<Option<SessionView>, RepoError>;
 
-    /// Rotation: replaces the token-id hash `expected` by `new`, sets `last_active`, atomically.
+    /// Rotation: replaces the token-id hash `expected` by `new`, keeps `expected` as the
+    /// previous hash with `rotated_at = now` (the grace window), sets `last_active`, atomically.
     /// MUST return `StaleVersion` (and write nothing) when the current hash is not `expected` or
     /// the session is revoked; `NotFound` for an unknown id.
     async fn rotate(
@@ -383,6 +399,10 @@ pub trait LoginFlowRepository: Send + Sync + 'static {
     /// no flow has the digest, `Expired` when `now >= expires_at` (whether used or not), and
     /// `AlreadyUsed` when it was consumed before.
     async fn consume(&self, state: &StateDigest, now: Timestamp) -> Result<ConsumeOutcome, RepoError>;
+
+    /// Counts pending flows (not used, `expires_at > now`): those begun by `client` (0 when
+    /// `None`) and all of them. MUST count in one statement per figure, never an error for none.
+    async fn count_pending(&self, client: Option<ClientKey>, now: Timestamp) -> Result<PendingLogins, RepoError>;
 
     /// Deletes flows that expired before `before`; returns how many. Run by the housekeeping
     /// task.
@@ -480,6 +500,10 @@ pub trait SessionTokenCodec: Send + Sync + 'static {
     /// MUST reject `alg=none`, any algorithm but the key's one, `jku`/`jwk`/`x5u` headers, a wrong
     /// `iss`/`aud`/`typ`, `exp <= now` (`Expired`), `nbf > now` (`NotYetValid`).
     fn verify(&self, token: &str, now: Timestamp) -> Result<SessionClaims, SessionTokenError>;
+
+    /// As [`Self::verify`] but without the time checks: the token is ours and untampered,
+    /// whenever it was valid. Only for logout, which bounds the token's age itself.
+    fn verify_ignoring_time(&self, token: &str) -> Result<SessionClaims, SessionTokenError>;
 }
 
 /// The one-way digests under which secrets are looked up in the store, so that a database leak
@@ -493,6 +517,11 @@ pub trait Digests: Send + Sync + 'static {
     /// The digest of an OAuth `state`, as kept in the login-flow row. MUST be deterministic and
     /// differ for different states.
     fn oauth_state(&self, state: &OAuthState) -> StateDigest;
+
+    /// The id of the token that replaces `token_id` at rotation. MUST be deterministic (two
+    /// rotations of one token, racing or within the grace window, name the same successor)
+    /// and one-way. A token id alone is no credential: a token needs our signature.
+    fn successor_token_id(&self, token_id: &TokenId) -> TokenId;
 }
 
 // ---------------------------------------------------------------------------------------------

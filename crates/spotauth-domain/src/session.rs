@@ -74,8 +74,35 @@ pub struct Session {
     pub expires_at: Timestamp,
     /// When it was revoked (logout, reuse detected, timeout); `None` while live.
     pub revoked_at: Option<Timestamp>,
+    /// Hash of the token id rotated out last: it still authenticates within the rotation grace
+    /// window after `rotated_at` ([`SessionPolicy::rotation_grace`]).
+    pub previous_token_id_hash: Option<TokenIdHash>,
+    /// When the token was last rotated; `None` before the first rotation.
+    pub rotated_at: Option<Timestamp>,
     /// Where it came from.
     pub meta: SessionMeta,
+}
+
+impl Session {
+    /// Whether this session is live at some instant at or after `live.at`: the one liveness rule,
+    /// which the stores apply in SQL with the same comparisons (see [`LiveAfter`]).
+    pub fn is_live(&self, live: LiveAfter) -> bool {
+        self.revoked_at.is_none_or(|t| t > live.at) && self.expires_at > live.at && self.last_active >= live.idle_since
+    }
+}
+
+/// "A session live at or after `at`": not revoked by then, not past its absolute end by then,
+/// and used recently enough that the idle timeout had not ended it by then. With `at = now` it
+/// means "live now" (the active list, the proactive refresher); with `at = now - retention` it
+/// means "live at some point within the retention" (token deletion). Built by
+/// [`SessionPolicy::live_after`]; adapters MUST evaluate it exactly as [`Session::is_live`]:
+/// `(revoked_at IS NULL OR revoked_at > at) AND expires_at > at AND last_active >= idle_since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveAfter {
+    /// The instant.
+    pub at: Timestamp,
+    /// `at` minus the idle timeout: a session last used before this was idle-dead by `at`.
+    pub idle_since: Timestamp,
 }
 
 /// A session, its owner and the owner's stored tokens, as one read returns them
@@ -140,6 +167,17 @@ pub struct SessionPolicy {
     pub token_ttl: Duration,
     /// `last_active` is written at most this often (keeps writes off the hot path).
     pub touch_interval: Duration,
+    /// How long a token rotated out still authenticates, and yields its successor again when
+    /// rotated again (a parallel request or a second tab racing the rotation). Past it, a
+    /// rotated-out token is reuse and revokes the session. Zero turns the window off.
+    pub rotation_grace: Duration,
+}
+
+impl SessionPolicy {
+    /// [`LiveAfter`] for the instant `at` under this policy's idle timeout.
+    pub fn live_after(&self, at: Timestamp) -> LiveAfter {
+        LiveAfter { at, idle_since: at.minus(self.idle_timeout) }
+    }
 }
 
 impl Default for SessionPolicy {
@@ -149,6 +187,7 @@ impl Default for SessionPolicy {
             absolute_timeout: Duration::from_secs(30 * 24 * 3600),
             token_ttl: Duration::from_secs(24 * 3600),
             touch_interval: Duration::from_secs(60),
+            rotation_grace: Duration::from_secs(5),
         }
     }
 }

@@ -88,7 +88,28 @@ pub(crate) fn fake_digests() -> MockDigests {
     let mut d = MockDigests::new();
     d.expect_token_id().returning(token_hash);
     d.expect_oauth_state().returning(state_digest);
+    d.expect_successor_token_id().returning(successor);
     d
+}
+
+/// The fake successor of a token id: each byte plus 100.
+pub(crate) fn successor(t: &TokenId) -> TokenId {
+    TokenId::from_bytes(t.as_bytes().map(|b| b.wrapping_add(100)))
+}
+
+/// The fake codec's claims of `jwt.<session>.<user>.<token id>`, issued at [`NOW`].
+fn fake_claims(token: &str) -> Result<SessionClaims, SessionTokenError> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 4 || parts[0] != "jwt" {
+        return Err(SessionTokenError::Malformed);
+    }
+    Ok(SessionClaims {
+        session_id: parts[1].parse().unwrap(),
+        user_id: parts[2].parse().unwrap(),
+        token_id: parts[3].parse().unwrap(),
+        issued_at: NOW,
+        expires_at: NOW.plus(secs(3600)),
+    })
 }
 
 /// A codec whose tokens are `jwt.<session>.<user>.<token id>`.
@@ -97,19 +118,8 @@ pub(crate) fn fake_codec() -> MockSessionTokenCodec {
     c.expect_issue().returning(|claims| {
         Ok(SessionToken::new(format!("jwt.{}.{}.{}", claims.session_id, claims.user_id, claims.token_id)).unwrap())
     });
-    c.expect_verify().returning(|token, _now| {
-        let parts: Vec<&str> = token.split('.').collect();
-        if parts.len() != 4 || parts[0] != "jwt" {
-            return Err(SessionTokenError::Malformed);
-        }
-        Ok(SessionClaims {
-            session_id: parts[1].parse().unwrap(),
-            user_id: parts[2].parse().unwrap(),
-            token_id: parts[3].parse().unwrap(),
-            issued_at: NOW,
-            expires_at: NOW.plus(secs(3600)),
-        })
-    });
+    c.expect_verify().returning(|token, _now| fake_claims(token));
+    c.expect_verify_ignoring_time().returning(fake_claims);
     c
 }
 

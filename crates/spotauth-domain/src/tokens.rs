@@ -19,6 +19,7 @@
 //!    the still-valid token, else `Unavailable` with a retry hint. 429: the backoff of step 3 is
 //!    extended for every instance, honouring `Retry-After` up to a cap.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::ports::{
     SpotifyAccounts, SpotifyError, TokenCipher, TokenError, TokenRepository, UserLocks,
 };
 use crate::secret::{AccessToken, RefreshToken};
+use crate::session::SessionPolicy;
 use crate::time::Timestamp;
 use crate::token::{AccessGrant, RefreshedTokens, StoredTokens, TokenBinding, TokenColumn};
 
@@ -171,11 +173,38 @@ impl TokenService {
         self.valid_access_token(user, min_validity).await
     }
 
-    /// Users whose tokens expire within `lookahead`, soonest first, at most `limit`: what the
-    /// proactive refresher works through.
-    pub async fn due_for_refresh(&self, lookahead: Duration, limit: u32) -> Result<Vec<UserId>, TokenError> {
-        let before = self.ports.clock.now().plus(lookahead);
-        Ok(self.ports.tokens.list_refresh_candidates(before, limit).await?)
+    /// Users whose tokens expire within `lookahead`, soonest first, at most `limit`, among
+    /// those with a session live under `sessions`: what the proactive refresher works through.
+    pub async fn due_for_refresh(
+        &self,
+        lookahead: Duration,
+        sessions: &SessionPolicy,
+        limit: u32,
+    ) -> Result<Vec<UserId>, TokenError> {
+        let now = self.ports.clock.now();
+        Ok(self.ports.tokens.list_refresh_candidates(now.plus(lookahead), sessions.live_after(now), limit).await?)
+    }
+
+    /// Runs one other call to Spotify (a code exchange, a profile read, a player probe) under
+    /// the client id's shared 429 backoff, as refreshes run: while the backoff is in force the
+    /// call is not made at all (`RateLimited`), and a 429 it receives extends the backoff for
+    /// every instance. Other Spotify errors come back as `TokenError::Spotify`.
+    pub async fn under_backoff<T>(
+        &self,
+        call: impl Future<Output = Result<T, SpotifyError>>,
+    ) -> Result<T, TokenError> {
+        let now = self.ports.clock.now();
+        if let Some(until) = self.backoff(now).await? {
+            self.ports.events.record(RefreshEvent::BackoffBlocked);
+            return Err(TokenError::RateLimited { retry_after: until.since(now) });
+        }
+        match call.await {
+            Ok(answer) => Ok(answer),
+            Err(SpotifyError::RateLimited { retry_after }) => {
+                Err(TokenError::RateLimited { retry_after: self.record_backoff(retry_after).await? })
+            }
+            Err(e) => Err(TokenError::Spotify(e)),
+        }
     }
 
     /// The stored tokens, or why there are none to use. A refresh token past its absolute

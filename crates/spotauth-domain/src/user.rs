@@ -254,6 +254,45 @@ pub struct Page<T> {
     pub request: PageRequest,
 }
 
+/// What the active list shows of a person to the other signed-in people: only what a party
+/// page needs. Never the Spotify id, the plan as such, or a precise activity time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// Our opaque id of the user (a random UUID; it says nothing about the Spotify account).
+    pub user_id: UserId,
+    /// Their display name, when they have one.
+    pub display_name: Option<DisplayName>,
+    /// Whether their own player can play: `Some(true)` Premium and connected, `Some(false)`
+    /// free or without a usable Spotify connection, `None` not known yet.
+    pub can_play: Option<bool>,
+    /// When they were last seen, rounded down to [`Presence::LAST_SEEN_GRANULARITY`].
+    pub last_seen: Timestamp,
+}
+
+impl Presence {
+    /// How coarse `last_seen` is.
+    pub const LAST_SEEN_GRANULARITY: std::time::Duration = std::time::Duration::from_secs(300);
+
+    /// The presence of a listed user.
+    pub fn of(user: &User) -> Self {
+        let connected = user.has_tokens && !user.reauth_required;
+        let can_play = match user.subscription.status {
+            _ if !connected => Some(false),
+            PremiumStatus::Premium => Some(true),
+            PremiumStatus::Free => Some(false),
+            PremiumStatus::Unknown => None,
+        };
+        let step = i64::try_from(Self::LAST_SEEN_GRANULARITY.as_millis()).unwrap_or(1).max(1);
+        let ms = user.last_active.unix_millis();
+        Presence {
+            user_id: user.id,
+            display_name: user.display_name.clone(),
+            can_play,
+            last_seen: Timestamp::from_unix_millis(ms - ms.rem_euclid(step)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
-//! Housekeeping: deletes ended sessions and lapsed login attempts after their retention, so
-//! neither the user agents and IP addresses of old sessions nor abandoned logins pile up.
+//! Housekeeping: the data lifecycle. Deletes ended sessions and lapsed login attempts after
+//! their retention, so neither the user agents and IP addresses of old sessions nor abandoned
+//! logins pile up, and the Spotify tokens of users without a live session for the token
+//! retention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +20,13 @@ pub fn spawn(service: Arc<AuthService>, interval: Duration) -> Task {
         let service = service.clone();
         async move {
             match service.housekeeping().await {
-                Ok(done) if done.sessions + done.login_flows > 0 => {
-                    tracing::info!(sessions = done.sessions, login_flows = done.login_flows, "housekeeping pass");
+                Ok(done) if done.sessions + done.login_flows + done.disconnected_users > 0 => {
+                    tracing::info!(
+                        sessions = done.sessions,
+                        login_flows = done.login_flows,
+                        disconnected_users = done.disconnected_users,
+                        "housekeeping pass"
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "housekeeping pass failed"),

@@ -1,10 +1,12 @@
-//! The proactive refresher: refreshes active users' tokens before they expire, so the Web
-//! Playback SDK's `getOAuthToken` never waits on Spotify.
+//! The proactive refresher: refreshes the tokens of signed-in users (a live session) before
+//! they expire, so the Web Playback SDK's `getOAuthToken` never waits on Spotify. Users without
+//! a live session are left alone: nothing is refreshed for someone who is not there.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use spotauth_domain::ports::TokenError;
+use spotauth_domain::session::SessionPolicy;
 use spotauth_domain::tokens::TokenService;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -37,10 +39,14 @@ impl Default for ProactiveSettings {
 }
 
 /// One pass: refreshes (through the token use case, so single flight, leases and backoff
-/// apply) every candidate expiring within `lookahead`, at most `concurrency` at a time. Returns
-/// how many tokens were handled and how many failed.
-pub async fn run_once(tokens: &Arc<TokenService>, settings: ProactiveSettings) -> Result<(usize, usize), TokenError> {
-    let candidates = tokens.due_for_refresh(settings.lookahead, settings.batch).await?;
+/// apply) every candidate expiring within `lookahead` who has a session live under `sessions`,
+/// at most `concurrency` at a time. Returns how many tokens were handled and how many failed.
+pub async fn run_once(
+    tokens: &Arc<TokenService>,
+    settings: ProactiveSettings,
+    sessions: &SessionPolicy,
+) -> Result<(usize, usize), TokenError> {
+    let candidates = tokens.due_for_refresh(settings.lookahead, sessions, settings.batch).await?;
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut set = JoinSet::new();
     for user in candidates {
@@ -67,11 +73,16 @@ pub async fn run_once(tokens: &Arc<TokenService>, settings: ProactiveSettings) -
 }
 
 /// Starts the background task.
-pub fn spawn(tokens: Arc<TokenService>, metrics: Arc<RefreshMetrics>, settings: ProactiveSettings) -> Task {
+pub fn spawn(
+    tokens: Arc<TokenService>,
+    metrics: Arc<RefreshMetrics>,
+    settings: ProactiveSettings,
+    sessions: SessionPolicy,
+) -> Task {
     Task::every(settings.interval, move || {
         let (tokens, metrics) = (tokens.clone(), metrics.clone());
         async move {
-            match run_once(&tokens, settings).await {
+            match run_once(&tokens, settings, &sessions).await {
                 Ok((ok, failed)) if ok + failed > 0 => tracing::info!(ok, failed, "proactive refresh pass"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "proactive refresh pass failed"),

@@ -18,7 +18,7 @@ pub struct Task {
 impl Task {
     /// Runs `pass` every `interval` plus up to 20 % jitter (so instances spread out), the first
     /// time one interval after the start.
-    pub(crate) fn every<F, Fut>(interval: Duration, mut pass: F) -> Task
+    pub fn every<F, Fut>(interval: Duration, mut pass: F) -> Task
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,

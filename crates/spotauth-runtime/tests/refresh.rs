@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spotauth_domain::ids::UserId;
+use spotauth_domain::ids::{SessionId, UserId};
+use spotauth_domain::session::{NewSession, SessionMeta, SessionPolicy, TokenIdHash};
 use spotauth_domain::ports::{
     Clock, LoginUpdate, NewUser, SpotifyAccounts, SpotifyProfilePort, TokenCipher, TokenError, TokenRepository,
     UserRepository,
@@ -49,6 +50,7 @@ struct Env {
     cipher: Arc<dyn TokenCipher>,
     spotify: Arc<SpotifyClient>,
     http: reqwest::Client,
+    sessions_made: std::sync::atomic::AtomicU8,
     _guard: Guard,
 }
 
@@ -76,7 +78,8 @@ impl Env {
         let spotify = Arc::new(SpotifyClient::new(config, clock.clone()).unwrap());
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let (users, tokens) = (repos.users.clone(), repos.tokens.clone());
-        Env { emu, clock, repos, users, tokens, cipher, spotify, http, _guard: guard }
+        let sessions_made = std::sync::atomic::AtomicU8::new(1);
+        Env { emu, clock, repos, users, tokens, cipher, spotify, http, sessions_made, _guard: guard }
     }
 
     async fn sqlite() -> Env {
@@ -161,6 +164,21 @@ impl Env {
         };
         self.users.insert(new).await.unwrap();
         id
+    }
+
+    /// Signs the user in: a session live from now for a day.
+    async fn sign_in(&self, id: UserId) {
+        let now = self.clock.now();
+        let n = self.sessions_made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let session = NewSession {
+            id: SessionId::from_bytes([n; 16]),
+            user_id: id,
+            token_id_hash: TokenIdHash::from_bytes([n; 32]),
+            created_at: now,
+            expires_at: now.plus(Duration::from_secs(86400)),
+            meta: SessionMeta::default(),
+        };
+        self.repos.sessions.create(session).await.unwrap();
     }
 
     async fn relogin(&self, id: UserId, user: &str) {
@@ -384,15 +402,25 @@ async fn a_crashed_holders_lease_lapses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proactive_refresher_renews_tokens_before_they_expire_and_stops_cleanly() {
     let env = Env::sqlite().await;
+    let sessions = SessionPolicy::default();
     let alice = env.connect("alice").await;
     let bob = env.connect("bob").await;
+    // Dave connected once, but has no live session: his session was revoked (he logged out
+    // of this device; his tokens stay until the token retention).
+    let dave = env.connect("dave").await;
+    for id in [alice, bob, dave] {
+        env.sign_in(id).await;
+    }
+    env.repos.sessions.revoke_all_for_user(dave, env.clock.now()).await.unwrap();
     env.clock.advance(Duration::from_secs(1800));
-    let _carol = env.connect("carol").await; // connected later: expires later
+    let carol = env.connect("carol").await; // connected later: expires later
+    env.sign_in(carol).await;
     env.clock.advance(Duration::from_secs(1500)); // alice and bob: 300 s left; carol: 1800 s
     let instance = env.instance();
     let settings = ProactiveSettings { lookahead: Duration::from_secs(600), ..ProactiveSettings::default() };
-    assert_eq!(proactive::run_once(&instance.tokens, settings).await.unwrap(), (2, 0));
-    assert_eq!(env.refreshes(), 2);
+    assert_eq!(proactive::run_once(&instance.tokens, settings, &sessions).await.unwrap(), (2, 0));
+    assert_eq!(env.refreshes(), 2, "dave is not signed in: no upstream call for him");
+    assert!(env.tokens.load_tokens(dave).await.unwrap().unwrap().access_expires_at < env.clock.now().plus(settings.lookahead));
     for id in [alice, bob] {
         assert!(
             env.tokens.load_tokens(id).await.unwrap().unwrap().access_expires_at
@@ -400,10 +428,10 @@ async fn the_proactive_refresher_renews_tokens_before_they_expire_and_stops_clea
         );
     }
     // Nothing left to do.
-    assert_eq!(proactive::run_once(&instance.tokens, settings).await.unwrap(), (0, 0));
+    assert_eq!(proactive::run_once(&instance.tokens, settings, &sessions).await.unwrap(), (0, 0));
 
     let fast = ProactiveSettings { interval: Duration::from_millis(20), ..settings };
-    let task = proactive::spawn(instance.tokens.clone(), instance.metrics.clone(), fast);
+    let task = proactive::spawn(instance.tokens.clone(), instance.metrics.clone(), fast, sessions);
     tokio::time::sleep(Duration::from_millis(150)).await;
     tokio::time::timeout(Duration::from_secs(2), task.shutdown()).await.expect("stops promptly");
     assert!(instance.metrics.snapshot().proactive_runs >= 1);

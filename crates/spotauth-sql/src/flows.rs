@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use spotauth_domain::login::{ConsumeOutcome, NewLoginFlow, StateDigest};
+use spotauth_domain::login::{ClientKey, ConsumeOutcome, NewLoginFlow, PendingLogins, StateDigest};
 use spotauth_domain::ports::{LoginFlowRepository, RepoError, UniqueKey};
 use spotauth_domain::time::Timestamp;
 
@@ -50,6 +50,30 @@ impl<C: Connections> LoginFlowRepository for SqlStore<C> {
             .await?;
         let found = row.map(FlowRow::into_flow).transpose()?;
         Ok(consume_outcome(matched > 0, found, now))
+    }
+
+    async fn count_pending(&self, client: Option<ClientKey>, now: Timestamp) -> Result<PendingLogins, RepoError> {
+        let client = client.map(|c| c.as_str().to_owned());
+        let at = now.unix_millis();
+        let (client, total) = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    let pending = || f::oauth_login_flows.filter(f::used_at.is_null()).filter(f::expires_at.gt(at));
+                    let mine: i64 = match &client {
+                        Some(key) => each_backend!(&mut conn, |c| pending()
+                            .filter(f::client_key.eq(key))
+                            .count()
+                            .get_result(c)
+                            .await)?,
+                        None => 0,
+                    };
+                    let total: i64 = each_backend!(&mut conn, |c| pending().count().get_result(c).await)?;
+                    Ok((mine, total))
+                })
+            })
+            .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(PendingLogins { client: count(client), total: count(total) })
     }
 
     async fn purge_expired(&self, before: Timestamp) -> Result<u64, RepoError> {

@@ -6,6 +6,7 @@ use spotauth_domain::ports::RepoError;
 
 use crate::conn::{AnyConn, TxError, each_backend};
 use crate::schema::spotify_users::dsl as u;
+use crate::schema::user_sessions::dsl as s;
 
 /// Whether a user row has this id.
 pub(crate) async fn user_exists(conn: &mut AnyConn<'_>, id: &str) -> QueryResult<bool> {
@@ -18,6 +19,40 @@ pub(crate) fn lease_cleared() -> _ {
     let holder: Option<String> = None;
     let until: Option<i64> = None;
     (u::refresh_lease_holder.eq(holder), u::refresh_lease_until.eq(until))
+}
+
+/// The token columns of a disconnect: no tokens, the version bumped (so a refresh in flight
+/// cannot write them back), no re-authorization mark, no lease.
+#[diesel::dsl::auto_type]
+pub(crate) fn tokens_deleted() -> _ {
+    let no_access: Option<Vec<u8>> = None;
+    let no_refresh: Option<Vec<u8>> = None;
+    let no_time: Option<i64> = None;
+    let no_text: Option<String> = None;
+    (
+        u::access_token.eq(no_access),
+        u::refresh_token.eq(no_refresh),
+        u::token_expiry.eq(no_time),
+        u::refresh_token_expires_at.eq(no_time),
+        u::token_scopes.eq(no_text),
+        u::token_version.eq(u::token_version + 1i64),
+        u::reauth_required.eq(false),
+        lease_cleared(),
+    )
+}
+
+/// Whether the user row in scope has a session live after `at` (`idle_since` = `at` minus the
+/// idle timeout): the SQL form of the domain's one liveness rule (`Session::is_live`,
+/// `LiveAfter`), for the active list, the proactive refresher and the token lifecycle.
+#[diesel::dsl::auto_type]
+pub(crate) fn has_live_session(at: i64, idle_since: i64) -> _ {
+    diesel::dsl::exists(
+        s::user_sessions
+            .filter(s::user_id.eq(u::id))
+            .filter(s::revoked_at.is_null().or(s::revoked_at.gt(at)))
+            .filter(s::expires_at.gt(at))
+            .filter(s::last_active.ge(idle_since)),
+    )
 }
 
 /// The answer of a compare-and-swap update that named one user: matched rows, or else

@@ -152,6 +152,8 @@ pub(crate) struct SessionRow {
     revoked_at: Option<i64>,
     user_agent: Option<String>,
     ip_address: Option<String>,
+    previous_token_id_hash: Option<Vec<u8>>,
+    rotated_at: Option<i64>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -165,6 +167,11 @@ impl TryFrom<SessionRow> for Session {
             last_active: time(r.last_active),
             expires_at: time(r.expires_at),
             revoked_at: r.revoked_at.map(time),
+            previous_token_id_hash: r
+                .previous_token_id_hash
+                .map(|h| TokenIdHash::from_slice(&h).ok_or_else(|| corrupt("previous_token_id_hash")))
+                .transpose()?,
+            rotated_at: r.rotated_at.map(time),
             meta: SessionMeta { user_agent: r.user_agent, ip_address: r.ip_address },
         })
     }
@@ -314,6 +321,7 @@ pub(crate) struct NewFlowRow {
     created_at: i64,
     expires_at: i64,
     used_at: Option<i64>,
+    client_key: Option<String>,
 }
 
 impl From<NewLoginFlow> for NewFlowRow {
@@ -324,6 +332,7 @@ impl From<NewLoginFlow> for NewFlowRow {
             created_at: f.created_at.unix_millis(),
             expires_at: f.expires_at.unix_millis(),
             used_at: None,
+            client_key: f.client.map(|c| c.as_str().to_owned()),
         }
     }
 }

@@ -40,6 +40,8 @@ diesel::table! {
         revoked_at -> Nullable<BigInt>,
         user_agent -> Nullable<Text>,
         ip_address -> Nullable<Text>,
+        previous_token_id_hash -> Nullable<Binary>,
+        rotated_at -> Nullable<BigInt>,
     }
 }
 
@@ -50,6 +52,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+        client_key -> Nullable<Text>,
     }
 }
 

@@ -102,7 +102,12 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
                             .filter(s::token_id_hash.eq(&expected))
                             .filter(s::revoked_at.is_null())
                     )
-                    .set((s::token_id_hash.eq(&new), s::last_active.eq(now.unix_millis())))
+                    .set((
+                        s::token_id_hash.eq(&new),
+                        s::previous_token_id_hash.eq(Some(&expected)),
+                        s::rotated_at.eq(Some(now.unix_millis())),
+                        s::last_active.eq(now.unix_millis()),
+                    ))
                     .execute(c)
                     .await)?;
                     Ok((matched, session_row(&mut conn, &id).await?))

@@ -8,11 +8,12 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use spotauth_domain::ids::UserId;
 use spotauth_domain::ports::{LeaseOutcome, RepoError, TokenRepository};
+use spotauth_domain::session::LiveAfter;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{RefreshedTokens, StoredTokens, TokenVersion};
 
 use crate::conn::{Connections, each_backend};
-use crate::queries::{guarded, lease_cleared, user_exists};
+use crate::queries::{guarded, has_live_session, lease_cleared, tokens_deleted, user_exists};
 use crate::rows::{RefreshChanges, TokenRow, corrupt, version_to_db};
 use crate::schema::spotify_users::dsl as u;
 use crate::store::SqlStore;
@@ -87,19 +88,8 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
         let id = id.to_string();
         self.write_one(move |mut conn| {
             Box::pin(async move {
-                let (no_bytes, no_time, no_text) = (None::<Vec<u8>>, None::<i64>, None::<String>);
-                let changes = (
-                    u::access_token.eq(no_bytes.clone()),
-                    u::refresh_token.eq(no_bytes),
-                    u::token_expiry.eq(no_time),
-                    u::refresh_token_expires_at.eq(no_time),
-                    u::token_scopes.eq(no_text),
-                    u::token_version.eq(u::token_version + 1i64),
-                    u::reauth_required.eq(false),
-                    lease_cleared(),
-                );
                 let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
-                    .set(changes)
+                    .set(tokens_deleted())
                     .execute(c)
                     .await)?;
                 if matched == 0 { Err(RepoError::NotFound.into()) } else { Ok(()) }
@@ -159,12 +149,18 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
         .await
     }
 
-    async fn list_refresh_candidates(&self, expiring_before: Timestamp, limit: u32) -> Result<Vec<UserId>, RepoError> {
+    async fn list_refresh_candidates(
+        &self,
+        expiring_before: Timestamp,
+        live: LiveAfter,
+        limit: u32,
+    ) -> Result<Vec<UserId>, RepoError> {
+        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
         let ids: Vec<String> = self
             .read(move |mut conn| {
                 Box::pin(async move {
                     let ids = each_backend!(&mut conn, |c| u::spotify_users
-                        .filter(u::is_active.eq(true))
+                        .filter(has_live_session(at, idle_since))
                         .filter(u::reauth_required.eq(false))
                         .filter(u::refresh_token.is_not_null())
                         .filter(u::token_expiry.lt(expiring_before.unix_millis()))
@@ -178,5 +174,26 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
             })
             .await?;
         ids.iter().map(|id| id.parse().map_err(|_| corrupt("spotify_users.id"))).collect()
+    }
+
+    async fn delete_tokens_of_idle_users(&self, live: LiveAfter) -> Result<u64, RepoError> {
+        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
+        let n = self
+            .write_one(move |mut conn| {
+                Box::pin(async move {
+                    let n = each_backend!(&mut conn, |c| diesel::update(
+                        u::spotify_users
+                            .filter(u::refresh_token.is_not_null())
+                            .filter(u::last_active.lt(at))
+                            .filter(diesel::dsl::not(has_live_session(at, idle_since)))
+                    )
+                    .set(tokens_deleted())
+                    .execute(c)
+                    .await)?;
+                    Ok(n)
+                })
+            })
+            .await?;
+        Ok(n as u64)
     }
 }

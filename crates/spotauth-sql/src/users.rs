@@ -5,12 +5,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use spotauth_domain::ids::UserId;
 use spotauth_domain::ports::{LoginUpdate, NewUser, RepoError, UniqueKey, UserRepository};
+use spotauth_domain::session::LiveAfter;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::{Page, PageRequest, SpotifyAccountKey, Subscription, User};
 
 use crate::conn::{AnyConn, Connections, TxError, each_backend};
 use crate::error::is_unique_violation;
-use crate::queries::{lease_cleared, user_exists};
+use crate::queries::{has_live_session, lease_cleared, user_exists};
 use crate::rows::{ProfileColumns, SubscriptionColumns, TokenColumns, UserRow};
 use crate::schema::spotify_users::dsl as u;
 use crate::store::SqlStore;
@@ -103,7 +104,6 @@ impl<C: Connections> UserRepository for SqlStore<C> {
                     u::token_version.eq(u::token_version + 1i64),
                     u::reauth_required.eq(false),
                     lease_cleared(),
-                    u::is_active.eq(true),
                     u::last_active.eq(now),
                 );
                 let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
@@ -116,16 +116,18 @@ impl<C: Connections> UserRepository for SqlStore<C> {
         .await
     }
 
-    async fn list_active(&self, page: PageRequest) -> Result<Page<User>, RepoError> {
+    async fn list_active(&self, page: PageRequest, live: LiveAfter) -> Result<Page<User>, RepoError> {
+        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
         let (total, rows) = self
             .read(move |mut conn| {
                 Box::pin(async move {
                     // One read transaction: the total and the page come from one snapshot.
                     let found = each_backend!(&mut conn, |c| c
                         .transaction(async |c| {
-                            let active = u::spotify_users.filter(u::is_active.eq(true));
-                            let total: i64 = active.count().get_result(c).await?;
-                            let rows: Vec<UserRow> = active
+                            let listed =
+                                || u::spotify_users.filter(u::is_active.eq(true)).filter(has_live_session(at, idle_since));
+                            let total: i64 = listed().count().get_result(c).await?;
+                            let rows: Vec<UserRow> = listed()
                                 .order((u::last_active.desc(), u::id.asc()))
                                 .limit(i64::from(page.limit))
                                 .offset(i64::from(page.offset))

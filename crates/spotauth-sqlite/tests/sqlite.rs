@@ -81,14 +81,14 @@ async fn fifty_writers(stores: &[SqliteStore]) -> Duration {
 async fn fifty_concurrent_writers_all_succeed() {
     let db = SqliteDb::new().await;
     let one = fifty_writers(std::slice::from_ref(&db.store)).await;
-    let page = db.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+    let page = db.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live()).await.unwrap();
     assert_eq!(page.total, 50);
 
     let db2 = SqliteDb::new().await;
     let other = SqliteStore::open(&db2.file, SqliteSettings::default()).await.unwrap();
     assert!(other.migrations_applied_at_open().is_empty());
     let two = fifty_writers(&[db2.store.clone(), other]).await;
-    let page = db2.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+    let page = db2.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live()).await.unwrap();
     assert_eq!(page.total, 50);
     println!("50 concurrent writers: {one:?} through one store, {two:?} through two stores on one file");
 }
@@ -180,14 +180,15 @@ async fn a_read_dropped_mid_flight_on_a_current_thread_runtime_is_harmless() {
     for n in 0..20 {
         repos.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
     }
+    spotauth_testkit::contract::sign_in(&repos, 0..20).await;
     for _ in 0..20 {
-        let read = repos.users.list_active(PageRequest::new(0, 100).unwrap());
+        let read = repos.users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live());
         tokio::select! {
             biased;
             () = tokio::task::yield_now() => {}
             _ = read => {}
         }
     }
-    let page = repos.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+    let page = repos.users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live()).await.unwrap();
     assert_eq!(page.total, 20);
 }

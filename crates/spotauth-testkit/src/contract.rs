@@ -13,12 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use spotauth_crypto::Sha256Digests;
 use spotauth_domain::ids::{SessionId, UserId};
-use spotauth_domain::login::{ConsumeOutcome, LoginFlow, NewLoginFlow, ReturnTo, StateDigest};
+use spotauth_domain::login::{ClientKey, ConsumeOutcome, LoginFlow, NewLoginFlow, PendingLogins, ReturnTo, StateDigest};
 use spotauth_domain::ports::{
     Digests, LeaseOutcome, LoginUpdate, NewUser, RepoError, SessionRepository, TokenCipher, UniqueKey,
 };
 use spotauth_domain::secret::OAuthState;
-use spotauth_domain::session::{NewSession, Session, SessionMeta, SessionOwner, SessionView, TokenIdHash};
+use spotauth_domain::session::{
+    LiveAfter, NewSession, Session, SessionMeta, SessionOwner, SessionPolicy, SessionView, TokenIdHash,
+};
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{
     EncryptedToken, NewTokens, RefreshedTokens, Scopes, TokenBinding, TokenColumn, TokenVersion,
@@ -78,7 +80,9 @@ macro_rules! contract_tests {
             token_reauth_mark_update_on_login_delete_and_no_resurrection,
             token_refresh_lease_excludes_others_until_released_or_expired,
             token_concurrent_lease_requests_grant_exactly_one,
-            token_refresh_candidates_are_expiring_active_connected_users,
+            token_refresh_candidates_are_expiring_connected_signed_in_users,
+            token_idle_users_lose_their_tokens_after_the_retention,
+            user_active_list_shows_only_people_signed_in_who_did_not_opt_out,
             rate_limit_backoff_only_ever_extends,
             rate_limit_concurrent_extensions_keep_the_longest,
             session_create_get_rotate_touch_revoke,
@@ -92,6 +96,7 @@ macro_rules! contract_tests {
             flow_duplicate_state_conflicts,
             flow_purge_expired,
             flow_state_is_stored_only_as_a_digest,
+            flow_pending_logins_are_counted_per_client_and_in_all,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -192,6 +197,19 @@ pub fn new_flow(tag: &str, return_to: Option<&str>, ttl_secs: u64) -> NewLoginFl
         return_to: return_to.map(|r| ReturnTo::new(r).unwrap()),
         created_at: NOW,
         expires_at: NOW.plus(Duration::from_secs(ttl_secs)),
+        client: None,
+    }
+}
+
+/// "Live now" at [`NOW`] under the default session policy.
+pub fn live() -> LiveAfter {
+    SessionPolicy::default().live_after(NOW)
+}
+
+/// Signs users in: session `n` (live for a day from [`NOW`]) for each user `n`.
+pub async fn sign_in(r: &Repositories, users: impl IntoIterator<Item = u8>) {
+    for n in users {
+        r.sessions.create(new_session(n, n)).await.unwrap();
     }
 }
 
@@ -278,24 +296,25 @@ pub async fn user_active_list_pagination_ordering_and_toggling<F: StoreFixture>(
     let mut tie = new_user(6, PremiumStatus::Free);
     tie.now = NOW.plus(secs(3));
     s.insert(tie).await.unwrap();
+    sign_in(&f.repositories(), 1..=6).await;
     let off = s.set_active(uid(2), false, NOW.plus(secs(100))).await.unwrap();
     assert!(!off.is_active);
     assert_eq!(off.last_active, NOW.plus(secs(100)));
-    let page = s.list_active(PageRequest::new(0, 2).unwrap()).await.unwrap();
+    let page = s.list_active(PageRequest::new(0, 2).unwrap(), live()).await.unwrap();
     assert_eq!(page.total, 5);
     assert_eq!(page.request, PageRequest::new(0, 2).unwrap());
     assert_eq!(spotify_ids(&page.items), ["user5", "user4"], "most recently active first");
-    let page = s.list_active(PageRequest::new(2, 2).unwrap()).await.unwrap();
+    let page = s.list_active(PageRequest::new(2, 2).unwrap(), live()).await.unwrap();
     assert_eq!(spotify_ids(&page.items), ["user3", "user6"], "ties by id");
-    let page = s.list_active(PageRequest::new(4, 2).unwrap()).await.unwrap();
+    let page = s.list_active(PageRequest::new(4, 2).unwrap(), live()).await.unwrap();
     assert_eq!(spotify_ids(&page.items), ["user1"]);
-    let past = s.list_active(PageRequest::new(10, 2).unwrap()).await.unwrap();
+    let past = s.list_active(PageRequest::new(10, 2).unwrap(), live()).await.unwrap();
     assert!(past.items.is_empty());
     assert_eq!(past.total, 5);
     let back = s.set_active(uid(2), true, NOW.plus(secs(200))).await.unwrap();
     assert!(back.is_active);
     assert_eq!(back.last_active, NOW.plus(secs(200)));
-    let page = s.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+    let page = s.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
     assert_eq!(spotify_ids(&page.items), ["user2", "user5", "user4", "user3", "user6", "user1"]);
     assert_eq!(s.set_active(uid(99), true, NOW).await.unwrap_err(), RepoError::NotFound);
 }
@@ -364,12 +383,13 @@ pub async fn user_active_total_counts_the_items_of_every_page<F: StoreFixture>(f
     for n in 1..=7u8 {
         s.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
     }
+    sign_in(&f.repositories(), 1..=7).await;
     s.set_active(uid(4), false, NOW).await.unwrap();
     for limit in [1, 2, 3, 6, 100] {
         let mut seen = Vec::new();
         let mut offset = 0;
         loop {
-            let page = s.list_active(PageRequest::new(offset, limit).unwrap()).await.unwrap();
+            let page = s.list_active(PageRequest::new(offset, limit).unwrap(), live()).await.unwrap();
             assert_eq!(page.total, 6, "limit {limit}, offset {offset}");
             if page.items.is_empty() {
                 break;
@@ -389,6 +409,7 @@ pub async fn user_active_total_and_page_come_from_one_snapshot<F: StoreFixture>(
     for n in 1..=8u8 {
         s.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
     }
+    sign_in(&f.repositories(), 1..=8).await;
     let toggler = {
         let s = s.clone();
         tokio::spawn(async move {
@@ -399,7 +420,7 @@ pub async fn user_active_total_and_page_come_from_one_snapshot<F: StoreFixture>(
         })
     };
     for _ in 0..60 {
-        let page = s.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+        let page = s.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
         assert_eq!(page.items.len() as u64, page.total, "total and page from one snapshot");
         assert!(page.items.iter().all(|u| u.is_active));
     }
@@ -419,15 +440,18 @@ pub async fn write_whose_caller_goes_away_still_completes_whole<F: StoreFixture>
         r.tokens.store_refreshed(last.id, TokenVersion(1), refreshed("b", None)).await.unwrap(),
         TokenVersion(2)
     );
-    let mut total = 0;
+    let mut written = 0;
     for _ in 0..200 {
-        total = r.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap().total;
-        if total == 11 {
+        written = 0;
+        for n in 1..=10u8 {
+            written += usize::from(r.users.get(uid(n)).await.unwrap().is_some());
+        }
+        if written == 10 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(total, 11, "every abandoned insert ran to its end");
+    assert_eq!(written, 10, "every abandoned insert ran to its end");
     for n in 1..=10u8 {
         let tokens = r.tokens.load_tokens(uid(n)).await.unwrap().unwrap();
         assert_eq!(tokens.version, TokenVersion(1), "user {n} written whole");
@@ -442,17 +466,18 @@ pub async fn read_whose_caller_goes_away_leaves_every_later_answer_right<F: Stor
     for n in 1..=4u8 {
         r.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
     }
+    sign_in(&r, 1..=4).await;
     for round in 0..40u64 {
         let n = (round % 4) as u8 + 1;
         let abandoned = async {
             r.users.get(uid(n)).await.unwrap();
-            r.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+            r.users.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
         };
         let _ = tokio::time::timeout(Duration::from_micros(round * 25), abandoned).await;
         let user = r.users.get(uid(n)).await.unwrap().unwrap();
         assert_eq!(user.id, uid(n), "round {round}: the answer is this read's own");
         assert_eq!(r.users.get(uid(9)).await.unwrap(), None, "round {round}");
-        let page = r.users.list_active(PageRequest::new(0, 100).unwrap()).await.unwrap();
+        let page = r.users.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
         assert_eq!((page.total, page.items.len()), (4, 4), "round {round}");
     }
 }
@@ -697,28 +722,115 @@ pub async fn token_concurrent_lease_requests_grant_exactly_one<F: StoreFixture>(
     );
 }
 
-/// The proactive refresher's query: active users with tokens, not needing re-authorization,
-/// whose access token expires before the cutoff, soonest first, at most `limit`.
-pub async fn token_refresh_candidates_are_expiring_active_connected_users<F: StoreFixture>(f: &F) {
-    let Repositories { users: s, tokens: t, .. } = f.repositories();
+/// The proactive refresher's query: signed-in users (a live session; opted out of the list or
+/// not) with tokens, not needing re-authorization, whose access token expires before the
+/// cutoff, soonest first, at most `limit`. Nobody without a live session.
+pub async fn token_refresh_candidates_are_expiring_connected_signed_in_users<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let Repositories { users: s, tokens: t, .. } = r.clone();
     // Access tokens expire at NOW + n minutes for user n.
-    for n in 1..=6u8 {
+    for n in 1..=7u8 {
         let mut u = new_user(n, PremiumStatus::Premium);
         u.tokens.access_expires_at = NOW.plus(secs(60 * u64::from(n)));
         s.insert(u).await.unwrap();
     }
+    sign_in(&r, 1..=6).await;
+    // User 7 signed in once, but that session is revoked: not signed in.
+    r.sessions.create(new_session(7, 7)).await.unwrap();
+    r.sessions.revoke(SessionId::from_bytes([7; 16]), NOW.minus(secs(1))).await.unwrap();
     s.set_active(uid(2), false, NOW).await.unwrap();
     t.mark_reauth_required(uid(3), TokenVersion(1)).await.unwrap();
     t.delete_tokens(uid(4)).await.unwrap();
     let cutoff = NOW.plus(secs(60 * 6));
     assert_eq!(
-        t.list_refresh_candidates(cutoff, 10).await.unwrap(),
-        vec![uid(1), uid(5)],
+        t.list_refresh_candidates(cutoff, live(), 10).await.unwrap(),
+        vec![uid(1), uid(2), uid(5)],
         "soonest first; 6 is at the cutoff"
     );
-    assert_eq!(t.list_refresh_candidates(cutoff.plus(secs(1)), 10).await.unwrap(), vec![uid(1), uid(5), uid(6)]);
-    assert_eq!(t.list_refresh_candidates(cutoff.plus(secs(1)), 2).await.unwrap(), vec![uid(1), uid(5)]);
-    assert!(t.list_refresh_candidates(NOW, 10).await.unwrap().is_empty());
+    let all = vec![uid(1), uid(2), uid(5), uid(6)];
+    assert_eq!(t.list_refresh_candidates(NOW.plus(secs(3600)), live(), 10).await.unwrap(), all, "never 7");
+    assert_eq!(t.list_refresh_candidates(cutoff.plus(secs(1)), live(), 2).await.unwrap(), vec![uid(1), uid(2)]);
+    assert!(t.list_refresh_candidates(NOW, live(), 10).await.unwrap().is_empty());
+    // A day later every session has lapsed: nobody is signed in, nobody is refreshed.
+    let tomorrow = SessionPolicy::default().live_after(NOW.plus(secs(86400)));
+    assert!(t.list_refresh_candidates(NOW.plus(secs(90000)), tomorrow, 10).await.unwrap().is_empty());
+}
+
+/// Who is listed: only users with a session live now (not revoked, not past its end, not idle
+/// past the timeout) who have not opted out; an opt-out survives a later login.
+pub async fn user_active_list_shows_only_people_signed_in_who_did_not_opt_out<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    for n in 1..=6u8 {
+        r.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    let policy = SessionPolicy::default();
+    // 1: live. 2: no session at all. 3: revoked. 4: past its absolute end. 5: idle too long.
+    // 6: live but opted out.
+    sign_in(&r, [1, 3, 6]).await;
+    r.sessions.revoke(SessionId::from_bytes([3; 16]), NOW).await.unwrap();
+    let mut ended = new_session(4, 4);
+    ended.expires_at = NOW;
+    r.sessions.create(ended).await.unwrap();
+    let mut idle = new_session(5, 5);
+    idle.created_at = NOW.minus(policy.idle_timeout).minus(secs(1));
+    r.sessions.create(idle).await.unwrap();
+    r.users.set_active(uid(6), false, NOW).await.unwrap();
+    let listed = |page: spotauth_domain::user::Page<spotauth_domain::user::User>| {
+        page.items.iter().map(|u| u.id).collect::<Vec<_>>()
+    };
+    let page = r.users.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
+    assert_eq!((listed(page.clone()), page.total), (vec![uid(1)], 1));
+    // The same rule in the domain.
+    for n in 1..=5u8 {
+        if let Some(session) = session_of(&r.sessions, SessionId::from_bytes([n; 16])).await {
+            assert_eq!(session.is_live(live()), n == 1, "session {n}");
+        }
+    }
+    // User 6 logs in again: still opted out.
+    let again = new_user(6, PremiumStatus::Premium);
+    let update = LoginUpdate {
+        spotify_id: again.spotify_id,
+        display_name: again.display_name,
+        subscription: again.subscription,
+        tokens: again.tokens,
+        now: NOW.plus(secs(1)),
+    };
+    assert!(!r.users.update_on_login(uid(6), update).await.unwrap().is_active, "the opt-out survives a login");
+    let page = r.users.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
+    assert_eq!(listed(page), vec![uid(1)]);
+}
+
+/// The token lifecycle: a user with tokens, inactive since before the cutoff and without any
+/// session live after it, loses the tokens (version bumped); everyone else keeps theirs.
+pub async fn token_idle_users_lose_their_tokens_after_the_retention<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let policy = SessionPolicy::default();
+    let later = NOW.plus(secs(40 * 86400));
+    let cutoff = policy.live_after(later.minus(secs(30 * 86400)));
+    // 1: signed in a day only (ended long before the cutoff). 2: never signed in.
+    // 3: a session that lasts past the cutoff. 4: active recently (a login at `later`).
+    // 5: no tokens.
+    for n in 1..=5u8 {
+        r.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    sign_in(&r, [1]).await;
+    let mut long = new_session(3, 3);
+    long.expires_at = NOW.plus(secs(35 * 86400));
+    r.sessions.create(long).await.unwrap();
+    r.sessions.touch(SessionId::from_bytes([3; 16]), NOW.plus(secs(9 * 86400))).await.unwrap();
+    r.users.touch(uid(4), later).await.unwrap();
+    r.tokens.delete_tokens(uid(5)).await.unwrap();
+    assert_eq!(r.tokens.delete_tokens_of_idle_users(cutoff).await.unwrap(), 2);
+    for (n, kept) in [(1, false), (2, false), (3, true), (4, true), (5, false)] {
+        assert_eq!(r.tokens.load_tokens(uid(n)).await.unwrap().is_some(), kept, "user {n}");
+    }
+    assert_eq!(r.users.get(uid(1)).await.unwrap().map(|u| u.has_tokens), Some(false));
+    assert_eq!(r.tokens.delete_tokens_of_idle_users(cutoff).await.unwrap(), 0, "idempotent");
+    // A refresh that read the deleted row can no longer write it back.
+    assert_eq!(
+        r.tokens.store_refreshed(uid(1), TokenVersion(1), refreshed("late", None)).await.unwrap_err(),
+        RepoError::StaleVersion
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -784,8 +896,10 @@ pub async fn session_create_get_rotate_touch_revoke<F: StoreFixture>(f: &F) {
     assert_eq!(s.create(bare).await.unwrap().meta, SessionMeta::default());
 
     let later = NOW.plus(secs(5));
+    assert_eq!((created.previous_token_id_hash.clone(), created.rotated_at), (None, None));
     let rotated = s.rotate(created.id, &hash(1), &hash(3), later).await.unwrap();
     assert_eq!((rotated.token_id_hash.clone(), rotated.last_active), (hash(3), later));
+    assert_eq!((rotated.previous_token_id_hash.clone(), rotated.rotated_at), (Some(hash(1)), Some(later)));
     assert_eq!(session_of(&s, created.id).await, Some(rotated));
     // The old hash no longer rotates: reuse or a lost race.
     assert_eq!(s.rotate(created.id, &hash(1), &hash(4), later).await.unwrap_err(), RepoError::StaleVersion);
@@ -997,4 +1111,25 @@ pub async fn flow_state_is_stored_only_as_a_digest<F: StoreFixture>(f: &F) {
     assert_eq!(keys, [digest("secret").as_bytes().to_vec()]);
     let st = state("secret");
     assert!(!keys[0].windows(8).any(|w| st.expose().as_bytes().windows(8).any(|x| x == w)), "no part of the state");
+}
+
+/// Pending flows (unused, not lapsed) are counted for one client and for everyone.
+pub async fn flow_pending_logins_are_counted_per_client_and_in_all<F: StoreFixture>(f: &F) {
+    let s = f.repositories().flows;
+    let here = ClientKey::from_ip("203.0.113.5".parse().unwrap());
+    let there = ClientKey::from_ip("2001:db8:1:2::7".parse().unwrap());
+    for (tag, client, ttl) in
+        [("a", Some(&here), 600), ("b", Some(&here), 600), ("c", Some(&here), 10), ("d", Some(&there), 600), ("e", None, 600)]
+    {
+        let mut flow = new_flow(tag, None, ttl);
+        flow.client = client.cloned();
+        s.create(flow).await.unwrap();
+    }
+    let count = |client: Option<&ClientKey>, at| s.count_pending(client.cloned(), at);
+    assert_eq!(count(Some(&here), NOW).await.unwrap(), PendingLogins { client: 3, total: 5 });
+    assert!(matches!(s.consume(&digest("a"), NOW).await.unwrap(), ConsumeOutcome::Consumed(_)));
+    let later = NOW.plus(secs(10));
+    assert_eq!(count(Some(&here), later).await.unwrap(), PendingLogins { client: 1, total: 3 }, "used and lapsed");
+    assert_eq!(count(Some(&there), later).await.unwrap(), PendingLogins { client: 1, total: 3 });
+    assert_eq!(count(None, later).await.unwrap(), PendingLogins { client: 0, total: 3 });
 }

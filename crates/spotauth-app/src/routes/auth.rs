@@ -6,10 +6,12 @@ use serde::Deserialize;
 use serde_json::json;
 use spotauth_domain::login::ReturnTo;
 use spotauth_domain::secret::{AuthorizationCode, OAuthState};
-use spotauth_domain::service::{AuthError, CallbackInput};
+use spotauth_domain::service::{AuthError, CallbackInput, LogoutScope};
 
 use crate::problem::{Problem, login_rejected_code};
-use crate::web::{AccessTokenDto, AppState, Auth, SessionTokenIn, TokenSource, iso, session_meta};
+use crate::web::{
+    AccessTokenDto, AppState, Auth, LogoutDto, SessionTokenIn, Throttled, TokenSource, iso, session_meta,
+};
 
 /// Body of `POST /api/auth/spotify/login` (optional).
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +30,7 @@ fn no_body(req: &HttpRequest) -> bool {
 
 /// `POST /api/auth/spotify/login` → `{"authorizeUrl"}` and the login cookie.
 pub async fn login(
+    Throttled(client): Throttled,
     req: HttpRequest,
     state: web::Data<AppState>,
     body: Result<web::Json<LoginBody>, actix_web::Error>,
@@ -41,7 +44,7 @@ pub async fn login(
         Some(r) => Some(ReturnTo::new(r).map_err(|e| Problem::bad_request("invalid_return_to", e.to_string()))?),
         None => None,
     };
-    let start = state.service.begin_login(return_to).await.map_err(Problem::from)?;
+    let start = state.service.begin_login(return_to, client).await.map_err(Problem::from)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
@@ -60,7 +63,12 @@ pub struct CallbackQuery {
 }
 
 /// `GET /api/auth/spotify/callback` → 303 to the frontend, with a session or `?error=`.
-pub async fn callback(req: HttpRequest, state: web::Data<AppState>, q: web::Query<CallbackQuery>) -> HttpResponse {
+pub async fn callback(
+    _: Throttled,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<CallbackQuery>,
+) -> HttpResponse {
     let q = q.into_inner();
     let outcome = match (q.error, q.code) {
         (Some(error), _) => Err(sanitize_error(&error)),
@@ -71,7 +79,7 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>, q: web::Quer
         state: q.state.and_then(|s| OAuthState::new(s).ok()),
         outcome,
         bound: state.cookies.read_login(&req),
-        meta: session_meta(&req),
+        meta: session_meta(&req, &state.proxies),
     };
     let clear_login = state.cookies.clear_login();
     match state.service.complete_login(input).await {
@@ -96,6 +104,9 @@ pub async fn callback(req: HttpRequest, state: web::Data<AppState>, q: web::Quer
             let code = login_error_code(&e);
             let mut target = state.frontend_url.clone();
             target.query_pairs_mut().append_pair("error", code);
+            if let AuthError::RateLimited { retry_after } = &e {
+                target.query_pairs_mut().append_pair("retryAfter", &retry_after.as_secs().max(1).to_string());
+            }
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, target.as_str()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -115,14 +126,19 @@ fn sanitize_error(e: &str) -> String {
 }
 
 /// The `?error=` code for a failed login; causes of server-side failures are logged here.
+/// Refused callbacks (a forged, replayed or stale one) are expected and logged at debug only.
 fn login_error_code(e: &AuthError) -> &'static str {
     match e {
-        AuthError::LoginRejected(r) => login_rejected_code(*r),
+        AuthError::LoginRejected(r) => {
+            tracing::debug!(reason = %r, "login callback refused");
+            login_rejected_code(*r)
+        }
         AuthError::AuthorizationDeclined(reason) if reason == "access_denied" => "access_denied",
         AuthError::AuthorizationDeclined(_) => "authorization_error",
         AuthError::PremiumRequired => "premium_required",
         AuthError::NotAllowListed => "not_allow_listed",
-        AuthError::RateLimited { .. } | AuthError::Unavailable { .. } => "spotify_unavailable",
+        AuthError::RateLimited { .. } => "spotify_rate_limited",
+        AuthError::Unavailable { .. } => "spotify_unavailable",
         other => {
             tracing::error!(error = %other, "login failed");
             "login_failed"
@@ -131,7 +147,7 @@ fn login_error_code(e: &AuthError) -> &'static str {
 }
 
 /// `POST /api/auth/spotify/refresh`: rotates the session and hands out a fresh Spotify token.
-pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+pub async fn refresh(_: Throttled, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let presented = SessionTokenIn::of(&req, &state.cookies)?.ok_or_else(Problem::unauthenticated)?;
     let refreshed = match state.service.refresh_session(&presented.token).await {
         Ok(refreshed) => refreshed,
@@ -160,12 +176,40 @@ pub async fn token(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(AccessTokenDto::new(&served, None)))
 }
 
-/// `POST /api/auth/spotify/logout`: revokes the sessions, deletes the stored Spotify tokens.
-pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    if let Some(presented) = SessionTokenIn::of(&req, &state.cookies)? {
-        state.service.log_out(&presented.token).await?;
-    }
-    Ok(HttpResponse::NoContent().insert_header((header::SET_COOKIE, state.cookies.clear_session())).finish())
+/// Query of `POST /api/auth/spotify/logout`.
+#[derive(Debug, Deserialize)]
+pub struct LogoutQuery {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `POST /api/auth/spotify/logout?scope=device|everywhere` (default `everywhere`): `device` ends
+/// this session; `everywhere` ends every session of the user and disconnects Spotify (deletes
+/// the stored tokens). Works with an expired or ended session token too; a 401 says that no
+/// user could be identified and nothing was done. The session cookie is cleared either way.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<LogoutQuery>,
+) -> Result<HttpResponse, Problem> {
+    let scope = match q.scope.as_deref() {
+        None | Some("everywhere") => LogoutScope::Everywhere,
+        Some("device") => LogoutScope::Device,
+        Some(_) => return Err(Problem::bad_request("invalid_scope", "scope must be `device` or `everywhere`.")),
+    };
+    let clear = state.cookies.clear_session();
+    let nothing = || {
+        Problem::unauthenticated()
+            .detail("No session could be identified from this request: nothing was logged out or disconnected.")
+            .with_cookie(clear.clone())
+    };
+    let presented = SessionTokenIn::of(&req, &state.cookies).map_err(|_| nothing())?.ok_or_else(nothing)?;
+    let outcome = match state.service.log_out(&presented.token, scope).await {
+        Ok(outcome) => outcome,
+        Err(AuthError::Unauthenticated(_)) => return Err(nothing()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(HttpResponse::Ok().insert_header((header::SET_COOKIE, clear)).json(LogoutDto::from(outcome)))
 }
 
 /// `GET /api/auth/spotify/subscription`: Premium status, re-checked when stale.

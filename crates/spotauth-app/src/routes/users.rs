@@ -6,7 +6,7 @@ use serde_json::json;
 use spotauth_domain::user::PageRequest;
 
 use crate::problem::Problem;
-use crate::web::{ActiveUserDto, AppState, Auth, UserDto};
+use crate::web::{AppState, Auth, PresenceDto, UserDto};
 
 /// `GET /api/users/me`.
 pub async fn me(Auth(auth): Auth) -> HttpResponse {
@@ -26,11 +26,12 @@ fn default_limit() -> u32 {
     20
 }
 
-/// `GET /api/users/active?offset=&limit=`.
+/// `GET /api/users/active?offset=&limit=`: the people signed in now who have not opted out,
+/// as presences (see `PresenceDto`), to any signed-in user.
 pub async fn active(_: Auth, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, Problem> {
     let page = PageRequest::new(q.offset, q.limit).map_err(|e| Problem::bad_request("invalid_page", e.to_string()))?;
     let page = state.service.list_active_users(page).await?;
-    let items: Vec<ActiveUserDto> = page.items.iter().map(ActiveUserDto::from).collect();
+    let items: Vec<PresenceDto> = page.items.iter().map(PresenceDto::from).collect();
     Ok(HttpResponse::Ok().json(json!({
         "items": items,
         "total": page.total,

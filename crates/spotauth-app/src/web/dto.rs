@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
-use spotauth_domain::service::ServedToken;
+use spotauth_domain::service::{LogoutOutcome, LogoutScope, ServedToken};
 use spotauth_domain::time::Timestamp;
-use spotauth_domain::user::User;
+use spotauth_domain::user::{Presence, User};
 
 /// RFC 3339 UTC with milliseconds.
 pub fn iso(t: Timestamp) -> String {
@@ -45,25 +45,50 @@ impl From<&User> for UserDto {
     }
 }
 
-/// A user in the active list: fewer fields.
+/// A person in the active list, as the other signed-in people see them: an opaque id, a
+/// display name, whether they can play, and a coarse last-seen time (whole minutes, already
+/// rounded down to five by the domain).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ActiveUserDto {
+pub struct PresenceDto {
     id: String,
-    spotify_id: String,
     display_name: Option<String>,
-    is_premium: Option<bool>,
-    last_active: String,
+    can_play: Option<bool>,
+    last_seen: String,
 }
 
-impl From<&User> for ActiveUserDto {
-    fn from(u: &User) -> Self {
-        ActiveUserDto {
-            id: u.id.to_string(),
-            spotify_id: u.spotify_id.to_string(),
-            display_name: u.display_name.as_ref().map(ToString::to_string),
-            is_premium: u.subscription.status.as_option(),
-            last_active: iso(u.last_active),
+impl From<&Presence> for PresenceDto {
+    fn from(p: &Presence) -> Self {
+        let last_seen = DateTime::from_timestamp_millis(p.last_seen.unix_millis())
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Secs, true);
+        PresenceDto {
+            id: p.user_id.to_string(),
+            display_name: p.display_name.as_ref().map(ToString::to_string),
+            can_play: p.can_play,
+            last_seen,
+        }
+    }
+}
+
+/// What `POST /logout` did.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutDto {
+    scope: &'static str,
+    sessions_ended: u64,
+    spotify_disconnected: bool,
+}
+
+impl From<LogoutOutcome> for LogoutDto {
+    fn from(o: LogoutOutcome) -> Self {
+        LogoutDto {
+            scope: match o.scope {
+                LogoutScope::Device => "device",
+                LogoutScope::Everywhere => "everywhere",
+            },
+            sessions_ended: o.sessions_ended,
+            spotify_disconnected: o.spotify_disconnected,
         }
     }
 }

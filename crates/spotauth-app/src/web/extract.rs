@@ -11,7 +11,7 @@ use spotauth_domain::service::Authenticated;
 use spotauth_domain::session::SessionMeta;
 
 use super::cookies::{CookieValue, read_exact};
-use super::{AppState, Cookies};
+use super::{AppState, Cookies, TrustedProxies};
 use crate::problem::Problem;
 
 /// How the caller presented its session token.
@@ -82,10 +82,11 @@ impl FromRequest for Auth {
     }
 }
 
-/// Where a request comes from, for the session row.
-pub fn session_meta(req: &HttpRequest) -> SessionMeta {
+/// Where a request comes from, for the session row: its user agent, and the client address
+/// (behind a trusted proxy, the one the proxy reports).
+pub fn session_meta(req: &HttpRequest, proxies: &TrustedProxies) -> SessionMeta {
     let ua = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    SessionMeta::new(ua, req.peer_addr().map(|a| a.ip().to_string()))
+    SessionMeta::new(ua, proxies.client_ip(req).map(|ip| ip.to_string()))
 }
 
 #[cfg(test)]

@@ -1,13 +1,21 @@
 //! HTTP plumbing shared by the handlers: the shared state ([`state`]), cookie policy
 //! ([`cookies`]), what a request carries ([`extract`]: the session token, the authenticated
-//! session, where the request comes from) and the JSON shapes of our API ([`dto`]).
+//! session, where the request comes from; [`client`]: the client address behind trusted
+//! proxies), the rate limits ([`throttle`]), the cross-origin guard ([`csrf`]) and the JSON
+//! shapes of our API ([`dto`]).
 
+pub mod client;
 pub mod cookies;
+pub mod csrf;
 pub mod dto;
 pub mod extract;
 pub mod state;
+pub mod throttle;
 
+pub use client::TrustedProxies;
 pub use cookies::Cookies;
-pub use dto::{AccessTokenDto, ActiveUserDto, UserDto, iso};
+pub use csrf::TrustedOrigins;
+pub use dto::{AccessTokenDto, LogoutDto, PresenceDto, UserDto, iso};
 pub use extract::{Auth, SessionTokenIn, TokenSource, session_meta};
 pub use state::AppState;
+pub use throttle::{RateLimits, Throttle, Throttled};

@@ -7,7 +7,7 @@ use spotauth_runtime::RefreshMetrics;
 use spotauth_sql::StoreHealth;
 use url::Url;
 
-use super::Cookies;
+use super::{Cookies, Throttle, TrustedOrigins, TrustedProxies};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -25,6 +25,12 @@ pub struct AppState {
     pub spotify_missing: Vec<&'static str>,
     /// Token-refresh metrics, for `/metrics`.
     pub refresh_metrics: Arc<RefreshMetrics>,
+    /// The proxies whose forwarding headers name the client.
+    pub proxies: TrustedProxies,
+    /// The rate limits of this instance.
+    pub throttle: Arc<Throttle>,
+    /// The origins whose pages may make cookie-authenticated changes.
+    pub origins: TrustedOrigins,
 }
 
 impl std::fmt::Debug for AppState {

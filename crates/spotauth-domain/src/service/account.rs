@@ -4,7 +4,7 @@ use crate::ids::UserId;
 use crate::ports::RepoError;
 use crate::time::Timestamp;
 use crate::token::{AccessGrant, StoredTokens};
-use crate::user::{Page, PageRequest, PremiumStatus, Subscription, User};
+use crate::user::{Page, PageRequest, PremiumStatus, Presence, Subscription, User};
 
 use super::session::Authenticated;
 use super::{AuthError, AuthService};
@@ -19,12 +19,16 @@ pub struct ServedToken {
 }
 
 impl AuthService {
-    /// Active users, most recently active first.
-    pub async fn list_active_users(&self, page: PageRequest) -> Result<Page<User>, AuthError> {
-        Ok(self.ports.users.list_active(page).await?)
+    /// The active list: people signed in right now (a live session) who have not opted out,
+    /// most recently active first, each as a [`Presence`] (only what a party page needs).
+    pub async fn list_active_users(&self, page: PageRequest) -> Result<Page<Presence>, AuthError> {
+        let live = self.policy.session.live_after(self.ports.clock.now());
+        let Page { items, total, request } = self.ports.users.list_active(page, live).await?;
+        Ok(Page { items: items.iter().map(Presence::of).collect(), total, request })
     }
 
-    /// Sets whether the signed-in user shows in the active list.
+    /// Sets whether the signed-in user shows in the active list (an opt-out lasts until they
+    /// opt in again, across logins).
     pub async fn set_active(&self, auth: &Authenticated, active: bool) -> Result<User, AuthError> {
         let now = self.ports.clock.now();
         match self.ports.users.set_active(auth.user.id, active, now).await {
@@ -43,7 +47,7 @@ impl AuthService {
         }
         let min_validity = self.policy.access_token_min_validity;
         let grant = self.tokens.valid_access_token_given(user.id, tokens, min_validity).await?;
-        let profile = self.ports.profile.current_profile(&grant.access_token).await?;
+        let profile = self.tokens.under_backoff(self.ports.profile.current_profile(&grant.access_token)).await?;
         let subscription = self.settle_premium(&profile, &grant.access_token).await;
         match self.ports.users.record_subscription(user.id, subscription).await {
             Ok(user) => Ok(user.subscription),

@@ -43,6 +43,10 @@ pub enum LoginRejected {
     /// The callback was already used.
     #[error("login callback already used")]
     AlreadyUsed,
+    /// Spotify refused the authorization code (expired, already exchanged, or made up): an
+    /// expected outcome of a replayed or forged callback, not a fault of the service.
+    #[error("authorization code refused by Spotify")]
+    CodeRefused,
 }
 
 /// What a use case may answer besides success.
@@ -99,6 +103,12 @@ pub enum AuthError {
     /// Signing a session token failed.
     #[error("cannot issue session token")]
     SessionIssue,
+    /// Too many login attempts are pending (for this client, or in all); no new one is begun.
+    #[error("too many pending logins; retry after {retry_after:?}")]
+    TooManyLogins {
+        /// When the oldest pending attempts will have lapsed, at the latest.
+        retry_after: Duration,
+    },
 }
 
 impl From<SpotifyError> for AuthError {

@@ -1,7 +1,9 @@
 //! Logging in: the OAuth start, the callback, and connecting the user.
 
-use crate::login::{ConsumeOutcome, LOGIN_FLOW_TTL, NewLoginFlow, ReturnTo};
-use crate::ports::{LoginUpdate, NewUser, PremiumProbe, RepoError, SpotifyError, UniqueKey};
+use std::time::Duration;
+
+use crate::login::{ClientKey, ConsumeOutcome, LOGIN_FLOW_TTL, NewLoginFlow, ReturnTo};
+use crate::ports::{LoginUpdate, NewUser, PremiumProbe, RepoError, SpotifyError, TokenError, UniqueKey};
 use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier};
 use crate::session::SessionMeta;
 use crate::time::Timestamp;
@@ -10,6 +12,10 @@ use crate::user::{PremiumSource, PremiumStatus, SpotifyProfile, Subscription, Us
 
 use super::session::IssuedSession;
 use super::{AuthError, AuthService, LoginRejected};
+
+/// The retry hint of `TooManyLogins`: pending attempts lapse over `LOGIN_FLOW_TTL`, and a
+/// minute frees some of them under any steady flow.
+const TOO_MANY_LOGINS_RETRY: Duration = Duration::from_secs(60);
 
 /// What the OAuth callback brought, and what the browser's login cookie holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +58,24 @@ pub struct LoggedIn {
 
 impl AuthService {
     /// Starts a login: a fresh state and PKCE pair, the authorize URL, and a login-flow record
-    /// (shared by every instance) so the callback can be checked and used once.
-    pub async fn begin_login(&self, return_to: Option<ReturnTo>) -> Result<LoginStart, AuthError> {
-        let start = self.ports.accounts.begin_authorization();
+    /// (shared by every instance) so the callback can be checked and used once. Refused with
+    /// `TooManyLogins` while `client` (or everyone) has as many pending attempts as
+    /// [`crate::login::LoginLimits`] allows, so no request rate grows the table without bound.
+    pub async fn begin_login(
+        &self,
+        return_to: Option<ReturnTo>,
+        client: Option<ClientKey>,
+    ) -> Result<LoginStart, AuthError> {
         let now = self.ports.clock.now();
+        let pending = self.ports.flows.count_pending(client.clone(), now).await?;
+        let limits = self.policy.login;
+        if pending.client >= limits.pending_per_client || pending.total >= limits.pending_total {
+            return Err(AuthError::TooManyLogins { retry_after: TOO_MANY_LOGINS_RETRY });
+        }
+        let start = self.ports.accounts.begin_authorization();
         let expires_at = now.plus(LOGIN_FLOW_TTL);
         let state = self.ports.digests.oauth_state(&start.state);
-        self.ports.flows.create(NewLoginFlow { state, return_to, created_at: now, expires_at }).await?;
+        self.ports.flows.create(NewLoginFlow { state, client, return_to, created_at: now, expires_at }).await?;
         Ok(LoginStart {
             authorize_url: start.authorize_url,
             state: start.state,
@@ -86,8 +103,14 @@ impl AuthService {
             ConsumeOutcome::AlreadyUsed => return Err(LoginRejected::AlreadyUsed.into()),
         };
         let code = input.outcome.map_err(AuthError::AuthorizationDeclined)?;
-        let grant = self.ports.accounts.exchange_code(&code, &verifier).await?;
-        let profile = self.ports.profile.current_profile(&grant.access_token).await?;
+        // Every Spotify call of a login respects (and feeds) the backoff refreshes share, so
+        // junk callbacks cannot spend the quota every user's refresh depends on.
+        let grant = match self.tokens.under_backoff(self.ports.accounts.exchange_code(&code, &verifier)).await {
+            Ok(grant) => grant,
+            Err(TokenError::Spotify(SpotifyError::ReauthRequired)) => return Err(LoginRejected::CodeRefused.into()),
+            Err(e) => return Err(e.into()),
+        };
+        let profile = self.tokens.under_backoff(self.ports.profile.current_profile(&grant.access_token)).await?;
         let (user, issued) = self.connect(grant, profile, input.meta).await?;
         Ok(LoggedIn { user, issued, return_to: flow.return_to })
     }
@@ -161,7 +184,7 @@ impl AuthService {
                 checked_at: Some(now),
             };
         }
-        let (status, source) = match self.ports.profile.probe_premium(access).await {
+        let (status, source) = match self.tokens.under_backoff(self.ports.profile.probe_premium(access)).await {
             Ok(PremiumProbe::Premium) => (PremiumStatus::Premium, PremiumSource::PlayerProbe),
             Ok(PremiumProbe::Free) => (PremiumStatus::Free, PremiumSource::PlayerProbe),
             // No conclusion is not an answer: stay unknown, never guess.

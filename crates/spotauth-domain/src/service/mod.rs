@@ -16,8 +16,9 @@ use std::time::Duration;
 pub use account::ServedToken;
 pub use errors::{AuthError, LoginRejected, Unauthenticated};
 pub use login::{CallbackInput, LoggedIn, LoginStart};
-pub use session::{Authenticated, Housekeeping, IssuedSession, RefreshedSession};
+pub use session::{Authenticated, Housekeeping, IssuedSession, LogoutOutcome, LogoutScope, RefreshedSession};
 
+use crate::login::LoginLimits;
 use crate::ports::{
     Clock, Digests, IdSource, LoginFlowRepository, SessionRepository, SessionTokenCodec, SpotifyAccounts,
     SpotifyProfilePort, TokenCipher, TokenRepository, UserRepository,
@@ -42,6 +43,11 @@ pub struct ServicePolicy {
     /// Lapsed login attempts are deleted this long after they lapsed (until then a late
     /// callback is told "expired" rather than "unknown").
     pub lapsed_login_retention: Duration,
+    /// A user with no live session for this long has their Spotify tokens deleted (they
+    /// reconnect at their next login); until then a new login finds them connected.
+    pub token_retention: Duration,
+    /// Bounds on pending login attempts.
+    pub login: LoginLimits,
 }
 
 impl Default for ServicePolicy {
@@ -53,6 +59,8 @@ impl Default for ServicePolicy {
             access_token_min_validity: Duration::from_secs(300),
             ended_session_retention: Duration::from_secs(7 * 24 * 3600),
             lapsed_login_retention: Duration::from_secs(24 * 3600),
+            token_retention: Duration::from_secs(30 * 24 * 3600),
+            login: LoginLimits::default(),
         }
     }
 }

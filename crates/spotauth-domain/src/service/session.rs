@@ -1,9 +1,9 @@
 //! App sessions: issuing, authenticating, rotating, logging out, and purging what ended.
 
 use crate::ids::{TokenId, UserId};
-use crate::ports::RepoError;
+use crate::ports::{RepoError, SessionTokenError};
 use crate::secret::SessionToken;
-use crate::session::{NewSession, Session, SessionClaims, SessionMeta, SessionOwner, SessionView};
+use crate::session::{NewSession, Session, SessionClaims, SessionMeta, SessionOwner, SessionView, TokenIdHash};
 use crate::time::Timestamp;
 use crate::token::StoredTokens;
 use crate::user::User;
@@ -33,6 +33,9 @@ pub struct Authenticated {
     pub session: Session,
     /// The user's stored Spotify tokens (encrypted), read with the session; `None` when none.
     pub tokens: Option<StoredTokens>,
+    /// The presented token was rotated out moments ago and is accepted within the rotation
+    /// grace window; rotating it again yields the session's current token, not a new one.
+    pub superseded: bool,
 }
 
 /// A rotated session and the Spotify access token handed out with it.
@@ -52,6 +55,32 @@ pub struct Housekeeping {
     pub sessions: u64,
     /// Lapsed login attempts past their retention.
     pub login_flows: u64,
+    /// Users whose Spotify tokens were deleted: no live session for the token retention.
+    pub disconnected_users: u64,
+}
+
+/// What a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// Log out this device: only the presented token's session ends. Spotify stays connected
+    /// for the user's other sessions (and is disconnected by the data lifecycle once none is
+    /// live for the token retention).
+    Device,
+    /// Disconnect Spotify everywhere: every session of the user ends and the stored Spotify
+    /// tokens are deleted at once.
+    Everywhere,
+}
+
+/// What a logout did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogoutOutcome {
+    /// The scope asked for.
+    pub scope: LogoutScope,
+    /// How many sessions were live and are now ended (0 when the token's session had already
+    /// ended).
+    pub sessions_ended: u64,
+    /// Whether the stored Spotify tokens were deleted.
+    pub spotify_disconnected: bool,
 }
 
 impl AuthService {
@@ -83,9 +112,15 @@ impl AuthService {
     }
 
     /// Verifies a session token against its session row: signature and claims, revocation,
-    /// idle and absolute timeouts, and reuse of a rotated-out token (which revokes the session).
-    /// `last_active` of the session and the user is written at most once per touch interval.
+    /// idle and absolute timeouts, and reuse of a rotated-out token (which revokes the session)
+    /// unless it was rotated out within the grace window. `last_active` of the session and the
+    /// user is written at most once per touch interval.
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
+        Ok(self.verify_session(token).await?.0)
+    }
+
+    /// [`Self::authenticate`], also returning the verified claims.
+    async fn verify_session(&self, token: &str) -> Result<(Authenticated, SessionClaims), AuthError> {
         let now = self.ports.clock.now();
         let claims = self.ports.codec.verify(token, now).map_err(Unauthenticated::Token)?;
         let SessionView { session, owner } =
@@ -96,11 +131,13 @@ impl AuthService {
         if session.revoked_at.is_some() {
             return Err(Unauthenticated::Revoked.into());
         }
-        if now >= session.expires_at || now.since(session.last_active) > self.policy.session.idle_timeout {
+        if !session.is_live(self.policy.session.live_after(now)) {
             self.ports.sessions.revoke(session.id, now).await?;
             return Err(Unauthenticated::Expired.into());
         }
-        if self.ports.digests.token_id(&claims.token_id) != session.token_id_hash {
+        let presented = self.ports.digests.token_id(&claims.token_id);
+        let superseded = presented != session.token_id_hash;
+        if superseded && !self.within_grace(&session, &presented, now) {
             self.ports.sessions.revoke(session.id, now).await?;
             return Err(Unauthenticated::Reused.into());
         }
@@ -109,55 +146,107 @@ impl AuthService {
             self.ports.sessions.touch(session.id, now).await?;
             self.ports.users.touch(user.id, now).await?;
         }
-        Ok(Authenticated { user, session, tokens })
+        Ok((Authenticated { user, session, tokens, superseded }, claims))
+    }
+
+    /// Whether `presented` is the token rotated out last, less than the grace window ago.
+    fn within_grace(&self, session: &Session, presented: &TokenIdHash, now: Timestamp) -> bool {
+        session.previous_token_id_hash.as_ref() == Some(presented)
+            && session.rotated_at.is_some_and(|at| now.since(at) < self.policy.session.rotation_grace)
     }
 
     /// Rotates the session's token (the presented token dies, a new one is issued) and hands
-    /// out a Spotify access token with it. A token that was already rotated out (or loses a
-    /// concurrent rotation) revokes the whole session.
+    /// out a Spotify access token with it. The successor's id is derived from the presented
+    /// one, so two rotations of one token (racing, or the second within the grace window)
+    /// both hand out the session's current token instead of revoking it; any other presentation
+    /// of a rotated-out token revokes the whole session.
     pub async fn refresh_session(&self, token: &str) -> Result<RefreshedSession, AuthError> {
-        let auth = self.authenticate(token).await?;
+        let (auth, claims) = self.verify_session(token).await?;
         let now = self.ports.clock.now();
-        let token_id = self.ports.ids.new_token_id();
-        let new_hash = self.ports.digests.token_id(&token_id);
-        let session =
-            match self.ports.sessions.rotate(auth.session.id, &auth.session.token_id_hash, &new_hash, now).await {
+        let successor = self.ports.digests.successor_token_id(&claims.token_id);
+        let successor_hash = self.ports.digests.token_id(&successor);
+        let session = if auth.superseded {
+            self.current_successor(auth.session.clone(), &successor_hash, now).await?
+        } else {
+            let rotated =
+                self.ports.sessions.rotate(auth.session.id, &auth.session.token_id_hash, &successor_hash, now).await;
+            match rotated {
                 Ok(session) => session,
+                // A concurrent rotation of the same token won; it rotated to the same successor.
                 Err(RepoError::StaleVersion) => {
-                    self.ports.sessions.revoke(auth.session.id, now).await?;
-                    return Err(Unauthenticated::Reused.into());
+                    let view = self.ports.sessions.load_view(auth.session.id).await?;
+                    let current = view.map(|v| v.session).ok_or(Unauthenticated::UnknownSession)?;
+                    self.current_successor(current, &successor_hash, now).await?
                 }
                 Err(e) => return Err(e.into()),
-            };
-        let issued = self.issue_token(session, token_id, now)?;
+            }
+        };
+        let issued = self.issue_token(session, successor, now)?;
         let token = self.access_token_given(auth.user.id, auth.tokens).await;
         Ok(RefreshedSession { issued, token })
     }
 
-    /// Logs out and disconnects: revokes every session of the user, deletes the stored Spotify
-    /// tokens and clears the active flag. Idempotent: a token that no longer authenticates is
-    /// already logged out.
-    pub async fn log_out(&self, token: &str) -> Result<(), AuthError> {
-        let auth = match self.authenticate(token).await {
-            Ok(auth) => auth,
-            Err(AuthError::Unauthenticated(_)) => return Ok(()),
-            Err(e) => return Err(e),
-        };
+    /// The session when its current token is `successor` (the presented token's rotation
+    /// already happened); otherwise the presented token is reuse and the session is revoked.
+    async fn current_successor(
+        &self,
+        session: Session,
+        successor: &TokenIdHash,
+        now: Timestamp,
+    ) -> Result<Session, AuthError> {
+        if session.revoked_at.is_none() && &session.token_id_hash == successor {
+            return Ok(session);
+        }
+        self.ports.sessions.revoke(session.id, now).await?;
+        Err(Unauthenticated::Reused.into())
+    }
+
+    /// Logs out. Any session token of ours whose signature, issuer, audience and type verify
+    /// identifies its user, even when it expired or its session already ended (revoked,
+    /// rotated, timed out), as long as it was issued within the absolute session lifetime: a
+    /// logout must never silently leave Spotify connected. `Device` ends the token's session;
+    /// `Everywhere` ends every session of the user and deletes the stored Spotify tokens.
+    /// `Unauthenticated` when no user can be identified: nothing was done.
+    pub async fn log_out(&self, token: &str, scope: LogoutScope) -> Result<LogoutOutcome, AuthError> {
         let now = self.ports.clock.now();
-        self.ports.sessions.revoke_all_for_user(auth.user.id, now).await?;
-        self.ports.tokens.delete_tokens(auth.user.id).await?;
-        match self.ports.users.set_active(auth.user.id, false, now).await {
-            Ok(_) | Err(RepoError::NotFound) => Ok(()),
-            Err(e) => Err(e.into()),
+        let claims = self.ports.codec.verify_ignoring_time(token).map_err(Unauthenticated::Token)?;
+        if now.since(claims.issued_at) >= self.policy.session.absolute_timeout {
+            return Err(Unauthenticated::Token(SessionTokenError::Expired).into());
+        }
+        match scope {
+            LogoutScope::Device => {
+                let view = self.ports.sessions.load_view(claims.session_id).await?;
+                let session = view.map(|v| v.session).filter(|s| s.user_id == claims.user_id);
+                let live = session.is_some_and(|s| s.is_live(self.policy.session.live_after(now)));
+                if live {
+                    self.ports.sessions.revoke(claims.session_id, now).await?;
+                }
+                Ok(LogoutOutcome { scope, sessions_ended: u64::from(live), spotify_disconnected: false })
+            }
+            LogoutScope::Everywhere => {
+                let ended = self.ports.sessions.revoke_all_for_user(claims.user_id, now).await?;
+                let disconnected = match self.ports.tokens.delete_tokens(claims.user_id).await {
+                    Ok(()) => true,
+                    // The user row is gone: nothing stored to disconnect.
+                    Err(RepoError::NotFound) => false,
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(LogoutOutcome { scope, sessions_ended: ended, spotify_disconnected: disconnected })
+            }
         }
     }
 
-    /// Deletes ended sessions and lapsed login attempts past their retention (see
-    /// [`super::ServicePolicy`]). Run periodically by the housekeeping task.
+    /// The data lifecycle, run periodically by the housekeeping task on every instance (each
+    /// delete is one idempotent statement, so instances running it at once only repeat each
+    /// other): ended sessions and lapsed login attempts past their retention, and the Spotify
+    /// tokens of users without a live session for the token retention (see
+    /// [`super::ServicePolicy`]).
     pub async fn housekeeping(&self) -> Result<Housekeeping, AuthError> {
         let now = self.ports.clock.now();
         let sessions = self.ports.sessions.purge_ended(now.minus(self.policy.ended_session_retention)).await?;
         let login_flows = self.ports.flows.purge_expired(now.minus(self.policy.lapsed_login_retention)).await?;
-        Ok(Housekeeping { sessions, login_flows })
+        let idle_since = self.policy.session.live_after(now.minus(self.policy.token_retention));
+        let disconnected_users = self.ports.tokens.delete_tokens_of_idle_users(idle_since).await?;
+        Ok(Housekeeping { sessions, login_flows, disconnected_users })
     }
 }

@@ -7,17 +7,18 @@ use std::time::Duration;
 use mockall::predicate::*;
 
 use crate::ids::{SessionId, TokenId, UserId};
-use crate::login::{ConsumeOutcome, LOGIN_FLOW_TTL, LoginFlow, ReturnTo, StateDigest};
+use crate::login::{ClientKey, ConsumeOutcome, LOGIN_FLOW_TTL, LoginFlow, LoginLimits, PendingLogins, ReturnTo, StateDigest};
 use crate::ports::{
     AuthorizationStart, MockDigests, MockSessionRepository, NewUser, PremiumProbe, RepoError, SpotifyError, UniqueKey,
 };
 use crate::secret::{AuthorizationCode, OAuthState, PkceVerifier};
-use crate::session::{Session, SessionMeta, SessionOwner, SessionView};
+use crate::session::{LiveAfter, Session, SessionMeta, SessionOwner, SessionView};
 use crate::test_support::*;
 use crate::time::Timestamp;
 use crate::token::{REFRESH_TOKEN_LIFETIME, StoredTokens, TokenColumn, TokenVersion};
 use crate::user::{
-    DisplayName, PremiumSource, PremiumStatus, SpotifyAccountKey, SpotifyProfile, SpotifyUserId, Subscription, User,
+    DisplayName, Page, PageRequest, PremiumSource, PremiumStatus, SpotifyAccountKey, SpotifyProfile, SpotifyUserId,
+    Subscription, User,
 };
 
 use super::*;
@@ -63,8 +64,8 @@ fn user_from_new(n: &NewUser) -> User {
 
 const SID: SessionId = SessionId::from_bytes([1; 16]);
 const TID: TokenId = TokenId::from_bytes([2; 16]);
-/// The first token id the fixture's id source hands out.
-const FIRST_NEW_TID: TokenId = TokenId::from_bytes([1; 16]);
+/// The token id that replaces [`TID`] at rotation (the fake digests' successor).
+const NEXT_TID: TokenId = TokenId::from_bytes([102; 16]);
 
 fn session(id: SessionId, user_id: UserId, token: TokenId, last_active: Timestamp) -> Session {
     Session {
@@ -75,6 +76,8 @@ fn session(id: SessionId, user_id: UserId, token: TokenId, last_active: Timestam
         last_active,
         expires_at: NOW.plus(Duration::from_secs(30 * 86400)),
         revoked_at: None,
+        previous_token_id_hash: None,
+        rotated_at: None,
         meta: SessionMeta::default(),
     }
 }
@@ -98,7 +101,7 @@ fn token_for(sid: SessionId, user_id: UserId, tid: TokenId) -> String {
 }
 
 fn authenticated(user: User, tokens: Option<StoredTokens>) -> Authenticated {
-    Authenticated { session: session(SID, user.id, TID, NOW), user, tokens }
+    Authenticated { session: session(SID, user.id, TID, NOW), user, tokens, superseded: false }
 }
 
 fn expect_session_create(s: &mut MockSessionRepository) {
@@ -111,16 +114,18 @@ fn expect_session_create(s: &mut MockSessionRepository) {
             last_active: n.created_at,
             expires_at: n.expires_at,
             revoked_at: None,
+            previous_token_id_hash: None,
+            rotated_at: None,
             meta: n.meta,
         })
     });
 }
 
-/// The session rotation of [`SID`] succeeds, to the hash of [`FIRST_NEW_TID`].
+/// The session rotation of [`SID`] succeeds, to the hash of [`NEXT_TID`].
 fn expect_rotation(s: &mut MockSessionRepository) {
     s.expect_rotate()
         .withf(|id, old, new, now| {
-            *id == SID && *old == token_hash(&TID) && *new == token_hash(&FIRST_NEW_TID) && *now == NOW
+            *id == SID && *old == token_hash(&TID) && *new == token_hash(&NEXT_TID) && *now == NOW
         })
         .times(1)
         .returning(|id, _, new, now| {
@@ -168,6 +173,7 @@ async fn development_mode_profile_falls_back_to_the_player_probe() {
         (Err(SpotifyError::Unavailable("502".into())), PremiumStatus::Unknown, PremiumSource::None),
     ] {
         let mut fx = Fixture::new();
+    fx.no_backoff();
         fx.profile.expect_probe_premium().times(1).return_once(move |_| probe);
         fx.users.expect_find_by_account_key().returning(|_| Ok(None));
         fx.users.expect_insert().returning(|n| Ok(user_from_new(&n)));
@@ -331,8 +337,8 @@ async fn refresh_session_rotates_and_hands_out_the_access_token() {
     fx.accounts.expect_refresh().never();
     let (svc, _) = fx.auth_service();
     let RefreshedSession { issued, token } = svc.refresh_session(&token_for(SID, uid(1), TID)).await.unwrap();
-    assert_eq!(issued.token.expose(), token_for(SID, uid(1), FIRST_NEW_TID));
-    assert_eq!(issued.session.token_id_hash, token_hash(&FIRST_NEW_TID));
+    assert_eq!(issued.token.expose(), token_for(SID, uid(1), NEXT_TID));
+    assert_eq!(issued.session.token_id_hash, token_hash(&NEXT_TID));
     assert_eq!((issued.issued_at, issued.token_expires_at), (NOW, NOW.plus(svc.policy().session.token_ttl)));
     let served = token.unwrap();
     assert_eq!(served.grant.access_token.expose(), "OLD-AT");
@@ -373,27 +379,68 @@ async fn refresh_session_without_an_access_token_still_carries_the_new_session()
         }
         let (svc, _) = fx.auth_service();
         let RefreshedSession { issued, token } = svc.refresh_session(&token_for(SID, uid(1), TID)).await.unwrap();
-        assert_eq!(issued.token.expose(), token_for(SID, uid(1), FIRST_NEW_TID));
-        assert_eq!(issued.session.token_id_hash, token_hash(&FIRST_NEW_TID));
+        assert_eq!(issued.token.expose(), token_for(SID, uid(1), NEXT_TID));
+        assert_eq!(issued.session.token_id_hash, token_hash(&NEXT_TID));
         assert_eq!(token.unwrap_err(), want);
     }
 }
 
 #[tokio::test]
-async fn log_out_disconnects_and_is_idempotent() {
+async fn log_out_everywhere_disconnects_even_with_an_expired_or_ended_session() {
+    for session_state in ["live", "revoked", "gone"] {
+        let mut fx = Fixture::new();
+        // The session row is never needed: the verified token names the user.
+        fx.sessions.expect_load_view().never();
+        fx.sessions.expect_revoke_all_for_user().with(eq(uid(1)), eq(NOW)).times(1).returning(|_, _| Ok(1));
+        fx.tokens.expect_delete_tokens().with(eq(uid(1))).times(1).returning(|_| Ok(()));
+        // Presence follows live sessions: the opt-out flag is not logout's business.
+        fx.users.expect_set_active().never();
+        let (svc, _) = fx.auth_service();
+        let out = svc.log_out(&token_for(SID, uid(1), TID), LogoutScope::Everywhere).await.unwrap();
+        assert_eq!(
+            out,
+            LogoutOutcome { scope: LogoutScope::Everywhere, sessions_ended: 1, spotify_disconnected: true },
+            "{session_state}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_out_device_ends_only_a_live_session_and_says_so() {
     let mut fx = Fixture::new();
     fx.sessions.expect_load_view().returning(|_| Ok(Some(live_view(NOW, None))));
-    fx.sessions.expect_revoke_all_for_user().with(eq(uid(1)), eq(NOW)).times(1).returning(|_, _| Ok(1));
-    fx.tokens.expect_delete_tokens().with(eq(uid(1))).times(1).returning(|_| Ok(()));
-    fx.users
-        .expect_set_active()
-        .with(eq(uid(1)), eq(false), eq(NOW))
-        .times(1)
-        .returning(|id, _, _| Ok(user(id, PremiumStatus::Premium)));
+    fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
+    fx.sessions.expect_revoke_all_for_user().never();
+    fx.tokens.expect_delete_tokens().never();
     let (svc, _) = fx.auth_service();
-    svc.log_out(&token_for(SID, uid(1), TID)).await.unwrap();
-    // A garbage or dead token is already logged out.
-    svc.log_out("garbage").await.unwrap();
+    let out = svc.log_out(&token_for(SID, uid(1), TID), LogoutScope::Device).await.unwrap();
+    assert_eq!((out.sessions_ended, out.spotify_disconnected), (1, false));
+
+    let mut fx = Fixture::new();
+    fx.sessions.expect_load_view().returning(|_| {
+        let mut v = live_view(NOW, None);
+        v.session.revoked_at = Some(NOW.minus(secs(60)));
+        Ok(Some(v))
+    });
+    fx.sessions.expect_revoke().never();
+    let (svc, _) = fx.auth_service();
+    let out = svc.log_out(&token_for(SID, uid(1), TID), LogoutScope::Device).await.unwrap();
+    assert_eq!((out.sessions_ended, out.spotify_disconnected), (0, false), "nothing live to end");
+}
+
+#[tokio::test]
+async fn log_out_with_nothing_identifiable_does_nothing_and_says_so() {
+    let mut fx = Fixture::new();
+    fx.sessions.expect_revoke_all_for_user().never();
+    fx.tokens.expect_delete_tokens().never();
+    let policy = fx.policy;
+    let (svc, probe) = fx.auth_service();
+    let err = svc.log_out("garbage", LogoutScope::Everywhere).await.unwrap_err();
+    assert!(matches!(err, AuthError::Unauthenticated(_)), "{err:?}");
+    // A token of ours issued longer ago than any session may live identifies nobody any more.
+    probe.advance(policy.session.absolute_timeout);
+    let err = svc.log_out(&token_for(SID, uid(1), TID), LogoutScope::Everywhere).await.unwrap_err();
+    assert!(matches!(err, AuthError::Unauthenticated(_)), "{err:?}");
 }
 
 #[tokio::test]
@@ -401,10 +448,93 @@ async fn housekeeping_purges_past_the_retentions_and_reports_the_counts() {
     let mut fx = Fixture::new();
     let (ended, lapsed) = (fx.policy.ended_session_retention, fx.policy.lapsed_login_retention);
     assert_ne!(ended, lapsed, "the test must tell the two retentions apart");
+    let tokens_kept = fx.policy.token_retention;
+    let idle = fx.policy.session.idle_timeout;
     fx.sessions.expect_purge_ended().with(eq(NOW.minus(ended))).times(1).returning(|_| Ok(4));
     fx.flows.expect_purge_expired().with(eq(NOW.minus(lapsed))).times(1).returning(|_| Ok(2));
+    let at = NOW.minus(tokens_kept);
+    fx.tokens
+        .expect_delete_tokens_of_idle_users()
+        .with(eq(LiveAfter { at, idle_since: at.minus(idle) }))
+        .times(1)
+        .returning(|_| Ok(3));
     let (svc, _) = fx.auth_service();
-    assert_eq!(svc.housekeeping().await.unwrap(), Housekeeping { sessions: 4, login_flows: 2 });
+    assert_eq!(
+        svc.housekeeping().await.unwrap(),
+        Housekeeping { sessions: 4, login_flows: 2, disconnected_users: 3 }
+    );
+}
+
+// --- Rotation grace window --------------------------------------------------------------------
+
+/// Session [`SID`] whose token [`TID`] was rotated to [`NEXT_TID`] `ago` before [`NOW`].
+fn rotated_view(ago: Duration) -> SessionView {
+    let mut v = live_view(NOW, Some(stored(uid(1), 3000, 86400)));
+    v.session.token_id_hash = token_hash(&NEXT_TID);
+    v.session.previous_token_id_hash = Some(token_hash(&TID));
+    v.session.rotated_at = Some(NOW.minus(ago));
+    v
+}
+
+#[tokio::test]
+async fn a_token_rotated_out_within_the_grace_window_still_authenticates_and_rotates_to_the_current_one() {
+    let mut fx = Fixture::new();
+    fx.sessions.expect_load_view().returning(|_| Ok(Some(rotated_view(secs(2)))));
+    fx.sessions.expect_revoke().never();
+    fx.sessions.expect_rotate().never();
+    let (svc, _) = fx.auth_service();
+    let auth = svc.authenticate(&token_for(SID, uid(1), TID)).await.unwrap();
+    assert!(auth.superseded);
+    // Rotating it again hands out the session's current token, and writes nothing.
+    let refreshed = svc.refresh_session(&token_for(SID, uid(1), TID)).await.unwrap();
+    assert_eq!(refreshed.issued.token.expose(), token_for(SID, uid(1), NEXT_TID));
+    assert_eq!(refreshed.token.unwrap().grant.access_token.expose(), "OLD-AT");
+}
+
+#[tokio::test]
+async fn past_the_grace_window_a_rotated_out_token_is_reuse() {
+    for ago in [secs(5), secs(60)] {
+        let mut fx = Fixture::new();
+        fx.sessions.expect_load_view().returning(move |_| Ok(Some(rotated_view(ago))));
+        fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
+        let (svc, _) = fx.auth_service();
+        let err = svc.authenticate(&token_for(SID, uid(1), TID)).await.unwrap_err();
+        assert_eq!(err, AuthError::Unauthenticated(Unauthenticated::Reused), "{ago:?}");
+    }
+    // A grace of zero turns the window off.
+    let mut fx = Fixture::new();
+    fx.policy.session.rotation_grace = Duration::ZERO;
+    fx.sessions.expect_load_view().returning(|_| Ok(Some(rotated_view(Duration::ZERO))));
+    fx.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
+    let (svc, _) = fx.auth_service();
+    assert!(svc.authenticate(&token_for(SID, uid(1), TID)).await.is_err());
+}
+
+#[tokio::test]
+async fn a_token_older_than_the_previous_one_is_reuse_even_within_the_window() {
+    let mut fx = Fixture::new();
+    fx.sessions.expect_load_view().returning(|_| Ok(Some(rotated_view(secs(1)))));
+    fx.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
+    let (svc, _) = fx.auth_service();
+    let older = TokenId::from_bytes([7; 16]);
+    let err = svc.refresh_session(&token_for(SID, uid(1), older)).await.unwrap_err();
+    assert_eq!(err, AuthError::Unauthenticated(Unauthenticated::Reused));
+}
+
+#[tokio::test]
+async fn racing_rotations_of_one_token_both_get_the_same_successor() {
+    let mut fx = Fixture::new();
+    let mut reads = 0;
+    // First the session as both requests saw it, then as the winner left it.
+    fx.sessions.expect_load_view().returning(move |_| {
+        reads += 1;
+        Ok(Some(if reads == 1 { live_view(NOW, Some(stored(uid(1), 3000, 86400))) } else { rotated_view(Duration::ZERO) }))
+    });
+    fx.sessions.expect_rotate().times(1).returning(|_, _, _, _| Err(RepoError::StaleVersion));
+    fx.sessions.expect_revoke().never();
+    let (svc, _) = fx.auth_service();
+    let refreshed = svc.refresh_session(&token_for(SID, uid(1), TID)).await.unwrap();
+    assert_eq!(refreshed.issued.token.expose(), token_for(SID, uid(1), NEXT_TID));
 }
 
 // --- Account: Premium and the playback token --------------------------------------------------
@@ -447,6 +577,7 @@ async fn playback_token_for_unknown_status_is_served() {
 #[tokio::test]
 async fn stale_subscription_is_rechecked_fresh_one_is_not() {
     let mut fx = Fixture::new();
+    fx.no_backoff();
     let ttl = fx.policy.subscription_ttl;
     // The token row came with the session and is fresh: used without a read.
     fx.tokens.expect_load_tokens().never();
@@ -541,10 +672,12 @@ fn expect_first_login(fx: &mut Fixture) {
 async fn begin_login_records_the_flow_with_its_return_path() {
     let mut fx = Fixture::new();
     fx.accounts.expect_begin_authorization().returning(|| start("S1"));
+    fx.flows.expect_count_pending().with(eq(Some(client())), eq(NOW)).times(1).returning(|_, _| Ok(pending(49, 9_999)));
     fx.flows
         .expect_create()
         .withf(|f| {
             f.state == state_digest(&state("S1"))
+                && f.client == Some(client())
                 && f.return_to.as_ref().map(ReturnTo::as_str) == Some("/room")
                 && f.created_at == NOW
                 && f.expires_at == NOW.plus(LOGIN_FLOW_TTL)
@@ -552,7 +685,7 @@ async fn begin_login_records_the_flow_with_its_return_path() {
         .times(1)
         .returning(|_| Ok(()));
     let (svc, _) = fx.auth_service();
-    let start = svc.begin_login(Some(ReturnTo::new("/room").unwrap())).await.unwrap();
+    let start = svc.begin_login(Some(ReturnTo::new("/room").unwrap()), Some(client())).await.unwrap();
     assert_eq!(start.state.expose(), "S1");
     assert_eq!(start.authorize_url, "https://accounts.example/authorize?state=S1");
     assert_eq!((start.started_at, start.expires_at), (NOW, NOW.plus(LOGIN_FLOW_TTL)));
@@ -563,10 +696,12 @@ async fn the_login_flow_is_stored_and_consumed_under_the_state_digest_never_the_
     // Whatever the Digests port computes from the state is the key, at both ends.
     let digest = StateDigest::from_bytes([0xAB; 32]);
     let mut fx = Fixture::new();
+    fx.no_backoff();
     fx.digests = MockDigests::new();
     fx.digests.expect_oauth_state().with(eq(state("S1"))).times(2).return_const(digest.clone());
     fx.digests.expect_token_id().returning(token_hash);
     fx.accounts.expect_begin_authorization().times(1).returning(|| start("S1"));
+    fx.flows.expect_count_pending().returning(|_, _| Ok(pending(0, 0)));
     let stored_key = digest.clone();
     fx.flows.expect_create().withf(move |f| f.state == stored_key).times(1).returning(|_| Ok(()));
     fx.flows.expect_consume().withf(move |st, now| *st == digest && *now == NOW).times(1).returning(|_, _| {
@@ -578,7 +713,7 @@ async fn the_login_flow_is_stored_and_consumed_under_the_state_digest_never_the_
     });
     expect_first_login(&mut fx);
     let (svc, _) = fx.auth_service();
-    let begun = svc.begin_login(Some(ReturnTo::new("/room").unwrap())).await.unwrap();
+    let begun = svc.begin_login(Some(ReturnTo::new("/room").unwrap()), None).await.unwrap();
     let input = CallbackInput {
         state: Some(begun.state.clone()),
         outcome: Ok(AuthorizationCode::new("CODE").unwrap()),
@@ -633,6 +768,7 @@ async fn declined_authorization_spends_the_flow_and_exchanges_nothing() {
 #[tokio::test]
 async fn a_valid_callback_exchanges_the_code_with_the_bound_verifier() {
     let mut fx = Fixture::new();
+    fx.no_backoff();
     fx.flows.expect_consume().withf(|st, now| *st == state_digest(&state("S1")) && *now == NOW).times(1).returning(
         |_, _| {
             Ok(ConsumeOutcome::Consumed(LoginFlow {
@@ -647,4 +783,69 @@ async fn a_valid_callback_exchanges_the_code_with_the_bound_verifier() {
     let logged = svc.complete_login(callback(Some("S1"), Some("S1"))).await.unwrap();
     assert_eq!(logged.return_to.unwrap().as_str(), "/after");
     assert_eq!(logged.user.subscription.status, PremiumStatus::Premium);
+}
+
+fn client() -> ClientKey {
+    ClientKey::from_ip("203.0.113.5".parse().unwrap())
+}
+
+fn pending(client: u64, total: u64) -> PendingLogins {
+    PendingLogins { client, total }
+}
+
+#[tokio::test]
+async fn begin_login_is_refused_while_too_many_logins_are_pending_and_writes_nothing() {
+    let limits = LoginLimits::default();
+    for (mine, all) in [(limits.pending_per_client, 0), (0, limits.pending_total)] {
+        let mut fx = Fixture::new();
+        fx.flows.expect_count_pending().times(1).returning(move |_, _| Ok(pending(mine, all)));
+        fx.flows.expect_create().never();
+        fx.accounts.expect_begin_authorization().never();
+        let (svc, _) = fx.auth_service();
+        let err = svc.begin_login(None, Some(client())).await.unwrap_err();
+        assert!(matches!(err, AuthError::TooManyLogins { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_login_during_a_spotify_backoff_makes_no_call_and_a_refused_code_is_an_expected_outcome() {
+    let consumed = || {
+        Ok(ConsumeOutcome::Consumed(LoginFlow { return_to: None, created_at: NOW, expires_at: NOW.plus(LOGIN_FLOW_TTL) }))
+    };
+    let mut fx = Fixture::new();
+    fx.flows.expect_consume().times(1).returning(move |_, _| consumed());
+    fx.limits.expect_backoff_until().returning(|_| Ok(Some(NOW.plus(secs(40)))));
+    fx.accounts.expect_exchange_code().never();
+    let (svc, _) = fx.auth_service();
+    let err = svc.complete_login(callback(Some("S1"), Some("S1"))).await.unwrap_err();
+    assert_eq!(err, AuthError::RateLimited { retry_after: secs(40) });
+
+    let mut fx = Fixture::new();
+    fx.flows.expect_consume().times(1).returning(move |_, _| consumed());
+    fx.no_backoff();
+    fx.accounts.expect_exchange_code().times(1).returning(|_, _| Err(SpotifyError::ReauthRequired));
+    fx.profile.expect_current_profile().never();
+    let (svc, _) = fx.auth_service();
+    let err = svc.complete_login(callback(Some("S1"), Some("S1"))).await.unwrap_err();
+    assert_eq!(err, AuthError::LoginRejected(LoginRejected::CodeRefused));
+}
+
+#[tokio::test]
+async fn the_active_list_shows_presences_of_people_signed_in_now() {
+    let mut fx = Fixture::new();
+    let idle = fx.policy.session.idle_timeout;
+    fx.users
+        .expect_list_active()
+        .with(always(), eq(LiveAfter { at: NOW, idle_since: NOW.minus(idle) }))
+        .times(1)
+        .returning(|page, _| {
+            let mut seen = user(uid(1), PremiumStatus::Premium);
+            seen.last_active = NOW.plus(Duration::from_millis(299_999));
+            Ok(Page { items: vec![seen], total: 1, request: page })
+        });
+    let (svc, _) = fx.auth_service();
+    let page = svc.list_active_users(PageRequest::new(0, 20).unwrap()).await.unwrap();
+    let p = &page.items[0];
+    assert_eq!((p.user_id, p.can_play), (uid(1), Some(true)));
+    assert_eq!(p.last_seen, NOW, "rounded down to five minutes");
 }

@@ -9,6 +9,7 @@ use mockall::predicate::*;
 
 use crate::ports::{CipherError, LeaseOutcome, RefreshEvent, RepoError, SpotifyError, TokenError, UserLock};
 use crate::test_support::*;
+use crate::session::{LiveAfter, SessionPolicy};
 use crate::token::{AccessGrant, TokenColumn, TokenVersion};
 
 /// The access token in the clear, or the error.
@@ -505,13 +506,52 @@ async fn a_failed_lease_release_is_recorded_and_the_token_still_served() {
 // --- The proactive refresher's list -----------------------------------------------------------
 
 #[tokio::test]
-async fn due_for_refresh_lists_the_tokens_expiring_within_the_lookahead() {
+async fn due_for_refresh_lists_the_tokens_expiring_within_the_lookahead_of_signed_in_users() {
     let mut fx = Fixture::new();
+    let sessions = SessionPolicy::default();
+    let live = LiveAfter { at: NOW, idle_since: NOW.minus(sessions.idle_timeout) };
     fx.tokens
         .expect_list_refresh_candidates()
-        .with(eq(NOW.plus(secs(600))), eq(50))
+        .with(eq(NOW.plus(secs(600))), eq(live), eq(50))
         .times(1)
-        .returning(|_, _| Ok(vec![uid(1), uid(2)]));
+        .returning(|_, _, _| Ok(vec![uid(1), uid(2)]));
     let (svc, _) = fx.token_service();
-    assert_eq!(svc.due_for_refresh(secs(600), 50).await.unwrap(), vec![uid(1), uid(2)]);
+    assert_eq!(svc.due_for_refresh(secs(600), &sessions, 50).await.unwrap(), vec![uid(1), uid(2)]);
+}
+
+// --- Other Spotify calls under the shared backoff -------------------------------------------
+
+#[tokio::test]
+async fn under_backoff_makes_no_call_while_backing_off_and_records_a_429_for_everyone() {
+    // A backoff another instance recorded: the call is never made.
+    let mut fx = Fixture::new();
+    fx.limits.expect_backoff_until().times(1).returning(|_| Ok(Some(NOW.plus(secs(30)))));
+    let (svc, probe) = fx.token_service();
+    let called = std::sync::atomic::AtomicBool::new(false);
+    let call = async {
+        called.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok::<_, SpotifyError>(())
+    };
+    assert_eq!(svc.under_backoff(call).await, Err(TokenError::RateLimited { retry_after: secs(30) }));
+    assert!(!called.load(std::sync::atomic::Ordering::SeqCst), "no call during a backoff");
+    assert!(probe.events().contains(&RefreshEvent::BackoffBlocked));
+
+    // A 429 the call receives extends the shared backoff.
+    let mut fx = Fixture::new();
+    fx.no_backoff();
+    fx.limits
+        .expect_extend_backoff()
+        .with(eq(CLIENT_ID), eq(NOW.plus(secs(20))), eq(NOW))
+        .times(1)
+        .returning(|_, until, _| Ok(until));
+    let (svc, _) = fx.token_service();
+    let answer = svc.under_backoff(async { Err::<(), _>(SpotifyError::RateLimited { retry_after: secs(20) }) }).await;
+    assert_eq!(answer, Err(TokenError::RateLimited { retry_after: secs(20) }));
+    // Other errors pass through untouched.
+    let mut fx = Fixture::new();
+    fx.no_backoff();
+    fx.limits.expect_extend_backoff().never();
+    let (svc, _) = fx.token_service();
+    let answer = svc.under_backoff(async { Err::<(), _>(SpotifyError::ReauthRequired) }).await;
+    assert_eq!(answer, Err(TokenError::Spotify(SpotifyError::ReauthRequired)));
 }

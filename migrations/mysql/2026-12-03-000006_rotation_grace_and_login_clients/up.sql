@@ -1,0 +1,11 @@
+-- The rotation grace window and the bound on pending logins per client (docs/design/threats.md).
+-- Online-safe: nullable columns and one index added; no FOREIGN KEY (PlanetScale).
+ALTER TABLE user_sessions
+  ADD COLUMN previous_token_id_hash BINARY(32) NULL
+    COMMENT 'SHA-256 of the token id (jti) rotated out last; it still authenticates for the rotation grace window after rotated_at',
+  ADD COLUMN rotated_at BIGINT NULL
+    COMMENT 'When the token was last rotated (Unix ms, UTC); NULL before the first rotation';
+ALTER TABLE oauth_login_flows
+  ADD COLUMN client_key VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL
+    COMMENT 'The client the login came from: its IPv4 address, or its IPv6 /64 prefix; bounds pending logins per client; purged with the row',
+  ADD KEY idx_oauth_login_flows_client_expires (client_key, expires_at);
