@@ -9,6 +9,7 @@
 //! become RFC 9457 problems). No business rule and no clock read lives here.
 
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 pub mod settings;
 pub mod startup;

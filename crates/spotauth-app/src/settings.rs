@@ -29,7 +29,8 @@ use spotauth_runtime::proactive::ProactiveSettings;
 use spotauth_spotify::SpotifyConfig;
 use url::Url;
 
-use crate::web::{RateLimits, TrustedOrigins, TrustedProxies};
+use crate::rate_limit::RateLimits;
+use crate::web::{TrustedOrigins, TrustedProxies};
 
 /// Why the settings were refused: one line that names the setting, never its secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -404,9 +405,11 @@ impl Settings {
         let origins =
             TrustedOrigins::new(&frontend_url, allowed.split(',')).map_err(|e| SettingsError(e.to_string()))?;
         let metrics_addr = match nonempty(raw.metrics_addr) {
-            Some(a) => Some(a.trim().parse::<SocketAddr>().map_err(|_| {
-                SettingsError("METRICS_ADDR must be IP:PORT, e.g. 127.0.0.1:9100".into())
-            })?),
+            Some(a) => Some(
+                a.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| SettingsError("METRICS_ADDR must be IP:PORT, e.g. 127.0.0.1:9100".into()))?,
+            ),
             None => None,
         };
         let housekeeping_interval = secs(
@@ -667,7 +670,9 @@ mod tests {
         assert!(!s.cookie_secure);
         assert!(s.token_encryption_keys.is_none() && s.session_signing_key.is_none());
 
-        let s = Settings::from_pairs([("DATA_DIR", "/tmp/x"), ("BIND_ADDR", "0.0.0.0:9000")]).unwrap();
+        let s =
+            Settings::from_pairs([("DATA_DIR", "/tmp/x"), ("BIND_ADDR", "0.0.0.0:9000"), ("DEV_ALLOW_REMOTE", "true")])
+                .unwrap();
         assert!(matches!(&s.database, Database::Sqlite(p) if p == Path::new("/tmp/x/spotauth.db")), "{:?}", s.database);
         assert_eq!(s.frontend_url.as_str(), "http://127.0.0.1:9000/");
         let s = Settings::from_pairs([("SQLITE_PATH", "/tmp/y.db")]).unwrap();
@@ -732,6 +737,53 @@ mod tests {
             let err = Settings::from_pairs(pairs).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
             assert!(!err.contains("hunter2") && !err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn development_refuses_an_address_others_can_reach_unless_insisted() {
+        let err = Settings::from_pairs([("BIND_ADDR", "0.0.0.0:8080")]).map(|_| ()).unwrap_err().to_string();
+        assert!(err.starts_with("BIND_ADDR 0.0.0.0:8080") && err.contains("DEV_ALLOW_REMOTE") && !err.contains('\n'));
+        assert!(Settings::from_pairs([("BIND_ADDR", "0.0.0.0:8080"), ("DEV_ALLOW_REMOTE", "true")]).is_ok());
+        assert!(Settings::from_pairs([("BIND_ADDR", "[::1]:8080")]).is_ok(), "loopback is fine");
+        let production: Vec<_> = base().into_iter().chain([("BIND_ADDR", "0.0.0.0:8080")]).collect();
+        assert!(Settings::from_pairs(production).is_ok());
+    }
+
+    #[test]
+    fn a_malformed_config_file_is_named_by_line_without_its_value() {
+        let dir = std::env::temp_dir().join(format!("spotauth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "app_env = \"production\"\nsession_signing_key = \"hunter2-secret\n").unwrap();
+        let err = Settings::load(Some(&file)).map(|_| ()).unwrap_err().to_string();
+        assert!(err.starts_with("CONFIG_FILE: ") && err.contains("line 2"), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains('\n'), "{err}");
+        std::fs::write(&file, "session_signing_key = [\"hunter2-secret\"]\n").unwrap();
+        let err = Settings::load(Some(&file)).map(|_| ()).unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && !err.contains('\n'), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn abuse_settings_have_defaults_and_are_checked() {
+        let s = Settings::from_pairs(base()).unwrap();
+        assert_eq!(s.rate_limits, RateLimits::default());
+        assert_eq!(s.policy.session.rotation_grace, Duration::from_secs(5));
+        assert!(s.trusted_proxies.is_empty() && s.metrics_addr.is_none());
+        for (name, value) in [
+            ("SESSION_ROTATION_GRACE_SECS", "61"),
+            ("RATE_LIMIT_PER_CLIENT_BURST", "0"),
+            ("LOGIN_PENDING_TOTAL", "lots"),
+            ("TRUSTED_PROXIES", "proxy.internal"),
+            ("ALLOWED_ORIGINS", "https://app.example.com/path"),
+            ("METRICS_ADDR", "metrics"),
+            ("HOUSEKEEPING_INTERVAL_SECS", "0"),
+            ("RATE_LIMITS", "sometimes"),
+        ] {
+            let pairs: Vec<_> = base().into_iter().chain([(name, value)]).collect();
+            let err = Settings::from_pairs(pairs).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}: {err}");
         }
     }
 }

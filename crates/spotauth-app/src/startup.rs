@@ -21,9 +21,10 @@ use spotauth_sql::Repositories;
 use spotauth_sqlite::{SqliteSettings, SqliteStore};
 
 use crate::problem::Problem;
+use crate::rate_limit::Throttle;
 use crate::routes;
 use crate::settings::{AppEnv, Database, Settings};
-use crate::web::{AppState, Cookies, Throttle};
+use crate::web::{AppState, Cookies};
 
 /// Largest JSON body accepted.
 pub const JSON_LIMIT: usize = 16 * 1024;
@@ -76,8 +77,7 @@ impl Application {
         settings
             .metrics_addr
             .map(|addr| {
-                TcpListener::bind(addr)
-                    .map_err(|e| StartupError(format!("METRICS_ADDR: cannot listen on {addr}: {e}")))
+                TcpListener::bind(addr).map_err(|e| StartupError(format!("METRICS_ADDR: cannot listen on {addr}: {e}")))
             })
             .transpose()
     }

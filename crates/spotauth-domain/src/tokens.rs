@@ -189,10 +189,7 @@ impl TokenService {
     /// the client id's shared 429 backoff, as refreshes run: while the backoff is in force the
     /// call is not made at all (`RateLimited`), and a 429 it receives extends the backoff for
     /// every instance. Other Spotify errors come back as `TokenError::Spotify`.
-    pub async fn under_backoff<T>(
-        &self,
-        call: impl Future<Output = Result<T, SpotifyError>>,
-    ) -> Result<T, TokenError> {
+    pub async fn under_backoff<T>(&self, call: impl Future<Output = Result<T, SpotifyError>>) -> Result<T, TokenError> {
         let now = self.ports.clock.now();
         if let Some(until) = self.backoff(now).await? {
             self.ports.events.record(RefreshEvent::BackoffBlocked);

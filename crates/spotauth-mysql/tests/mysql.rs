@@ -21,7 +21,7 @@ use spotauth_testkit::contract::{RawBytes, new_user};
 use spotauth_testkit::{StoreFixture, TestDb};
 
 /// Every migration in `migrations/mysql`.
-const MIGRATION_COUNT: usize = 5;
+const MIGRATION_COUNT: usize = 6;
 /// Every table the migrations create.
 const TABLES: &str = "('spotify_users','user_sessions','oauth_login_flows','spotify_rate_limits')";
 
@@ -137,7 +137,7 @@ mod migrations {
         let millis = format!(
             "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND DATA_TYPE = 'bigint' AND COLUMN_TYPE NOT LIKE '%unsigned%' AND (COLUMN_NAME LIKE '%\\_at' OR COLUMN_NAME IN ('token_expiry', 'refresh_lease_until', 'last_active', 'backoff_until', 'token_version'))"
         );
-        assert_eq!(count(&db, &millis).await, 16, "15 times and token_version as signed BIGINT");
+        assert_eq!(count(&db, &millis).await, 17, "16 times and token_version as signed BIGINT");
         let jwt_column =
             format!("SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND COLUMN_NAME LIKE '%jwt%'");
         assert_eq!(count(&db, &jwt_column).await, 0, "sessions store a token-id hash, never the JWT");
@@ -234,7 +234,7 @@ mod unix_millis_migration {
             }
         })
         .await;
-        assert_eq!(db.store.pending_migrations().await.unwrap().len(), 1, "only the conversion is pending");
+        assert_eq!(db.store.pending_migrations().await.unwrap().len(), 2, "only the conversion and later are pending");
     }
 
     /// User 1 connected (with a live refresh lease), user 2 disconnected and inactive with an
@@ -445,12 +445,20 @@ mod unix_millis_migration {
         write_old_rows(&db).await;
 
         let applied = db.store.run_migrations(|_| {}).await.unwrap();
-        assert_eq!(applied, ["2026-12-01-000005_times_as_unix_millis"]);
+        assert_eq!(
+            applied,
+            ["2026-12-01-000005_times_as_unix_millis", "2026-12-03-000006_rotation_grace_and_login_clients"]
+        );
         let r = db.store.repositories();
         check_rows_read_back(&r).await;
 
-        // Down and up again: no value moves.
-        harness(&db, |conn| conn.revert_last_migration(MIGRATIONS).map(|_| ()).unwrap()).await;
+        // Down (000006, then the conversion) and up again: no value moves.
+        harness(&db, |conn| {
+            for _ in 0..2 {
+                conn.revert_last_migration(MIGRATIONS).map(|_| ()).unwrap();
+            }
+        })
+        .await;
         check_old_values_restored(&db).await;
         db.store.run_migrations(|_| {}).await.unwrap();
         check_rows_read_back(&r).await;

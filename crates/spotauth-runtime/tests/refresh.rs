@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spotauth_domain::ids::{SessionId, UserId};
-use spotauth_domain::session::{NewSession, SessionMeta, SessionPolicy, TokenIdHash};
 use spotauth_domain::ports::{
     Clock, LoginUpdate, NewUser, SpotifyAccounts, SpotifyProfilePort, TokenCipher, TokenError, TokenRepository,
     UserRepository,
 };
 use spotauth_domain::secret::{AuthorizationCode, Secret};
+use spotauth_domain::session::{NewSession, SessionMeta, SessionPolicy, TokenIdHash};
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{NewTokens, REFRESH_TOKEN_LIFETIME, TokenBinding, TokenColumn};
 use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};
@@ -420,7 +420,10 @@ async fn the_proactive_refresher_renews_tokens_before_they_expire_and_stops_clea
     let settings = ProactiveSettings { lookahead: Duration::from_secs(600), ..ProactiveSettings::default() };
     assert_eq!(proactive::run_once(&instance.tokens, settings, &sessions).await.unwrap(), (2, 0));
     assert_eq!(env.refreshes(), 2, "dave is not signed in: no upstream call for him");
-    assert!(env.tokens.load_tokens(dave).await.unwrap().unwrap().access_expires_at < env.clock.now().plus(settings.lookahead));
+    assert!(
+        env.tokens.load_tokens(dave).await.unwrap().unwrap().access_expires_at
+            < env.clock.now().plus(settings.lookahead)
+    );
     for id in [alice, bob] {
         assert!(
             env.tokens.load_tokens(id).await.unwrap().unwrap().access_expires_at

@@ -124,8 +124,9 @@ impl<C: Connections> UserRepository for SqlStore<C> {
                     // One read transaction: the total and the page come from one snapshot.
                     let found = each_backend!(&mut conn, |c| c
                         .transaction(async |c| {
-                            let listed =
-                                || u::spotify_users.filter(u::is_active.eq(true)).filter(has_live_session(at, idle_since));
+                            let listed = || {
+                                u::spotify_users.filter(u::is_active.eq(true)).filter(has_live_session(at, idle_since))
+                            };
                             let total: i64 = listed().count().get_result(c).await?;
                             let rows: Vec<UserRow> = listed()
                                 .order((u::last_active.desc(), u::id.asc()))

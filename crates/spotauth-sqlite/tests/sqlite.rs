@@ -81,14 +81,26 @@ async fn fifty_writers(stores: &[SqliteStore]) -> Duration {
 async fn fifty_concurrent_writers_all_succeed() {
     let db = SqliteDb::new().await;
     let one = fifty_writers(std::slice::from_ref(&db.store)).await;
-    let page = db.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live()).await.unwrap();
+    let page = db
+        .store
+        .repositories()
+        .users
+        .list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live())
+        .await
+        .unwrap();
     assert_eq!(page.total, 50);
 
     let db2 = SqliteDb::new().await;
     let other = SqliteStore::open(&db2.file, SqliteSettings::default()).await.unwrap();
     assert!(other.migrations_applied_at_open().is_empty());
     let two = fifty_writers(&[db2.store.clone(), other]).await;
-    let page = db2.store.repositories().users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live()).await.unwrap();
+    let page = db2
+        .store
+        .repositories()
+        .users
+        .list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live())
+        .await
+        .unwrap();
     assert_eq!(page.total, 50);
     println!("50 concurrent writers: {one:?} through one store, {two:?} through two stores on one file");
 }
@@ -103,8 +115,8 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "owner-only database file");
     assert_eq!(store.path(), file);
     let embedded = SqliteStore::embedded_migrations().unwrap();
-    assert_eq!(embedded.len(), 4);
-    assert_eq!(store.migrations_applied_at_open().len(), 4, "{:?}", store.migrations_applied_at_open());
+    assert_eq!(embedded.len(), 5);
+    assert_eq!(store.migrations_applied_at_open().len(), 5, "{:?}", store.migrations_applied_at_open());
     store.ping().await.unwrap();
     let health = store.repositories().health;
     health.ping().await.unwrap();
@@ -189,6 +201,7 @@ async fn a_read_dropped_mid_flight_on_a_current_thread_runtime_is_harmless() {
             _ = read => {}
         }
     }
-    let page = repos.users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live()).await.unwrap();
+    let page =
+        repos.users.list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live()).await.unwrap();
     assert_eq!(page.total, 20);
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use spotauth_crypto::Sha256Digests;
 use spotauth_domain::ids::{SessionId, UserId};
-use spotauth_domain::login::{ClientKey, ConsumeOutcome, LoginFlow, NewLoginFlow, PendingLogins, ReturnTo, StateDigest};
+use spotauth_domain::login::{
+    ClientKey, ConsumeOutcome, LoginFlow, NewLoginFlow, PendingLogins, ReturnTo, StateDigest,
+};
 use spotauth_domain::ports::{
     Digests, LeaseOutcome, LoginUpdate, NewUser, RepoError, SessionRepository, TokenCipher, UniqueKey,
 };
@@ -610,7 +612,8 @@ pub async fn token_reauth_mark_update_on_login_delete_and_no_resurrection<F: Sto
         )
         .await
         .unwrap();
-    assert!(!after.reauth_required && after.is_active && after.has_tokens && after.display_name.is_none());
+    // The opt-out of the active list survives the login.
+    assert!(!after.reauth_required && !after.is_active && after.has_tokens && after.display_name.is_none());
     assert_eq!(after.spotify_id.as_str(), "renamed");
     assert_eq!(after.subscription, relogin.subscription);
     assert_eq!(after.created_at, u.created_at);
@@ -1118,9 +1121,13 @@ pub async fn flow_pending_logins_are_counted_per_client_and_in_all<F: StoreFixtu
     let s = f.repositories().flows;
     let here = ClientKey::from_ip("203.0.113.5".parse().unwrap());
     let there = ClientKey::from_ip("2001:db8:1:2::7".parse().unwrap());
-    for (tag, client, ttl) in
-        [("a", Some(&here), 600), ("b", Some(&here), 600), ("c", Some(&here), 10), ("d", Some(&there), 600), ("e", None, 600)]
-    {
+    for (tag, client, ttl) in [
+        ("a", Some(&here), 600),
+        ("b", Some(&here), 600),
+        ("c", Some(&here), 10),
+        ("d", Some(&there), 600),
+        ("e", None, 600),
+    ] {
         let mut flow = new_flow(tag, None, ttl);
         flow.client = client.cloned();
         s.create(flow).await.unwrap();

@@ -136,7 +136,8 @@ mod tests {
         assert_eq!(client("10.0.0.0/8", "10.1.2.3:1000", &garbage).as_deref(), Some("198.51.100.9"));
         let only_garbage = [("x-forwarded-for", "nonsense")];
         assert_eq!(client("10.0.0.0/8", "10.1.2.3:1000", &only_garbage).as_deref(), Some("10.1.2.3"));
-        assert_eq!(client("192.0.2.7", "[::ffff:192.0.2.7]:1000", &xff).as_deref(), Some("198.51.100.9"));
+        // A mapped IPv6 peer counts as its IPv4 address; the nearest untrusted hop is the client.
+        assert_eq!(client("192.0.2.7", "[::ffff:192.0.2.7]:1000", &xff).as_deref(), Some("10.0.0.7"));
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl TrustedOrigins {
 
     /// Whether a request with this method and these headers may proceed.
     pub fn allows(&self, method: &Method, headers: &header::HeaderMap) -> bool {
-        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || headers.contains_key(header::AUTHORIZATION)
+        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+            || headers.contains_key(header::AUTHORIZATION)
         {
             return true;
         }

@@ -1,7 +1,7 @@
 //! HTTP plumbing shared by the handlers: the shared state ([`state`]), cookie policy
 //! ([`cookies`]), what a request carries ([`extract`]: the session token, the authenticated
 //! session, where the request comes from; [`client`]: the client address behind trusted
-//! proxies), the rate limits ([`throttle`]), the cross-origin guard ([`csrf`]) and the JSON
+//! proxies), the rate-limit extractor ([`throttle`]), the cross-origin guard ([`csrf`]) and the JSON
 //! shapes of our API ([`dto`]).
 
 pub mod client;
@@ -18,4 +18,4 @@ pub use csrf::TrustedOrigins;
 pub use dto::{AccessTokenDto, LogoutDto, PresenceDto, UserDto, iso};
 pub use extract::{Auth, SessionTokenIn, TokenSource, session_meta};
 pub use state::AppState;
-pub use throttle::{RateLimits, Throttle, Throttled};
+pub use throttle::Throttled;

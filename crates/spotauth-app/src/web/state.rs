@@ -7,7 +7,8 @@ use spotauth_runtime::RefreshMetrics;
 use spotauth_sql::StoreHealth;
 use url::Url;
 
-use super::{Cookies, Throttle, TrustedOrigins, TrustedProxies};
+use super::{Cookies, TrustedOrigins, TrustedProxies};
+use crate::rate_limit::Throttle;
 
 /// What every handler shares.
 #[derive(Clone)]

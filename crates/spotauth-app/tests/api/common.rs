@@ -31,6 +31,23 @@ impl TestStore {
         }
     }
 
+    /// The store's repositories, opened past the app (as another instance would), to look at
+    /// what the app stored.
+    pub async fn repositories(&self) -> spotauth_sql::Repositories {
+        match self {
+            TestStore::Sqlite(dir) => {
+                let path = dir.path().join("spotauth.db");
+                let store = spotauth_sqlite::SqliteStore::open(&path, spotauth_sqlite::SqliteSettings::default());
+                store.await.unwrap().repositories()
+            }
+            TestStore::Mysql(db) => {
+                let url = spotauth_mysql::DatabaseUrl::parse(db.url()).unwrap();
+                let store = spotauth_mysql::MysqlStore::connect(url, spotauth_mysql::PoolSettings::default());
+                store.await.unwrap().repositories()
+            }
+        }
+    }
+
     /// The settings that select this store.
     pub fn setting(&self) -> (&'static str, String) {
         match self {
@@ -54,6 +71,8 @@ impl Default for Options {
 
 pub struct TestApp {
     pub base: String,
+    /// Where `/metrics` is served when `METRICS_ADDR` is set.
+    pub metrics_base: Option<String>,
     pub http: reqwest::Client,
     pub emu: EmulatorHandle,
     pub store: TestStore,
@@ -111,9 +130,10 @@ pub async fn spawn(opts: Options) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = Application::build_with_listener(settings, listener).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
+    let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, http, emu, store }
+    TestApp { base, metrics_base, http, emu, store }
 }
 
 impl TestApp {

@@ -49,7 +49,7 @@ async fn active_list_and_toggling() {
     let list: Value = app.get(&a, "/api/users/active?limit=2").await.json().await.unwrap();
     assert_eq!(list["total"], 3);
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
-    assert_eq!(list["items"][0]["spotifyId"], "carol", "most recently active first");
+    assert_eq!(list["items"][0]["displayName"], "Carol", "most recently active first");
     assert!(list["items"][0].get("accessToken").is_none());
 
     let resp = app
@@ -64,7 +64,7 @@ async fn active_list_and_toggling() {
     assert_eq!(resp.json::<Value>().await.unwrap()["isActive"], false);
     let list: Value = app.get(&a, "/api/users/active").await.json().await.unwrap();
     assert_eq!(list["total"], 2);
-    assert!(list["items"].as_array().unwrap().iter().all(|u| u["spotifyId"] != "alice"));
+    assert!(list["items"].as_array().unwrap().iter().all(|u| u["displayName"] != "Alice"));
     problem(app.get(&a, "/api/users/active?limit=1000").await, StatusCode::BAD_REQUEST, "invalid_page").await;
     problem(app.get(&a, "/api/users/active?limit=abc").await, StatusCode::BAD_REQUEST, "invalid_query").await;
 }
@@ -123,20 +123,27 @@ async fn premium_only_setting_refuses_the_login_of_a_free_user() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logout_then_401_and_logout_is_idempotent() {
+async fn logout_then_401_and_logout_says_what_it_did() {
     let app = spawn(Options::default()).await;
     let a = app.login("alice").await;
     let resp = app.post(&a, "/api/auth/spotify/logout").await;
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(resp.status(), StatusCode::OK);
     assert!(set_cookie_attrs(resp.headers(), "__Host-spotauth_session").contains("Max-Age=0"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"scope": "everywhere", "sessionsEnded": 1, "spotifyDisconnected": true}));
     let resp = app.get(&a, "/api/users/me").await;
     assert_eq!(resp.headers()[WWW_AUTHENTICATE], r#"Bearer realm="spotauth""#);
     problem(resp, StatusCode::UNAUTHORIZED, "unauthenticated").await;
-    assert_eq!(app.post(&a, "/api/auth/spotify/logout").await.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.http.post(app.url("/api/auth/spotify/logout")).send().await.unwrap().status(),
-        StatusCode::NO_CONTENT
-    );
+    // Again with the same (now ended) session: still identifies alice, nothing left to end.
+    let again: Value = app.post(&a, "/api/auth/spotify/logout").await.json().await.unwrap();
+    assert_eq!(again, json!({"scope": "everywhere", "sessionsEnded": 0, "spotifyDisconnected": true}));
+    // Nothing to identify: an honest 401, and the cookie is cleared anyway.
+    let resp = app.http.post(app.url("/api/auth/spotify/logout")).send().await.unwrap();
+    assert!(set_cookie_attrs(resp.headers(), "__Host-spotauth_session").contains("Max-Age=0"));
+    let body = problem(resp, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    assert!(body["detail"].as_str().unwrap().contains("nothing was logged out"), "{body}");
+    problem(app.post(&a, "/api/auth/spotify/logout?scope=sideways").await, StatusCode::BAD_REQUEST, "invalid_scope")
+        .await;
     // Logging in again reconnects.
     let a = app.login("alice").await;
     assert_eq!(app.get(&a, "/api/auth/spotify/token").await.status(), StatusCode::OK);
@@ -210,6 +217,8 @@ async fn every_authenticated_answer_is_no_store_and_nosniff() {
         assert_eq!(h.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{what}");
         assert_eq!(h.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{what}");
         assert_eq!(h.get("referrer-policy").map(|v| v.to_str().unwrap()), Some("no-referrer"), "{what}");
+        let csp = h.get("content-security-policy").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
     }
 }
 
@@ -276,7 +285,9 @@ async fn return_to_is_same_origin_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_rotation_and_reuse_detection() {
-    let app = spawn(Options::default()).await;
+    // No grace window: a rotated-out token is reuse at once (the window has its own test).
+    let opts = Options { extra: vec![("SESSION_ROTATION_GRACE_SECS", "0")], ..Options::default() };
+    let app = spawn(opts).await;
     let old = app.login("alice").await;
     let resp = app.post(&old, "/api/auth/spotify/refresh").await;
     assert_eq!(resp.status(), StatusCode::OK);

@@ -2,6 +2,7 @@
 //! embedded SQLite default), the Spotify emulator over HTTP. One test binary; modules by topic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod common;
 mod flows;
 mod quickstart;

@@ -7,7 +7,9 @@ use std::time::Duration;
 use mockall::predicate::*;
 
 use crate::ids::{SessionId, TokenId, UserId};
-use crate::login::{ClientKey, ConsumeOutcome, LOGIN_FLOW_TTL, LoginFlow, LoginLimits, PendingLogins, ReturnTo, StateDigest};
+use crate::login::{
+    ClientKey, ConsumeOutcome, LOGIN_FLOW_TTL, LoginFlow, LoginLimits, PendingLogins, ReturnTo, StateDigest,
+};
 use crate::ports::{
     AuthorizationStart, MockDigests, MockSessionRepository, NewUser, PremiumProbe, RepoError, SpotifyError, UniqueKey,
 };
@@ -173,7 +175,7 @@ async fn development_mode_profile_falls_back_to_the_player_probe() {
         (Err(SpotifyError::Unavailable("502".into())), PremiumStatus::Unknown, PremiumSource::None),
     ] {
         let mut fx = Fixture::new();
-    fx.no_backoff();
+        fx.no_backoff();
         fx.profile.expect_probe_premium().times(1).return_once(move |_| probe);
         fx.users.expect_find_by_account_key().returning(|_| Ok(None));
         fx.users.expect_insert().returning(|n| Ok(user_from_new(&n)));
@@ -459,10 +461,7 @@ async fn housekeeping_purges_past_the_retentions_and_reports_the_counts() {
         .times(1)
         .returning(|_| Ok(3));
     let (svc, _) = fx.auth_service();
-    assert_eq!(
-        svc.housekeeping().await.unwrap(),
-        Housekeeping { sessions: 4, login_flows: 2, disconnected_users: 3 }
-    );
+    assert_eq!(svc.housekeeping().await.unwrap(), Housekeeping { sessions: 4, login_flows: 2, disconnected_users: 3 });
 }
 
 // --- Rotation grace window --------------------------------------------------------------------
@@ -528,7 +527,11 @@ async fn racing_rotations_of_one_token_both_get_the_same_successor() {
     // First the session as both requests saw it, then as the winner left it.
     fx.sessions.expect_load_view().returning(move |_| {
         reads += 1;
-        Ok(Some(if reads == 1 { live_view(NOW, Some(stored(uid(1), 3000, 86400))) } else { rotated_view(Duration::ZERO) }))
+        Ok(Some(if reads == 1 {
+            live_view(NOW, Some(stored(uid(1), 3000, 86400)))
+        } else {
+            rotated_view(Duration::ZERO)
+        }))
     });
     fx.sessions.expect_rotate().times(1).returning(|_, _, _, _| Err(RepoError::StaleVersion));
     fx.sessions.expect_revoke().never();
@@ -810,7 +813,11 @@ async fn begin_login_is_refused_while_too_many_logins_are_pending_and_writes_not
 #[tokio::test]
 async fn a_login_during_a_spotify_backoff_makes_no_call_and_a_refused_code_is_an_expected_outcome() {
     let consumed = || {
-        Ok(ConsumeOutcome::Consumed(LoginFlow { return_to: None, created_at: NOW, expires_at: NOW.plus(LOGIN_FLOW_TTL) }))
+        Ok(ConsumeOutcome::Consumed(LoginFlow {
+            return_to: None,
+            created_at: NOW,
+            expires_at: NOW.plus(LOGIN_FLOW_TTL),
+        }))
     };
     let mut fx = Fixture::new();
     fx.flows.expect_consume().times(1).returning(move |_, _| consumed());

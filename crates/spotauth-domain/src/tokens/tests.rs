@@ -8,8 +8,8 @@ use mockall::Sequence;
 use mockall::predicate::*;
 
 use crate::ports::{CipherError, LeaseOutcome, RefreshEvent, RepoError, SpotifyError, TokenError, UserLock};
-use crate::test_support::*;
 use crate::session::{LiveAfter, SessionPolicy};
+use crate::test_support::*;
 use crate::token::{AccessGrant, TokenColumn, TokenVersion};
 
 /// The access token in the clear, or the error.
