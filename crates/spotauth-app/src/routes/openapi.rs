@@ -38,6 +38,8 @@ pub fn document() -> &'static Value {
                         "200": ok("LoginResponse", "Authorize URL; sets the short-lived login cookie that binds state and PKCE verifier to this browser"),
                         "400": problem("Malformed body or a returnTo that is not a same-origin relative path (invalid_return_to)"),
                         "413": problem("Body too large"),
+                        "403": problem("cross_origin_refused: a browser request from an origin that is not the service's, FRONTEND_URL's or in ALLOWED_ORIGINS"),
+                        "429": problem("rate_limited (this client's budget is spent) or too_many_logins (too many unfinished logins), with Retry-After"),
                     }
                 }},
                 "/api/auth/spotify/callback": {"get": {
@@ -47,14 +49,19 @@ pub fn document() -> &'static Value {
                         {"name": "state", "in": "query", "schema": {"type": "string"}},
                         {"name": "error", "in": "query", "schema": {"type": "string"}}
                     ],
-                    "responses": {"303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, access_denied, authorization_error, premium_required, not_allow_listed, spotify_unavailable, login_failed"}}
+                    "responses": {
+                        "303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, code_refused, access_denied, authorization_error, premium_required, not_allow_listed, spotify_rate_limited (with retryAfter=<seconds>; no call to Spotify was made), spotify_unavailable, login_failed"},
+                        "429": problem("rate_limited, with Retry-After"),
+                    }
                 }},
                 "/api/auth/spotify/refresh": {"post": {
                     "summary": "Rotate the session and get a fresh Spotify access token",
                     "security": auth,
                     "responses": {
-                        "200": ok("AccessToken", "New session cookie (Bearer clients also get sessionToken); the old session token is dead, and presenting it again revokes the session"),
+                        "200": ok("AccessToken", "New session cookie (Bearer clients also get sessionToken). The old token still works for SESSION_ROTATION_GRACE_SECS (refreshing with it again returns the same current token); presented after that, it revokes the session"),
                         "401": problem("unauthenticated, or spotify_reauth_required"),
+                        "403": problem("cross_origin_refused"),
+                        "429": problem("rate_limited, with Retry-After"),
                         "503": problem("spotify_unavailable or spotify_rate_limited, with Retry-After"),
                     }
                 }},
@@ -69,8 +76,16 @@ pub fn document() -> &'static Value {
                     }
                 }},
                 "/api/auth/spotify/logout": {"post": {
-                    "summary": "Log out and disconnect: revoke the sessions, delete the stored Spotify tokens (idempotent)",
-                    "responses": {"204": {"description": "Logged out; cookie cleared"}}
+                    "summary": "Log out: scope=everywhere (default) ends every session of the user and disconnects Spotify (deletes the stored tokens); scope=device ends this session only",
+                    "description": "Works with an expired session token, or one whose session already ended, as long as it was issued within the absolute session lifetime. The session cookie is cleared in every answer.",
+                    "security": auth,
+                    "parameters": [{"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["everywhere", "device"], "default": "everywhere"}}],
+                    "responses": {
+                        "200": ok("LogoutResult", "What was done"),
+                        "400": problem("invalid_scope"),
+                        "401": problem("unauthenticated: no user could be identified; nothing was logged out or disconnected"),
+                        "403": problem("cross_origin_refused"),
+                    }
                 }},
                 "/api/auth/spotify/subscription": {"get": {
                     "summary": "Premium status (re-checked with Spotify when stale)",
@@ -83,7 +98,7 @@ pub fn document() -> &'static Value {
                     "responses": {"200": ok("User", "Public fields, never a token"), "401": problem("unauthenticated")}
                 }},
                 "/api/users/active": {"get": {
-                    "summary": "Active users, most recently active first",
+                    "summary": "People signed in now (a live session) who have not opted out, most recently active first; only what a party page needs",
                     "security": auth,
                     "parameters": [
                         {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
@@ -95,7 +110,7 @@ pub fn document() -> &'static Value {
                     "summary": "Show or hide the current user in the active list",
                     "security": auth,
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SetActive"}}}},
-                    "responses": {"200": ok("User", "The updated user"), "400": problem("invalid_json"), "401": problem("unauthenticated")}
+                    "responses": {"200": ok("User", "The updated user"), "400": problem("invalid_json"), "401": problem("unauthenticated"), "403": problem("cross_origin_refused")}
                 }},
                 "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
                 "/readyz": {"get": {"summary": "Readiness (database reachable)", "responses": {"200": {"description": "Ready"}, "503": problem("not_ready")}}},
@@ -126,10 +141,17 @@ pub fn document() -> &'static Value {
                         "lastActive": {"type": "string", "format": "date-time"}, "createdAt": {"type": "string", "format": "date-time"},
                         "spotifyConnected": {"type": "boolean"}, "reauthRequired": {"type": "boolean"}}},
                     "ActiveUsers": {"type": "object", "properties": {
-                        "items": {"type": "array", "items": {"type": "object", "properties": {
-                            "id": {"type": "string"}, "spotifyId": {"type": "string"}, "displayName": {"type": ["string", "null"]},
-                            "isPremium": {"type": ["boolean", "null"]}, "lastActive": {"type": "string", "format": "date-time"}}}},
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Presence"}},
                         "total": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}},
+                    "Presence": {"type": "object", "required": ["id", "displayName", "canPlay", "lastSeen"], "additionalProperties": false, "properties": {
+                        "id": {"type": "string", "format": "uuid", "description": "Opaque user id (not the Spotify id)"},
+                        "displayName": {"type": ["string", "null"]},
+                        "canPlay": {"type": ["boolean", "null"], "description": "Premium and connected; null while unknown"},
+                        "lastSeen": {"type": "string", "format": "date-time", "description": "Rounded down to five minutes"}}},
+                    "LogoutResult": {"type": "object", "required": ["scope", "sessionsEnded", "spotifyDisconnected"], "properties": {
+                        "scope": {"type": "string", "enum": ["everywhere", "device"]},
+                        "sessionsEnded": {"type": "integer", "minimum": 0},
+                        "spotifyDisconnected": {"type": "boolean"}}},
                     "SetActive": {"type": "object", "required": ["isActive"], "additionalProperties": false, "properties": {"isActive": {"type": "boolean"}}}
                 }
             }
