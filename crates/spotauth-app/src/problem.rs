@@ -53,6 +53,11 @@ impl Problem {
         self.code
     }
 
+    /// The `Retry-After` it carries, if any.
+    pub fn retry_after_hint(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// 401 with `WWW-Authenticate`.
     pub fn unauthenticated() -> Self {
         Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required")

@@ -115,6 +115,7 @@ pub struct RawSettings {
     rate_limit_global_burst: Option<String>,
     rate_limit_global_per_second: Option<String>,
     trusted_proxies: Option<String>,
+    trusted_proxy_header: Option<String>,
     allowed_origins: Option<String>,
     metrics_addr: Option<String>,
     dev_allow_remote: Option<String>,
@@ -397,10 +398,11 @@ impl Settings {
                 rdefaults.global_per_second,
             )?,
         };
-        let trusted_proxies = match nonempty(raw.trusted_proxies) {
-            Some(list) => TrustedProxies::parse(&list).map_err(|e| SettingsError(e.to_string()))?,
-            None => TrustedProxies::default(),
-        };
+        let trusted_proxies = TrustedProxies::parse(
+            &raw.trusted_proxies.unwrap_or_default(),
+            &raw.trusted_proxy_header.unwrap_or_default(),
+        )
+        .map_err(|e| SettingsError(e.to_string()))?;
         let allowed = nonempty(raw.allowed_origins).unwrap_or_default();
         let origins =
             TrustedOrigins::new(&frontend_url, allowed.split(',')).map_err(|e| SettingsError(e.to_string()))?;
@@ -511,7 +513,10 @@ fn check_toml(path: &Path) -> Result<(), SettingsError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SettingsError(format!("CONFIG_FILE: cannot read {}: {}", path.display(), e.kind())))?;
     toml::from_str::<toml::Table>(&text).map(|_| ()).map_err(|e| {
-        let line = e.span().map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let line = e.span().map(|span| {
+            let before = text.as_bytes().get(..span.start).unwrap_or(text.as_bytes());
+            before.iter().filter(|&&b| b == b'\n').count() + 1
+        });
         let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
         SettingsError(format!(
             "CONFIG_FILE: {} is not valid TOML{at} (the line is not shown: it may hold a secret)",
@@ -618,7 +623,8 @@ fn create_key_file(dir: &Path, path: &Path) -> Result<Keys, SettingsError> {
 }
 
 fn number(v: &str, name: &str) -> Result<u64, SettingsError> {
-    v.trim().parse().map_err(|_| SettingsError(format!("{name} must be a whole number, got `{v}`")))
+    // The value is not echoed: a mistyped secret must not reach the logs, nor a newline forge a line.
+    v.trim().parse().map_err(|_| SettingsError(format!("{name} must be a whole number")))
 }
 
 fn flag(v: Option<String>, name: &str, default: bool) -> Result<bool, SettingsError> {
@@ -776,6 +782,7 @@ mod tests {
             ("RATE_LIMIT_PER_CLIENT_BURST", "0"),
             ("LOGIN_PENDING_TOTAL", "lots"),
             ("TRUSTED_PROXIES", "proxy.internal"),
+            ("TRUSTED_PROXY_HEADER", "x-real-ip"),
             ("ALLOWED_ORIGINS", "https://app.example.com/path"),
             ("METRICS_ADDR", "metrics"),
             ("HOUSEKEEPING_INTERVAL_SECS", "0"),

@@ -111,13 +111,14 @@ pub struct LoginLimits {
     /// Per client ([`ClientKey`]). A real page starts one login per person; people behind one
     /// NAT (a party venue) share it.
     pub pending_per_client: u64,
-    /// For the whole service.
+    /// For the whole service: bounds the table (a row is about 200 bytes) while leaving an
+    /// attacker who would refuse everyone's login the work of 2,000 distinct clients.
     pub pending_total: u64,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
-        LoginLimits { pending_per_client: 50, pending_total: 10_000 }
+        LoginLimits { pending_per_client: 50, pending_total: 100_000 }
     }
 }
 

@@ -359,16 +359,18 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// `UserRepository::get` and the tokens as `TokenRepository::load_tokens` would return them.
     async fn load_view(&self, id: SessionId) -> Result<Option<SessionView>, RepoError>;
 
-    /// Rotation: replaces the token-id hash `expected` by `new`, keeps `expected` as the
-    /// previous hash with `rotated_at = now` (the grace window), sets `last_active`, atomically.
-    /// MUST return `StaleVersion` (and write nothing) when the current hash is not `expected` or
-    /// the session is revoked; `NotFound` for an unknown id.
+    /// Rotation: replaces the token-id hash `expected` by `new` (whose token expires at
+    /// `token_expires_at`), keeps `expected` as the previous hash with `rotated_at = now` (the
+    /// grace window), sets `last_active`, atomically. MUST return `StaleVersion` (and write
+    /// nothing) when the current hash is not `expected` or the session is revoked; `NotFound`
+    /// for an unknown id.
     async fn rotate(
         &self,
         id: SessionId,
         expected: &TokenIdHash,
         new: &TokenIdHash,
         now: Timestamp,
+        token_expires_at: Timestamp,
     ) -> Result<Session, RepoError>;
 
     /// Sets `last_active`. MUST return `Ok(())` for a revoked session (no effect) and `NotFound`
@@ -381,9 +383,11 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// Revokes every live session of a user; returns how many were live.
     async fn revoke_all_for_user(&self, user_id: UserId, now: Timestamp) -> Result<u64, RepoError>;
 
-    /// Deletes sessions that ended (revoked, or past their absolute expiry) before `before`;
-    /// returns how many rows went. Run by the housekeeping task.
-    async fn purge_ended(&self, before: Timestamp) -> Result<u64, RepoError>;
+    /// Deletes the sessions that are not live after `ended_before` ([`LiveAfter`], evaluated as
+    /// its docs say): revoked, past their absolute end, idle past the timeout or with their
+    /// token expired, all before `ended_before.at`. Returns how many rows went. Run by the
+    /// housekeeping task.
+    async fn purge_ended(&self, ended_before: LiveAfter) -> Result<u64, RepoError>;
 }
 
 /// Login attempts in flight (OAuth `state` → where to go after), shared by every app instance.

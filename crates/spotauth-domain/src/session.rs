@@ -79,6 +79,9 @@ pub struct Session {
     pub previous_token_id_hash: Option<TokenIdHash>,
     /// When the token was last rotated; `None` before the first rotation.
     pub rotated_at: Option<Timestamp>,
+    /// When the current token expires: past it, nothing can use the session any more (the
+    /// browser holds no newer token). `None` for sessions stored before this was recorded.
+    pub token_expires_at: Option<Timestamp>,
     /// Where it came from.
     pub meta: SessionMeta,
 }
@@ -87,16 +90,21 @@ impl Session {
     /// Whether this session is live at some instant at or after `live.at`: the one liveness rule,
     /// which the stores apply in SQL with the same comparisons (see [`LiveAfter`]).
     pub fn is_live(&self, live: LiveAfter) -> bool {
-        self.revoked_at.is_none_or(|t| t > live.at) && self.expires_at > live.at && self.last_active >= live.idle_since
+        self.revoked_at.is_none_or(|t| t > live.at)
+            && self.expires_at > live.at
+            && self.last_active >= live.idle_since
+            && self.token_expires_at.is_none_or(|t| t > live.at)
     }
 }
 
 /// "A session live at or after `at`": not revoked by then, not past its absolute end by then,
-/// and used recently enough that the idle timeout had not ended it by then. With `at = now` it
-/// means "live now" (the active list, the proactive refresher); with `at = now - retention` it
-/// means "live at some point within the retention" (token deletion). Built by
-/// [`SessionPolicy::live_after`]; adapters MUST evaluate it exactly as [`Session::is_live`]:
-/// `(revoked_at IS NULL OR revoked_at > at) AND expires_at > at AND last_active >= idle_since`.
+/// used recently enough that the idle timeout had not ended it by then, and its current token
+/// not expired by then (an expired token cannot be refreshed: the session is over). With
+/// `at = now` it means "live now" (the active list, the proactive refresher); with
+/// `at = now - retention` it means "live at some point within the retention" (token deletion,
+/// purging ended sessions). Built by [`SessionPolicy::live_after`]; adapters MUST evaluate it
+/// exactly as [`Session::is_live`]: `(revoked_at IS NULL OR revoked_at > at) AND expires_at > at
+/// AND last_active >= idle_since AND (token_expires_at IS NULL OR token_expires_at > at)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveAfter {
     /// The instant.
@@ -137,6 +145,8 @@ pub struct NewSession {
     pub created_at: Timestamp,
     /// Absolute end.
     pub expires_at: Timestamp,
+    /// When the first token expires.
+    pub token_expires_at: Timestamp,
     /// Where it came from.
     pub meta: SessionMeta,
 }
@@ -174,6 +184,11 @@ pub struct SessionPolicy {
 }
 
 impl SessionPolicy {
+    /// When a token issued at `now` for a session ending at `session_end` expires.
+    pub fn token_expiry(&self, now: Timestamp, session_end: Timestamp) -> Timestamp {
+        now.plus(self.token_ttl).min(session_end)
+    }
+
     /// [`LiveAfter`] for the instant `at` under this policy's idle timeout.
     pub fn live_after(&self, at: Timestamp) -> LiveAfter {
         LiveAfter { at, idle_since: at.minus(self.idle_timeout) }
@@ -189,5 +204,46 @@ impl Default for SessionPolicy {
             touch_interval: Duration::from_secs(60),
             rotation_grace: Duration::from_secs(5),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_live_until_the_first_of_its_ends() {
+        let policy = SessionPolicy::default();
+        let t0 = Timestamp::from_unix_seconds(1_800_000_000);
+        let session = Session {
+            id: SessionId::from_bytes([1; 16]),
+            user_id: UserId::from_bytes([2; 16]),
+            token_id_hash: TokenIdHash::from_bytes([3; 32]),
+            created_at: t0,
+            last_active: t0,
+            expires_at: t0.plus(policy.absolute_timeout),
+            revoked_at: None,
+            previous_token_id_hash: None,
+            rotated_at: None,
+            token_expires_at: Some(t0.plus(policy.token_ttl)),
+            meta: SessionMeta::default(),
+        };
+        let live_at = |s: &Session, t: Timestamp| s.is_live(policy.live_after(t));
+        assert!(live_at(&session, t0));
+        // The token's expiry ends it first here (a day, before the 7-day idle timeout).
+        let token_end = t0.plus(policy.token_ttl);
+        assert!(live_at(&session, token_end.minus(Duration::from_millis(1))));
+        assert!(!live_at(&session, token_end));
+        // Without a recorded token expiry: the idle timeout.
+        let old = Session { token_expires_at: None, ..session.clone() };
+        let idle_end = t0.plus(policy.idle_timeout);
+        assert!(live_at(&old, idle_end) && !live_at(&old, idle_end.plus(Duration::from_millis(1))));
+        // The absolute end, and a revocation.
+        let short = Session { expires_at: t0.plus(Duration::from_secs(60)), ..session.clone() };
+        assert!(!live_at(&short, t0.plus(Duration::from_secs(60))));
+        let revoked = Session { revoked_at: Some(t0.plus(Duration::from_secs(5))), ..session };
+        assert!(
+            live_at(&revoked, t0.plus(Duration::from_secs(4))) && !live_at(&revoked, t0.plus(Duration::from_secs(5)))
+        );
     }
 }

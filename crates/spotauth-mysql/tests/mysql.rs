@@ -137,7 +137,7 @@ mod migrations {
         let millis = format!(
             "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND DATA_TYPE = 'bigint' AND COLUMN_TYPE NOT LIKE '%unsigned%' AND (COLUMN_NAME LIKE '%\\_at' OR COLUMN_NAME IN ('token_expiry', 'refresh_lease_until', 'last_active', 'backoff_until', 'token_version'))"
         );
-        assert_eq!(count(&db, &millis).await, 17, "16 times and token_version as signed BIGINT");
+        assert_eq!(count(&db, &millis).await, 18, "17 times and token_version as signed BIGINT");
         let jwt_column =
             format!("SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND COLUMN_NAME LIKE '%jwt%'");
         assert_eq!(count(&db, &jwt_column).await, 0, "sessions store a token-id hash, never the JWT");
@@ -361,6 +361,7 @@ mod unix_millis_migration {
             revoked_at: None,
             previous_token_id_hash: None,
             rotated_at: None,
+            token_expires_at: None,
             meta: SessionMeta { user_agent: Some("Mozilla/5.0".into()), ip_address: Some("192.0.2.1".into()) },
         };
         assert_eq!(

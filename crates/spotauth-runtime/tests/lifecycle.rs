@@ -110,31 +110,38 @@ async fn a_month_later_one_housekeeping_pass_leaves_only_what_the_retentions_all
     let w = World::new().await;
     let policy = *w.service.policy();
     // Day 0: alice logs in and logs this device out (her Spotify stays connected for now); bob
-    // logs in and never comes back; carol starts a login she never finishes.
+    // logs in; carol starts a login she never finishes.
     let (alice, alice_token) = w.log_in("alice").await;
     let out = w.service.log_out(&alice_token, LogoutScope::Device).await.unwrap();
     assert_eq!((out.sessions_ended, out.spotify_disconnected), (1, false));
-    let (bob, _) = w.log_in("bob").await;
+    let (bob, bob_token) = w.log_in("bob").await;
     w.service.begin_login(None, None).await.unwrap();
     assert!(w.has_tokens(alice).await && w.has_tokens(bob).await);
+    // Bob's page rotates his session every 20 hours for almost six days (each token lives a
+    // day); his last token expires before day 7, and then bob is gone.
+    let mut token = bob_token;
+    let every = Duration::from_secs(20 * 3600);
+    for _ in 0..7 {
+        w.clock.advance(every);
+        token = w.service.refresh_session(&token).await.unwrap().issued.token.expose().to_owned();
+    }
 
-    // Day 31: alice has had no live session for the token retention; bob's session idled out
-    // on day 7, which is within it.
-    w.clock.advance(policy.token_retention + DAY);
+    // Day 31: alice has had no live session for the token retention; bob's ended before day 7,
+    // which is within it.
+    w.clock.advance(policy.token_retention + DAY - 7 * every);
     let done = w.service.housekeeping().await.unwrap();
-    // Alice's ended session goes (ended more than 7 days ago); bob's lasts until its absolute
-    // end (day 30) plus 7 days. Every flow lapsed more than a day ago.
-    assert_eq!(done, Housekeeping { sessions: 1, login_flows: 3, disconnected_users: 1 });
+    // Both ended sessions go (ended more than 7 days ago); every flow lapsed more than a day ago.
+    assert_eq!(done, Housekeeping { sessions: 2, login_flows: 3, disconnected_users: 1 });
     assert!(!w.has_tokens(alice).await, "alice: no live session for the token retention");
     assert!(w.has_tokens(bob).await, "bob: his session ended 24 days ago");
     assert_eq!(w.repos.flows.count_pending(None, w.clock.now()).await.unwrap().total, 0);
 
-    // Day 37: dave logs in. Day 38: bob's last session ended 31 days ago.
+    // Day 37: dave logs in. Half a day later bob's last session ended more than 30 days ago.
     w.clock.advance(6 * DAY);
     let (dave, _) = w.log_in("dave").await;
-    w.clock.advance(DAY);
+    w.clock.advance(DAY / 2);
     let done = w.service.housekeeping().await.unwrap();
-    assert_eq!(done, Housekeeping { sessions: 1, login_flows: 0, disconnected_users: 1 });
+    assert_eq!(done, Housekeeping { sessions: 0, login_flows: 0, disconnected_users: 1 });
     assert!(!w.has_tokens(bob).await && w.has_tokens(dave).await);
     // A second pass has nothing left to do.
     assert_eq!(w.service.housekeeping().await.unwrap(), Housekeeping::default());

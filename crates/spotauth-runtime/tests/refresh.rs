@@ -176,6 +176,7 @@ impl Env {
             token_id_hash: TokenIdHash::from_bytes([n; 32]),
             created_at: now,
             expires_at: now.plus(Duration::from_secs(86400)),
+            token_expires_at: now.plus(Duration::from_secs(86400)),
             meta: SessionMeta::default(),
         };
         self.repos.sessions.create(session).await.unwrap();

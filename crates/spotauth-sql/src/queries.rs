@@ -41,18 +41,24 @@ pub(crate) fn tokens_deleted() -> _ {
     )
 }
 
+/// Whether the session row in scope is live after `live`: the SQL form of the domain's one
+/// liveness rule (`Session::is_live`, `LiveAfter`), comparison for comparison.
+#[diesel::dsl::auto_type]
+pub(crate) fn session_live(at: i64, idle_since: i64) -> _ {
+    s::revoked_at
+        .is_null()
+        .or(s::revoked_at.gt(at))
+        .and(s::expires_at.gt(at))
+        .and(s::last_active.ge(idle_since))
+        .and(s::token_expires_at.is_null().or(s::token_expires_at.gt(at)))
+}
+
 /// Whether the user row in scope has a session live after `at` (`idle_since` = `at` minus the
-/// idle timeout): the SQL form of the domain's one liveness rule (`Session::is_live`,
-/// `LiveAfter`), for the active list, the proactive refresher and the token lifecycle.
+/// idle timeout), for the active list, the proactive refresher and the token lifecycle.
 #[diesel::dsl::auto_type]
 pub(crate) fn has_live_session(at: i64, idle_since: i64) -> _ {
-    diesel::dsl::exists(
-        s::user_sessions
-            .filter(s::user_id.eq(u::id))
-            .filter(s::revoked_at.is_null().or(s::revoked_at.gt(at)))
-            .filter(s::expires_at.gt(at))
-            .filter(s::last_active.ge(idle_since)),
-    )
+    let live: session_live = session_live(at, idle_since);
+    diesel::dsl::exists(s::user_sessions.filter(s::user_id.eq(u::id)).filter(live))
 }
 
 /// The answer of a compare-and-swap update that named one user: matched rows, or else

@@ -154,6 +154,7 @@ pub(crate) struct SessionRow {
     ip_address: Option<String>,
     previous_token_id_hash: Option<Vec<u8>>,
     rotated_at: Option<i64>,
+    token_expires_at: Option<i64>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -172,6 +173,7 @@ impl TryFrom<SessionRow> for Session {
                 .map(|h| TokenIdHash::from_slice(&h).ok_or_else(|| corrupt("previous_token_id_hash")))
                 .transpose()?,
             rotated_at: r.rotated_at.map(time),
+            token_expires_at: r.token_expires_at.map(time),
             meta: SessionMeta { user_agent: r.user_agent, ip_address: r.ip_address },
         })
     }
@@ -293,6 +295,7 @@ pub(crate) struct NewSessionRow {
     created_at: i64,
     last_active: i64,
     expires_at: i64,
+    token_expires_at: Option<i64>,
     user_agent: Option<String>,
     ip_address: Option<String>,
 }
@@ -306,6 +309,7 @@ impl From<NewSession> for NewSessionRow {
             created_at: n.created_at.unix_millis(),
             last_active: n.created_at.unix_millis(),
             expires_at: n.expires_at.unix_millis(),
+            token_expires_at: Some(n.token_expires_at.unix_millis()),
             user_agent: n.meta.user_agent,
             ip_address: n.meta.ip_address,
         }

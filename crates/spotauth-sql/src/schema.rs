@@ -42,6 +42,7 @@ diesel::table! {
         ip_address -> Nullable<Text>,
         previous_token_id_hash -> Nullable<Binary>,
         rotated_at -> Nullable<BigInt>,
+        token_expires_at -> Nullable<BigInt>,
     }
 }
 

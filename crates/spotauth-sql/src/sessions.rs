@@ -5,12 +5,13 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use spotauth_domain::ids::{SessionId, UserId};
 use spotauth_domain::ports::{RepoError, SessionRepository, UniqueKey};
-use spotauth_domain::session::{NewSession, Session, SessionOwner, SessionView, TokenIdHash};
+use spotauth_domain::session::{LiveAfter, NewSession, Session, SessionOwner, SessionView, TokenIdHash};
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::User;
 
 use crate::conn::{AnyConn, Connections, each_backend};
 use crate::error::is_unique_violation;
+use crate::queries::session_live;
 use crate::rows::{NewSessionRow, SessionRow, TokenRow, UserRow};
 use crate::schema::spotify_users::dsl as u;
 use crate::schema::user_sessions::dsl as s;
@@ -90,6 +91,7 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
         expected: &TokenIdHash,
         new: &TokenIdHash,
         now: Timestamp,
+        token_expires_at: Timestamp,
     ) -> Result<Session, RepoError> {
         let id = id.to_string();
         let (expected, new) = (expected.as_bytes().to_vec(), new.as_bytes().to_vec());
@@ -106,6 +108,7 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
                         s::token_id_hash.eq(&new),
                         s::previous_token_id_hash.eq(Some(&expected)),
                         s::rotated_at.eq(Some(now.unix_millis())),
+                        s::token_expires_at.eq(Some(token_expires_at.unix_millis())),
                         s::last_active.eq(now.unix_millis()),
                     ))
                     .execute(c)
@@ -172,13 +175,13 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
         Ok(n as u64)
     }
 
-    async fn purge_ended(&self, before: Timestamp) -> Result<u64, RepoError> {
-        let cutoff = before.unix_millis();
+    async fn purge_ended(&self, ended_before: LiveAfter) -> Result<u64, RepoError> {
+        let (at, idle_since) = (ended_before.at.unix_millis(), ended_before.idle_since.unix_millis());
         let n = self
             .write_one(move |mut conn| {
                 Box::pin(async move {
                     let n = each_backend!(&mut conn, |c| diesel::delete(
-                        s::user_sessions.filter(s::revoked_at.lt(cutoff).or(s::expires_at.lt(cutoff)))
+                        s::user_sessions.filter(diesel::dsl::not(session_live(at, idle_since)))
                     )
                     .execute(c)
                     .await)?;

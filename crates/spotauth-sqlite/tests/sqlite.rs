@@ -79,29 +79,20 @@ async fn fifty_writers(stores: &[SqliteStore]) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_writers_all_succeed() {
+    // Every writer's user is listed: its user and its session were written.
+    async fn listed(store: &SqliteStore) -> u64 {
+        let page = PageRequest::new(0, 100).unwrap();
+        store.repositories().users.list_active(page, spotauth_testkit::contract::live()).await.unwrap().total
+    }
     let db = SqliteDb::new().await;
     let one = fifty_writers(std::slice::from_ref(&db.store)).await;
-    let page = db
-        .store
-        .repositories()
-        .users
-        .list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live())
-        .await
-        .unwrap();
-    assert_eq!(page.total, 50);
+    assert_eq!(listed(&db.store).await, 50);
 
     let db2 = SqliteDb::new().await;
     let other = SqliteStore::open(&db2.file, SqliteSettings::default()).await.unwrap();
     assert!(other.migrations_applied_at_open().is_empty());
     let two = fifty_writers(&[db2.store.clone(), other]).await;
-    let page = db2
-        .store
-        .repositories()
-        .users
-        .list_active(PageRequest::new(0, 100).unwrap(), spotauth_testkit::contract::live())
-        .await
-        .unwrap();
-    assert_eq!(page.total, 50);
+    assert_eq!(listed(&db2.store).await, 50);
     println!("50 concurrent writers: {one:?} through one store, {two:?} through two stores on one file");
 }
 

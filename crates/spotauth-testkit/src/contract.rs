@@ -178,6 +178,7 @@ pub fn new_session(id: u8, user: u8) -> NewSession {
         token_id_hash: hash(id),
         created_at: NOW,
         expires_at: NOW.plus(Duration::from_secs(86400)),
+        token_expires_at: NOW.plus(Duration::from_secs(86400)),
         meta: SessionMeta::new(Some("Mozilla/5.0 (X11)"), Some("2001:db8::1".into())),
     }
 }
@@ -819,6 +820,7 @@ pub async fn token_idle_users_lose_their_tokens_after_the_retention<F: StoreFixt
     sign_in(&r, [1]).await;
     let mut long = new_session(3, 3);
     long.expires_at = NOW.plus(secs(35 * 86400));
+    long.token_expires_at = long.expires_at;
     r.sessions.create(long).await.unwrap();
     r.sessions.touch(SessionId::from_bytes([3; 16]), NOW.plus(secs(9 * 86400))).await.unwrap();
     r.users.touch(uid(4), later).await.unwrap();
@@ -900,15 +902,19 @@ pub async fn session_create_get_rotate_touch_revoke<F: StoreFixture>(f: &F) {
 
     let later = NOW.plus(secs(5));
     assert_eq!((created.previous_token_id_hash.clone(), created.rotated_at), (None, None));
-    let rotated = s.rotate(created.id, &hash(1), &hash(3), later).await.unwrap();
+    let rotated = s.rotate(created.id, &hash(1), &hash(3), later, later.plus(secs(3600))).await.unwrap();
     assert_eq!((rotated.token_id_hash.clone(), rotated.last_active), (hash(3), later));
     assert_eq!((rotated.previous_token_id_hash.clone(), rotated.rotated_at), (Some(hash(1)), Some(later)));
+    assert_eq!(rotated.token_expires_at, Some(later.plus(secs(3600))), "the new token's expiry");
     assert_eq!(session_of(&s, created.id).await, Some(rotated));
     // The old hash no longer rotates: reuse or a lost race.
-    assert_eq!(s.rotate(created.id, &hash(1), &hash(4), later).await.unwrap_err(), RepoError::StaleVersion);
+    assert_eq!(
+        s.rotate(created.id, &hash(1), &hash(4), later, later.plus(secs(3600))).await.unwrap_err(),
+        RepoError::StaleVersion
+    );
     assert_eq!(session_of(&s, created.id).await.unwrap().token_id_hash, hash(3), "nothing written");
     assert_eq!(
-        s.rotate(SessionId::from_bytes([9; 16]), &hash(1), &hash(4), later).await.unwrap_err(),
+        s.rotate(SessionId::from_bytes([9; 16]), &hash(1), &hash(4), later, later).await.unwrap_err(),
         RepoError::NotFound
     );
 
@@ -922,7 +928,7 @@ pub async fn session_create_get_rotate_touch_revoke<F: StoreFixture>(f: &F) {
     s.touch(created.id, later.plus(secs(2))).await.unwrap(); // revoked: Ok, no resurrection
     assert_eq!(session_of(&s, created.id).await.unwrap().revoked_at, Some(later));
     assert_eq!(
-        s.rotate(created.id, &hash(3), &hash(4), later).await.unwrap_err(),
+        s.rotate(created.id, &hash(3), &hash(4), later, later.plus(secs(3600))).await.unwrap_err(),
         RepoError::StaleVersion,
         "revoked sessions don't rotate"
     );
@@ -935,7 +941,9 @@ pub async fn session_concurrent_rotation_has_one_winner<F: StoreFixture>(f: &F) 
     let tasks: Vec<_> = (10..26u8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.rotate(sid, &hash(1), &hash(i), NOW).await.map(|s| (i, s)) })
+            tokio::spawn(async move {
+                store.rotate(sid, &hash(1), &hash(i), NOW, NOW.plus(secs(3600))).await.map(|s| (i, s))
+            })
         })
         .collect();
     let mut winners = Vec::new();
@@ -950,22 +958,40 @@ pub async fn session_concurrent_rotation_has_one_winner<F: StoreFixture>(f: &F) 
     assert_eq!(session_of(&store, sid).await.unwrap().token_id_hash, hash(i));
 }
 
-/// `revoke_all_for_user` counts only live sessions of that user; `purge_ended` deletes sessions
-/// revoked or expired strictly before the cutoff.
+/// `revoke_all_for_user` counts only unrevoked sessions of that user; `purge_ended` deletes
+/// the sessions not live after the cutoff: revoked, past their absolute end, idle past the
+/// timeout or with their token expired before it; a session live at the cutoff stays.
 pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
     let s = f.repositories().sessions;
+    let ended_before = |t: Timestamp| SessionPolicy::default().live_after(t);
+    let revoked_at = NOW.plus(secs(10));
     for (id, user) in [(1, 1), (2, 1), (3, 2)] {
         s.create(new_session(id, user)).await.unwrap();
     }
-    assert_eq!(s.revoke_all_for_user(uid(1), NOW).await.unwrap(), 2);
-    assert_eq!(s.revoke_all_for_user(uid(1), NOW).await.unwrap(), 0);
-    assert_eq!(s.revoke_all_for_user(uid(7), NOW).await.unwrap(), 0);
+    assert_eq!(s.revoke_all_for_user(uid(1), revoked_at).await.unwrap(), 2);
+    assert_eq!(s.revoke_all_for_user(uid(1), revoked_at).await.unwrap(), 0);
+    assert_eq!(s.revoke_all_for_user(uid(7), revoked_at).await.unwrap(), 0);
     assert!(session_of(&s, SessionId::from_bytes([3; 16])).await.unwrap().revoked_at.is_none());
-    assert_eq!(s.purge_ended(NOW).await.unwrap(), 0, "revoked exactly at the cutoff is kept");
-    assert_eq!(s.purge_ended(NOW.plus(secs(1))).await.unwrap(), 2);
+    assert_eq!(s.purge_ended(ended_before(NOW.plus(secs(9)))).await.unwrap(), 0, "still live then");
+    assert_eq!(s.purge_ended(ended_before(revoked_at)).await.unwrap(), 2, "revoked by the cutoff");
     assert_eq!(session_of(&s, SessionId::from_bytes([1; 16])).await, None);
-    assert_eq!(s.purge_ended(NOW.plus(secs(86400))).await.unwrap(), 0, "expiring exactly at the cutoff is kept");
-    assert_eq!(s.purge_ended(NOW.plus(secs(86401))).await.unwrap(), 1, "past absolute expiry");
+    let end = NOW.plus(secs(86400));
+    assert_eq!(s.purge_ended(ended_before(end.minus(secs(1)))).await.unwrap(), 0, "live until its end");
+    assert_eq!(s.purge_ended(ended_before(end)).await.unwrap(), 1, "past its token's expiry and its end");
+    // A session that went idle, and one whose token expired, are over as well.
+    let policy = SessionPolicy::default();
+    let mut idle = new_session(4, 3);
+    idle.expires_at = NOW.plus(secs(30 * 86400));
+    idle.token_expires_at = idle.expires_at;
+    s.create(idle).await.unwrap();
+    let mut lapsed = new_session(5, 3);
+    lapsed.expires_at = NOW.plus(secs(30 * 86400));
+    lapsed.token_expires_at = NOW.plus(secs(3600));
+    s.create(lapsed).await.unwrap();
+    assert_eq!(s.purge_ended(ended_before(NOW.plus(secs(3599)))).await.unwrap(), 0);
+    assert_eq!(s.purge_ended(ended_before(NOW.plus(secs(3600)))).await.unwrap(), 1, "its token expired");
+    let idled_out = NOW.plus(policy.idle_timeout).plus(Duration::from_millis(1));
+    assert_eq!(s.purge_ended(ended_before(idled_out)).await.unwrap(), 1, "unused past the idle timeout");
 }
 
 /// The hot-path read: a session with its owner and the owner's tokens; the owner as

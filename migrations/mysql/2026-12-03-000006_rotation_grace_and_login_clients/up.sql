@@ -4,7 +4,9 @@ ALTER TABLE user_sessions
   ADD COLUMN previous_token_id_hash BINARY(32) NULL
     COMMENT 'SHA-256 of the token id (jti) rotated out last; it still authenticates for the rotation grace window after rotated_at',
   ADD COLUMN rotated_at BIGINT NULL
-    COMMENT 'When the token was last rotated (Unix ms, UTC); NULL before the first rotation';
+    COMMENT 'When the token was last rotated (Unix ms, UTC); NULL before the first rotation',
+  ADD COLUMN token_expires_at BIGINT NULL
+    COMMENT 'When the current session token expires (Unix ms, UTC): past it nothing can use the session; NULL for rows from before it was recorded';
 ALTER TABLE oauth_login_flows
   ADD COLUMN client_key VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL
     COMMENT 'The client the login came from: its IPv4 address, or its IPv6 /64 prefix; bounds pending logins per client; purged with the row',

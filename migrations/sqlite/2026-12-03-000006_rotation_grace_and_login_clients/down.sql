@@ -1,4 +1,5 @@
 DROP INDEX idx_oauth_login_flows_client_expires;
 ALTER TABLE oauth_login_flows DROP COLUMN client_key;
+ALTER TABLE user_sessions DROP COLUMN token_expires_at;
 ALTER TABLE user_sessions DROP COLUMN rotated_at;
 ALTER TABLE user_sessions DROP COLUMN previous_token_id_hash;

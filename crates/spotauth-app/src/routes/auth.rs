@@ -1,5 +1,7 @@
 //! `/api/auth/spotify/...`: login, callback, session rotation, tokens, logout, subscription.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -64,11 +66,15 @@ pub struct CallbackQuery {
 
 /// `GET /api/auth/spotify/callback` → 303 to the frontend, with a session or `?error=`.
 pub async fn callback(
-    _: Throttled,
+    throttled: Result<Throttled, Problem>,
     req: HttpRequest,
     state: web::Data<AppState>,
     q: web::Query<CallbackQuery>,
 ) -> HttpResponse {
+    // A browser arrives here from Spotify's redirect: it gets the frontend, not a JSON problem.
+    if let Err(limited) = throttled {
+        return to_frontend_with_error(&state, limited.code(), limited.retry_after_hint());
+    }
     let q = q.into_inner();
     let outcome = match (q.error, q.code) {
         (Some(error), _) => Err(sanitize_error(&error)),
@@ -101,19 +107,27 @@ pub async fn callback(
                 .finish()
         }
         Err(e) => {
-            let code = login_error_code(&e);
-            let mut target = state.frontend_url.clone();
-            target.query_pairs_mut().append_pair("error", code);
-            if let AuthError::RateLimited { retry_after } = &e {
-                target.query_pairs_mut().append_pair("retryAfter", &retry_after.as_secs().max(1).to_string());
-            }
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, target.as_str()))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .append_header((header::SET_COOKIE, clear_login))
-                .finish()
+            let retry_after = match &e {
+                AuthError::RateLimited { retry_after } => Some(*retry_after),
+                _ => None,
+            };
+            to_frontend_with_error(&state, login_error_code(&e), retry_after)
         }
     }
+}
+
+/// 303 to `FRONTEND_URL?error=CODE[&retryAfter=SECONDS]`, clearing the login cookie.
+fn to_frontend_with_error(state: &AppState, code: &str, retry_after: Option<Duration>) -> HttpResponse {
+    let mut target = state.frontend_url.clone();
+    target.query_pairs_mut().append_pair("error", code);
+    if let Some(wait) = retry_after {
+        target.query_pairs_mut().append_pair("retryAfter", &wait.as_secs().max(1).to_string());
+    }
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, target.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .append_header((header::SET_COOKIE, state.cookies.clear_login()))
+        .finish()
 }
 
 /// Spotify's `error` values are a small ASCII vocabulary; anything else is replaced.

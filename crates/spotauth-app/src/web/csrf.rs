@@ -44,8 +44,9 @@ impl TrustedOrigins {
         self.0.iter().any(|o| o == origin)
     }
 
-    /// Whether a request with this method and these headers may proceed.
-    pub fn allows(&self, method: &Method, headers: &header::HeaderMap) -> bool {
+    /// Whether a request with this method and these headers may proceed; `authority` is the
+    /// request target's (HTTP/2's `:authority`), used when there is no `Host` header.
+    pub fn allows(&self, method: &Method, headers: &header::HeaderMap, authority: Option<&str>) -> bool {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
             || headers.contains_key(header::AUTHORIZATION)
         {
@@ -59,7 +60,7 @@ impl TrustedOrigins {
             None => match origin {
                 None => true,
                 Some(o) => {
-                    let host = text(header::HOST);
+                    let host = text(header::HOST).or(authority);
                     let same_host = Url::parse(o).ok().is_some_and(|u| {
                         let authority = match u.port() {
                             Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
@@ -80,7 +81,9 @@ pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let allowed = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.origins.allows(req.method(), req.headers()));
+    let authority = req.uri().authority().map(|a| a.as_str());
+    let allowed =
+        req.app_data::<web::Data<AppState>>().is_some_and(|s| s.origins.allows(req.method(), req.headers(), authority));
     if allowed {
         return Ok(next.call(req).await?.map_into_left_body());
     }
@@ -109,7 +112,7 @@ mod tests {
         let frontend = Url::parse("https://app.example.com/rooms").unwrap();
         let origins = TrustedOrigins::new(&frontend, ["http://localhost:5173"]).unwrap();
         let post = Method::POST;
-        let allowed = |h: &[(&'static str, &'static str)]| origins.allows(&post, &headers(h));
+        let allowed = |h: &[(&'static str, &'static str)]| origins.allows(&post, &headers(h), None);
         assert!(allowed(&[]), "no browser headers: a non-browser client");
         assert!(allowed(&[("sec-fetch-site", "same-origin"), ("origin", "https://evil.example")]));
         assert!(allowed(&[("sec-fetch-site", "none")]));
@@ -125,7 +128,11 @@ mod tests {
         assert!(!allowed(&[("origin", "http://127.0.0.1:8081"), ("host", "127.0.0.1:8080")]));
         assert!(allowed(&[("origin", "https://app.example.com")]));
         assert!(allowed(&[("origin", "https://evil.example"), ("authorization", "Bearer x")]), "Bearer is exempt");
-        assert!(origins.allows(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")])), "safe methods pass");
+        assert!(origins.allows(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")]), None), "safe methods pass");
+        // HTTP/2 has no Host header: the request target's authority stands in for it.
+        let h2 = headers(&[("origin", "https://api.example.com")]);
+        assert!(origins.allows(&post, &h2, Some("api.example.com")));
+        assert!(!origins.allows(&post, &headers(&[("origin", "https://evil.example")]), Some("api.example.com")));
     }
 
     #[test]

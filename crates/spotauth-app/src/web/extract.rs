@@ -35,9 +35,12 @@ pub struct SessionTokenIn {
 
 impl SessionTokenIn {
     /// The token of `req`, if it presents one; `Err` when its session cookie is ambiguous (see
-    /// [`CookieValue::Ambiguous`]): such a request is refused, never served as anonymous.
+    /// [`CookieValue::Ambiguous`]): such a request is refused, never served as anonymous. A
+    /// request with any `Authorization` header is never authenticated by the cookie: the
+    /// cross-origin guard exempts exactly those requests (`web::csrf`).
     pub fn of(req: &HttpRequest, cookies: &Cookies) -> Result<Option<Self>, Problem> {
-        if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            let Ok(value) = value.to_str() else { return Ok(None) };
             let Some((scheme, token)) = value.split_once(' ') else { return Ok(None) };
             return Ok(scheme
                 .eq_ignore_ascii_case("bearer")

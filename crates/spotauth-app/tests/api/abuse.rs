@@ -224,3 +224,20 @@ async fn metrics_can_leave_the_public_address() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.text().await.unwrap().contains("spotauth_token_refreshes_total"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_callback_sends_the_browser_to_the_frontend_with_the_reason() {
+    let opts = Options {
+        extra: vec![("RATE_LIMIT_PER_CLIENT_BURST", "2"), ("RATE_LIMIT_PER_CLIENT_PER_MINUTE", "1")],
+        ..Options::default()
+    };
+    let app = spawn(opts).await;
+    for _ in 0..2 {
+        assert_eq!(error_redirect(&app.callback("code=x&state=y", None).await), "state_missing");
+    }
+    let resp = app.callback("code=x&state=y", None).await;
+    assert_eq!(error_redirect(&resp), "rate_limited");
+    let location = url::Url::parse(resp.headers()[LOCATION].to_str().unwrap()).unwrap();
+    assert!(location.query_pairs().any(|(k, v)| k == "retryAfter" && v.parse::<u64>().unwrap() >= 1));
+    assert_eq!(app.emu.counters().total.token_authorization_code, 0);
+}

@@ -91,20 +91,28 @@ impl AuthService {
         now: Timestamp,
     ) -> Result<IssuedSession, AuthError> {
         let token_id = self.ports.ids.new_token_id();
+        let expires_at = now.plus(self.policy.session.absolute_timeout);
+        let token_expires_at = self.policy.session.token_expiry(now, expires_at);
         let new = NewSession {
             id: self.ports.ids.new_session_id(),
             user_id,
             token_id_hash: self.ports.digests.token_id(&token_id),
             created_at: now,
-            expires_at: now.plus(self.policy.session.absolute_timeout),
+            expires_at,
+            token_expires_at,
             meta,
         };
         let session = self.ports.sessions.create(new).await?;
-        self.issue_token(session, token_id, now)
+        self.issue_token(session, token_id, now, token_expires_at)
     }
 
-    fn issue_token(&self, session: Session, token_id: TokenId, now: Timestamp) -> Result<IssuedSession, AuthError> {
-        let expires_at = now.plus(self.policy.session.token_ttl).min(session.expires_at);
+    fn issue_token(
+        &self,
+        session: Session,
+        token_id: TokenId,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<IssuedSession, AuthError> {
         let claims =
             SessionClaims { session_id: session.id, user_id: session.user_id, token_id, issued_at: now, expires_at };
         let token = self.ports.codec.issue(&claims).map_err(|_| AuthError::SessionIssue)?;
@@ -165,11 +173,12 @@ impl AuthService {
         let now = self.ports.clock.now();
         let successor = self.ports.digests.successor_token_id(&claims.token_id);
         let successor_hash = self.ports.digests.token_id(&successor);
+        let token_expires_at = self.policy.session.token_expiry(now, auth.session.expires_at);
         let session = if auth.superseded {
             self.current_successor(auth.session.clone(), &successor_hash, now).await?
         } else {
-            let rotated =
-                self.ports.sessions.rotate(auth.session.id, &auth.session.token_id_hash, &successor_hash, now).await;
+            let (id, current) = (auth.session.id, &auth.session.token_id_hash);
+            let rotated = self.ports.sessions.rotate(id, current, &successor_hash, now, token_expires_at).await;
             match rotated {
                 Ok(session) => session,
                 // A concurrent rotation of the same token won; it rotated to the same successor.
@@ -181,7 +190,10 @@ impl AuthService {
                 Err(e) => return Err(e.into()),
             }
         };
-        let issued = self.issue_token(session, successor, now)?;
+        // The session's current token, as stored: a repeat of a rotation hands out a token that
+        // expires when the stored one does, so the row keeps saying when the session ends.
+        let expires_at = session.token_expires_at.unwrap_or(token_expires_at);
+        let issued = self.issue_token(session, successor, now, expires_at)?;
         let token = self.access_token_given(auth.user.id, auth.tokens).await;
         Ok(RefreshedSession { issued, token })
     }
@@ -243,7 +255,8 @@ impl AuthService {
     /// [`super::ServicePolicy`]).
     pub async fn housekeeping(&self) -> Result<Housekeeping, AuthError> {
         let now = self.ports.clock.now();
-        let sessions = self.ports.sessions.purge_ended(now.minus(self.policy.ended_session_retention)).await?;
+        let ended_before = self.policy.session.live_after(now.minus(self.policy.ended_session_retention));
+        let sessions = self.ports.sessions.purge_ended(ended_before).await?;
         let login_flows = self.ports.flows.purge_expired(now.minus(self.policy.lapsed_login_retention)).await?;
         let idle_since = self.policy.session.live_after(now.minus(self.policy.token_retention));
         let disconnected_users = self.ports.tokens.delete_tokens_of_idle_users(idle_since).await?;

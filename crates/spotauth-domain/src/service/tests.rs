@@ -80,6 +80,7 @@ fn session(id: SessionId, user_id: UserId, token: TokenId, last_active: Timestam
         revoked_at: None,
         previous_token_id_hash: None,
         rotated_at: None,
+        token_expires_at: Some(NOW.plus(Duration::from_secs(86400))),
         meta: SessionMeta::default(),
     }
 }
@@ -118,6 +119,7 @@ fn expect_session_create(s: &mut MockSessionRepository) {
             revoked_at: None,
             previous_token_id_hash: None,
             rotated_at: None,
+            token_expires_at: Some(n.token_expires_at),
             meta: n.meta,
         })
     });
@@ -126,11 +128,15 @@ fn expect_session_create(s: &mut MockSessionRepository) {
 /// The session rotation of [`SID`] succeeds, to the hash of [`NEXT_TID`].
 fn expect_rotation(s: &mut MockSessionRepository) {
     s.expect_rotate()
-        .withf(|id, old, new, now| {
-            *id == SID && *old == token_hash(&TID) && *new == token_hash(&NEXT_TID) && *now == NOW
+        .withf(|id, old, new, now, token_expires_at| {
+            *id == SID
+                && *old == token_hash(&TID)
+                && *new == token_hash(&NEXT_TID)
+                && *now == NOW
+                && *token_expires_at == NOW.plus(Duration::from_secs(86400))
         })
         .times(1)
-        .returning(|id, _, new, now| {
+        .returning(|id, _, new, now, _| {
             let mut out = session(id, uid(1), TID, now);
             out.token_id_hash = new.clone();
             Ok(out)
@@ -300,7 +306,7 @@ async fn a_valid_token_authenticates_and_touches_at_most_once_a_minute() {
 async fn losing_a_concurrent_rotation_counts_as_reuse() {
     let mut fx = Fixture::new();
     fx.sessions.expect_load_view().returning(|_| Ok(Some(live_view(NOW, Some(stored(uid(1), 3000, 86400))))));
-    fx.sessions.expect_rotate().times(1).returning(|_, _, _, _| Err(RepoError::StaleVersion));
+    fx.sessions.expect_rotate().times(1).returning(|_, _, _, _, _| Err(RepoError::StaleVersion));
     fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
     fx.tokens.expect_load_tokens().never();
     let (svc, _) = fx.auth_service();
@@ -317,7 +323,7 @@ async fn rotation_issues_a_token_with_a_new_id() {
         v.session.token_id_hash = token_hash(&tid);
         Ok(Some(v))
     });
-    fx.sessions.expect_rotate().times(1).returning(move |_, old, new, _| {
+    fx.sessions.expect_rotate().times(1).returning(move |_, old, new, _, _| {
         assert_ne!(old, new);
         let mut out = session(SID, uid(1), tid, NOW);
         out.token_id_hash = new.clone();
@@ -452,7 +458,12 @@ async fn housekeeping_purges_past_the_retentions_and_reports_the_counts() {
     assert_ne!(ended, lapsed, "the test must tell the two retentions apart");
     let tokens_kept = fx.policy.token_retention;
     let idle = fx.policy.session.idle_timeout;
-    fx.sessions.expect_purge_ended().with(eq(NOW.minus(ended))).times(1).returning(|_| Ok(4));
+    let ended_at = NOW.minus(ended);
+    fx.sessions
+        .expect_purge_ended()
+        .with(eq(LiveAfter { at: ended_at, idle_since: ended_at.minus(idle) }))
+        .times(1)
+        .returning(|_| Ok(4));
     fx.flows.expect_purge_expired().with(eq(NOW.minus(lapsed))).times(1).returning(|_| Ok(2));
     let at = NOW.minus(tokens_kept);
     fx.tokens
@@ -533,7 +544,7 @@ async fn racing_rotations_of_one_token_both_get_the_same_successor() {
             rotated_view(Duration::ZERO)
         }))
     });
-    fx.sessions.expect_rotate().times(1).returning(|_, _, _, _| Err(RepoError::StaleVersion));
+    fx.sessions.expect_rotate().times(1).returning(|_, _, _, _, _| Err(RepoError::StaleVersion));
     fx.sessions.expect_revoke().never();
     let (svc, _) = fx.auth_service();
     let refreshed = svc.refresh_session(&token_for(SID, uid(1), TID)).await.unwrap();
