@@ -1,2 +1,5 @@
-ALTER TABLE oauth_login_flows DROP KEY idx_oauth_login_flows_client_expires, DROP COLUMN client_key;
+ALTER TABLE oauth_login_flows
+  DROP KEY idx_oauth_login_flows_pending,
+  DROP KEY idx_oauth_login_flows_client_pending,
+  DROP COLUMN client_key;
 ALTER TABLE user_sessions DROP COLUMN token_expires_at, DROP COLUMN rotated_at, DROP COLUMN previous_token_id_hash;

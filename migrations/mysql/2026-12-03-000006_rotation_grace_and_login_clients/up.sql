@@ -1,5 +1,7 @@
 -- The rotation grace window and the bound on pending logins per client (docs/design/threats.md).
--- Online-safe: nullable columns and one index added; no FOREIGN KEY (PlanetScale).
+-- Online-safe: nullable columns and two indexes added; no FOREIGN KEY (PlanetScale). The indexes
+-- make the pending-login counts at every login index-only range scans over the pending flows
+-- (unused, unexpired) only, not over every flow of the last ten minutes.
 ALTER TABLE user_sessions
   ADD COLUMN previous_token_id_hash BINARY(32) NULL
     COMMENT 'SHA-256 of the token id (jti) rotated out last; it still authenticates for the rotation grace window after rotated_at',
@@ -10,4 +12,5 @@ ALTER TABLE user_sessions
 ALTER TABLE oauth_login_flows
   ADD COLUMN client_key VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL
     COMMENT 'The client the login came from: its IPv4 address, or its IPv6 /64 prefix; bounds pending logins per client; purged with the row',
-  ADD KEY idx_oauth_login_flows_client_expires (client_key, expires_at);
+  ADD KEY idx_oauth_login_flows_client_pending (client_key, used_at, expires_at),
+  ADD KEY idx_oauth_login_flows_pending (used_at, expires_at);

@@ -1,4 +1,5 @@
-DROP INDEX idx_oauth_login_flows_client_expires;
+DROP INDEX idx_oauth_login_flows_pending;
+DROP INDEX idx_oauth_login_flows_client_pending;
 ALTER TABLE oauth_login_flows DROP COLUMN client_key;
 ALTER TABLE user_sessions DROP COLUMN token_expires_at;
 ALTER TABLE user_sessions DROP COLUMN rotated_at;
