@@ -149,10 +149,12 @@ mod migrations {
             ("idx_spotify_users_token_expiry", 1),
             ("idx_spotify_users_active_last_active", 2),
             ("idx_spotify_users_last_active", 1),
-            ("idx_user_sessions_user_id", 1),
+            ("idx_user_sessions_user_liveness", 5),
             ("uq_user_sessions_token_id_hash", 1),
             ("idx_user_sessions_expires_at", 1),
             ("idx_oauth_login_flows_expires_at", 1),
+            ("idx_oauth_login_flows_client_pending", 3),
+            ("idx_oauth_login_flows_pending", 2),
         ] {
             let q = format!(
                 "SELECT COUNT(*) AS n FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{{db}}' AND INDEX_NAME = '{idx}'"
