@@ -380,8 +380,10 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// Revokes one session. Idempotent: MUST return `Ok(())` when already revoked or unknown.
     async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError>;
 
-    /// Revokes every live session of a user; returns how many were live.
-    async fn revoke_all_for_user(&self, user_id: UserId, now: Timestamp) -> Result<u64, RepoError>;
+    /// Revokes (at `live.at`) every session of the user that is live after `live`, evaluated as
+    /// [`LiveAfter`]'s docs say, and returns how many. Sessions that already ended need no
+    /// revocation: authentication and the purge apply the same rule.
+    async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError>;
 
     /// Deletes the sessions that are not live after `ended_before` ([`LiveAfter`], evaluated as
     /// its docs say): revoked, past their absolute end, idle past the timeout or with their

@@ -157,15 +157,16 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
         .await
     }
 
-    async fn revoke_all_for_user(&self, user_id: UserId, now: Timestamp) -> Result<u64, RepoError> {
+    async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError> {
         let user_id = user_id.to_string();
+        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
         let n = self
             .write_one(move |mut conn| {
                 Box::pin(async move {
                     let n = each_backend!(&mut conn, |c| diesel::update(
-                        s::user_sessions.filter(s::user_id.eq(&user_id)).filter(s::revoked_at.is_null())
+                        s::user_sessions.filter(s::user_id.eq(&user_id)).filter(session_live(at, idle_since))
                     )
-                    .set(s::revoked_at.eq(now.unix_millis()))
+                    .set(s::revoked_at.eq(at))
                     .execute(c)
                     .await)?;
                     Ok(n)

@@ -958,7 +958,7 @@ pub async fn session_concurrent_rotation_has_one_winner<F: StoreFixture>(f: &F) 
     assert_eq!(session_of(&store, sid).await.unwrap().token_id_hash, hash(i));
 }
 
-/// `revoke_all_for_user` counts only unrevoked sessions of that user; `purge_ended` deletes
+/// `revoke_all_for_user` revokes and counts only the live sessions of that user; `purge_ended` deletes
 /// the sessions not live after the cutoff: revoked, past their absolute end, idle past the
 /// timeout or with their token expired before it; a session live at the cutoff stays.
 pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
@@ -968,12 +968,17 @@ pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
     for (id, user) in [(1, 1), (2, 1), (3, 2)] {
         s.create(new_session(id, user)).await.unwrap();
     }
-    assert_eq!(s.revoke_all_for_user(uid(1), revoked_at).await.unwrap(), 2);
-    assert_eq!(s.revoke_all_for_user(uid(1), revoked_at).await.unwrap(), 0);
-    assert_eq!(s.revoke_all_for_user(uid(7), revoked_at).await.unwrap(), 0);
+    // User 1 also has a session that ended on its own (its token expired): nothing to revoke.
+    let mut lapsed_one = new_session(6, 1);
+    lapsed_one.token_expires_at = revoked_at;
+    s.create(lapsed_one).await.unwrap();
+    assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at)).await.unwrap(), 2);
+    assert_eq!(session_of(&s, SessionId::from_bytes([6; 16])).await.unwrap().revoked_at, None);
+    assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at)).await.unwrap(), 0);
+    assert_eq!(s.revoke_all_for_user(uid(7), ended_before(revoked_at)).await.unwrap(), 0);
     assert!(session_of(&s, SessionId::from_bytes([3; 16])).await.unwrap().revoked_at.is_none());
     assert_eq!(s.purge_ended(ended_before(NOW.plus(secs(9)))).await.unwrap(), 0, "still live then");
-    assert_eq!(s.purge_ended(ended_before(revoked_at)).await.unwrap(), 2, "revoked by the cutoff");
+    assert_eq!(s.purge_ended(ended_before(revoked_at)).await.unwrap(), 3, "revoked or lapsed by the cutoff");
     assert_eq!(session_of(&s, SessionId::from_bytes([1; 16])).await, None);
     let end = NOW.plus(secs(86400));
     assert_eq!(s.purge_ended(ended_before(end.minus(secs(1)))).await.unwrap(), 0, "live until its end");

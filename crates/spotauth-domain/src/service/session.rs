@@ -236,7 +236,8 @@ impl AuthService {
                 Ok(LogoutOutcome { scope, sessions_ended: u64::from(live), spotify_disconnected: false })
             }
             LogoutScope::Everywhere => {
-                let ended = self.ports.sessions.revoke_all_for_user(claims.user_id, now).await?;
+                let live = self.policy.session.live_after(now);
+                let ended = self.ports.sessions.revoke_all_for_user(claims.user_id, live).await?;
                 let disconnected = match self.ports.tokens.delete_tokens(claims.user_id).await {
                     Ok(()) => true,
                     // The user row is gone: nothing stored to disconnect.

@@ -399,7 +399,8 @@ async fn log_out_everywhere_disconnects_even_with_an_expired_or_ended_session() 
         let mut fx = Fixture::new();
         // The session row is never needed: the verified token names the user.
         fx.sessions.expect_load_view().never();
-        fx.sessions.expect_revoke_all_for_user().with(eq(uid(1)), eq(NOW)).times(1).returning(|_, _| Ok(1));
+        let live = fx.policy.session.live_after(NOW);
+        fx.sessions.expect_revoke_all_for_user().with(eq(uid(1)), eq(live)).times(1).returning(|_, _| Ok(1));
         fx.tokens.expect_delete_tokens().with(eq(uid(1))).times(1).returning(|_| Ok(()));
         // Presence follows live sessions: the opt-out flag is not logout's business.
         fx.users.expect_set_active().never();
