@@ -50,8 +50,7 @@ pub fn document() -> &'static Value {
                         {"name": "error", "in": "query", "schema": {"type": "string"}}
                     ],
                     "responses": {
-                        "303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, code_refused, access_denied, authorization_error, premium_required, not_allow_listed, spotify_rate_limited (with retryAfter=<seconds>; no call to Spotify was made), spotify_unavailable, login_failed"},
-                        "429": problem("rate_limited, with Retry-After"),
+                        "303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, code_refused, access_denied, authorization_error, premium_required, not_allow_listed, rate_limited (this client's budget is spent; with retryAfter=<seconds>), spotify_rate_limited (with retryAfter=<seconds>; no call to Spotify was made), spotify_unavailable, login_failed"},
                     }
                 }},
                 "/api/auth/spotify/refresh": {"post": {
