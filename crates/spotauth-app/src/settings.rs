@@ -793,4 +793,29 @@ mod tests {
             assert!(err.contains(name), "{name}: {err}");
         }
     }
+
+    proptest::proptest! {
+        /// A refused value of any numeric or boolean setting is named by the setting, on one
+        /// line, and never echoed (it may be a secret pasted into the wrong variable).
+        #[test]
+        fn refused_values_are_never_echoed(value in "[a-zA-Z!@#%^&*+=~][ -~]{5,40}", pick in 0usize..8) {
+            let names = [
+                "SESSION_IDLE_TIMEOUT_SECS",
+                "SESSION_ROTATION_GRACE_SECS",
+                "TOKEN_RETENTION_SECS",
+                "LOGIN_PENDING_PER_CLIENT",
+                "RATE_LIMIT_PER_CLIENT_BURST",
+                "DB_POOL_SIZE",
+                "COOKIE_SECURE",
+                "RATE_LIMITS",
+            ];
+            let name = names[pick];
+            let pairs: Vec<_> = base().into_iter().chain([(name, value.as_str())]).collect();
+            if let Err(e) = Settings::from_pairs(pairs) {
+                let e = e.to_string();
+                proptest::prop_assert!(e.contains(name) && !e.contains('\n'), "{e}");
+                proptest::prop_assert!(!e.contains(value.trim()), "{e}");
+            }
+        }
+    }
 }

@@ -366,3 +366,37 @@ fn os_ids_and_jitter() {
     assert_eq!(uuid::Uuid::from_bytes(*ids.new_token_id().as_bytes()).get_version_num(), 4);
     let _ = ids.new_session_id();
 }
+
+mod properties {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use proptest::prelude::*;
+    use spotauth_crypto::{JwtCodec, JwtSettings};
+    use spotauth_domain::ports::SessionTokenCodec;
+    use spotauth_domain::time::Timestamp;
+
+    fn codec() -> JwtCodec {
+        JwtCodec::from_config(&STANDARD.encode([42u8; 64]), JwtSettings::default()).unwrap()
+    }
+
+    proptest! {
+        /// No string is a session token unless we signed it: arbitrary text, and tokens shaped
+        /// like ours (three base64url segments of arbitrary JSON-ish bytes) never verify and
+        /// never panic, with or without the time checks.
+        #[test]
+        fn no_forged_or_garbled_token_verifies(
+            text in "[ -~]{0,300}",
+            header in proptest::collection::vec(any::<u8>(), 0..80),
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            signature in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let c = codec();
+            let now = Timestamp::from_unix_seconds(1_800_000_000);
+            prop_assert!(c.verify(&text, now).is_err());
+            prop_assert!(c.verify_ignoring_time(&text).is_err());
+            let shaped = [header, payload, signature].map(|part| URL_SAFE_NO_PAD.encode(part)).join(".");
+            prop_assert!(c.verify(&shaped, now).is_err());
+            prop_assert!(c.verify_ignoring_time(&shaped).is_err());
+        }
+    }
+}

@@ -206,4 +206,37 @@ mod tests {
             assert!(ReturnTo::new(bad).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever the frontend sends, an accepted `returnTo` is a same-origin path: one leading
+        /// slash, no second slash or backslash after it, no backslash, whitespace or control
+        /// character anywhere, at most 512 bytes.
+        #[test]
+        fn an_accepted_return_to_is_always_a_same_origin_path(value in "\\PC{0,40}|/[ -~]{0,40}|//[ -~]{0,10}") {
+            if let Ok(r) = ReturnTo::new(value.clone()) {
+                let s = r.as_str();
+                proptest::prop_assert!(s.starts_with('/') && !s.starts_with("//") && !s.starts_with("/\\"));
+                proptest::prop_assert!(!s.contains('\\') && !s.chars().any(|c| c.is_control() || c.is_whitespace()));
+                proptest::prop_assert!(s.len() <= ReturnTo::MAX_LEN);
+            }
+        }
+
+        /// Every address maps to a key of at most 64 ASCII bytes; an IPv6 address maps to its /64.
+        #[test]
+        fn client_keys_are_short_ascii_and_ipv6_keys_are_prefixes(
+            v6 in proptest::prelude::any::<std::net::Ipv6Addr>(),
+            v4 in proptest::prelude::any::<std::net::Ipv4Addr>(),
+        ) {
+            for ip in [IpAddr::V6(v6), IpAddr::V4(v4)] {
+                let key = ClientKey::from_ip(ip);
+                proptest::prop_assert!(key.as_str().len() <= 64 && key.as_str().is_ascii());
+            }
+            let mut s = v6.segments();
+            s[4..].copy_from_slice(&[1, 2, 3, 4]);
+            let same_prefix = std::net::Ipv6Addr::from(s);
+            if v6.to_ipv4_mapped().is_none() && same_prefix.to_ipv4_mapped().is_none() {
+                proptest::prop_assert_eq!(ClientKey::from_ip(IpAddr::V6(v6)), ClientKey::from_ip(IpAddr::V6(same_prefix)));
+            }
+        }
+    }
 }

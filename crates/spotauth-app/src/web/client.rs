@@ -182,4 +182,22 @@ mod tests {
         assert!(TrustedProxies::parse("proxy.internal", "").is_err());
         assert_eq!(TrustedProxies::parse("", "x-real-ip"), Err(TrustedProxiesError::Header));
     }
+
+    proptest::proptest! {
+        /// Whatever a client writes in the forwarding headers: no panic, and with no trusted
+        /// proxy (the default) the client is always the peer.
+        #[test]
+        fn forwarding_headers_never_panic_and_never_count_by_default(
+            xff in "[ -~]{0,120}",
+            fwd in "[ -~]{0,120}",
+            peer in proptest::prelude::any::<std::net::Ipv4Addr>(),
+        ) {
+            let headers = [("x-forwarded-for", xff.as_str()), ("forwarded", fwd.as_str())];
+            let peer_addr = format!("{peer}:4000");
+            proptest::prop_assert_eq!(client("", &peer_addr, &headers), Some(peer.to_string()));
+            // From a trusted proxy the answer is some address, whatever the text.
+            proptest::prop_assert!(client("0.0.0.0/0", &peer_addr, &headers).is_some());
+            proptest::prop_assert!(client_via("forwarded", "0.0.0.0/0", &peer_addr, &headers).is_some());
+        }
+    }
 }

@@ -144,4 +144,31 @@ mod tests {
         assert_eq!(read(&["__Host-spotauth_session=a; __Host-spotauth_session=b"]), CookieValue::Ambiguous);
         assert_eq!(read(&["__Host-spotauth_session=a", "__Host-spotauth_session=b"]), CookieValue::Ambiguous);
     }
+
+    proptest::proptest! {
+        /// Any `Cookie` header text: no panic, and only the exact name ever yields a value.
+        #[test]
+        fn any_cookie_header_is_read_without_panic(header in "[ -~]{0,200}") {
+            if let CookieValue::One(value) = read(&[&header]) {
+                let ours = |pair: &str| pair.split_once('=').is_some_and(|(n, v)| n.trim() == NAME && v.trim() == value);
+                proptest::prop_assert!(header.split(';').any(ours));
+            }
+        }
+
+        /// Our cookie among any other cookies (names that do not spell ours) is read as is.
+        #[test]
+        fn our_cookie_among_others_is_found(
+            others in proptest::collection::vec(("[A-Za-z0-9_-]{1,20}", "[A-Za-z0-9.]{0,20}"), 0..5),
+            value in "[A-Za-z0-9._-]{1,60}",
+            at in 0usize..5,
+        ) {
+            let mut pairs: Vec<String> = others
+                .iter()
+                .filter(|(n, _)| !n.eq_ignore_ascii_case(NAME))
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            pairs.insert(at.min(pairs.len()), format!("{NAME}={value}"));
+            proptest::prop_assert_eq!(read(&[&pairs.join("; ")]), CookieValue::One(value));
+        }
+    }
 }

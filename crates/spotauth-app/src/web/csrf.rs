@@ -143,4 +143,22 @@ mod tests {
         }
         assert!(TrustedOrigins::new(&frontend, ["https://a.example:8443", " http://b.example "]).is_ok());
     }
+
+    proptest::proptest! {
+        /// A cross-site browser request from any origin that is not trusted is refused, whatever
+        /// else it says; no header text makes the guard panic.
+        #[test]
+        fn untrusted_cross_site_writes_are_always_refused(origin in "[ -~]{0,80}", host in "[ -~]{0,40}") {
+            let frontend = Url::parse("https://app.example.com/").unwrap();
+            let origins = TrustedOrigins::new(&frontend, ["http://localhost:5173"]).unwrap();
+            let mut map = HeaderMap::new();
+            map.insert(HeaderName::from_static("sec-fetch-site"), HeaderValue::from_static("cross-site"));
+            if let (Ok(o), Ok(h)) = (HeaderValue::from_str(&origin), HeaderValue::from_str(&host)) {
+                map.insert(header::ORIGIN, o);
+                map.insert(header::HOST, h);
+            }
+            let trusted = origin == "https://app.example.com" || origin == "http://localhost:5173";
+            proptest::prop_assert_eq!(origins.allows(&Method::POST, &map, Some(&host)), trusted);
+        }
+    }
 }
