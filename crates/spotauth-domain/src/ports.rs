@@ -380,9 +380,10 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// Revokes one session. Idempotent: MUST return `Ok(())` when already revoked or unknown.
     async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError>;
 
-    /// Revokes (at `live.at`) every session of the user that is live after `live`, evaluated as
-    /// [`LiveAfter`]'s docs say, and returns how many. Sessions that already ended need no
-    /// revocation: authentication and the purge apply the same rule.
+    /// Revokes (at `live.at`) every unrevoked session of the user, live or lapsed (a request
+    /// that verified a token just before it lapsed, or on an instance whose clock runs behind,
+    /// could still rotate a lapsed one), and returns how many of them were live after `live`
+    /// ([`LiveAfter`], evaluated as its docs say), counted in the same transaction.
     async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError>;
 
     /// Deletes the sessions that are not live after `ended_before` ([`LiveAfter`], evaluated as

@@ -160,20 +160,24 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
     async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError> {
         let user_id = user_id.to_string();
         let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
-        let n = self
-            .write_one(move |mut conn| {
+        let live_ones: i64 = self
+            .write(move |mut conn| {
                 Box::pin(async move {
-                    let n = each_backend!(&mut conn, |c| diesel::update(
-                        s::user_sessions.filter(s::user_id.eq(&user_id)).filter(session_live(at, idle_since))
-                    )
-                    .set(s::revoked_at.eq(at))
-                    .execute(c)
-                    .await)?;
-                    Ok(n)
+                    // Counted and revoked in one transaction. Every unrevoked row is revoked, the
+                    // lapsed ones too: a request that verified a token just before it lapsed (or
+                    // on an instance whose clock runs behind) could otherwise still rotate it.
+                    let of_user = || s::user_sessions.filter(s::user_id.eq(&user_id)).filter(s::revoked_at.is_null());
+                    let live_ones: i64 = each_backend!(&mut conn, |c| of_user()
+                        .filter(session_live(at, idle_since))
+                        .count()
+                        .get_result(c)
+                        .await)?;
+                    each_backend!(&mut conn, |c| diesel::update(of_user()).set(s::revoked_at.eq(at)).execute(c).await)?;
+                    Ok(live_ones)
                 })
             })
             .await?;
-        Ok(n as u64)
+        Ok(u64::try_from(live_ones).unwrap_or(0))
     }
 
     async fn purge_ended(&self, ended_before: LiveAfter) -> Result<u64, RepoError> {

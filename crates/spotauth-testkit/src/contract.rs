@@ -958,7 +958,7 @@ pub async fn session_concurrent_rotation_has_one_winner<F: StoreFixture>(f: &F) 
     assert_eq!(session_of(&store, sid).await.unwrap().token_id_hash, hash(i));
 }
 
-/// `revoke_all_for_user` revokes and counts only the live sessions of that user; `purge_ended` deletes
+/// `revoke_all_for_user` revokes every unrevoked session of that user and counts the live ones; `purge_ended` deletes
 /// the sessions not live after the cutoff: revoked, past their absolute end, idle past the
 /// timeout or with their token expired before it; a session live at the cutoff stays.
 pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
@@ -968,12 +968,19 @@ pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
     for (id, user) in [(1, 1), (2, 1), (3, 2)] {
         s.create(new_session(id, user)).await.unwrap();
     }
-    // User 1 also has a session that ended on its own (its token expired): nothing to revoke.
+    // User 1 also has a session that lapsed on its own (its token expired): revoked too, so a
+    // rotation in flight cannot revive it, but not counted as ended by this logout.
     let mut lapsed_one = new_session(6, 1);
     lapsed_one.token_expires_at = revoked_at;
     s.create(lapsed_one).await.unwrap();
     assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at)).await.unwrap(), 2);
-    assert_eq!(session_of(&s, SessionId::from_bytes([6; 16])).await.unwrap().revoked_at, None);
+    let lapsed_id = SessionId::from_bytes([6; 16]);
+    assert_eq!(session_of(&s, lapsed_id).await.unwrap().revoked_at, Some(revoked_at));
+    assert_eq!(
+        s.rotate(lapsed_id, &hash(6), &hash(7), revoked_at, revoked_at.plus(secs(60))).await.unwrap_err(),
+        RepoError::StaleVersion,
+        "a rotation that verified the token before the logout finds it revoked"
+    );
     assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at)).await.unwrap(), 0);
     assert_eq!(s.revoke_all_for_user(uid(7), ended_before(revoked_at)).await.unwrap(), 0);
     assert!(session_of(&s, SessionId::from_bytes([3; 16])).await.unwrap().revoked_at.is_none());
