@@ -229,8 +229,10 @@ impl AuthService {
             LogoutScope::Device => {
                 let view = self.ports.sessions.load_view(claims.session_id).await?;
                 let session = view.map(|v| v.session).filter(|s| s.user_id == claims.user_id);
-                let live = session.is_some_and(|s| s.is_live(self.policy.session.live_after(now)));
-                if live {
+                let live = session.as_ref().is_some_and(|s| s.is_live(self.policy.session.live_after(now)));
+                // Revoked even when it lapsed on its own, as `revoke_all_for_user` does: a
+                // rotation that verified its token a moment earlier must find it revoked.
+                if session.is_some_and(|s| s.revoked_at.is_none()) {
                     self.ports.sessions.revoke(claims.session_id, now).await?;
                 }
                 Ok(LogoutOutcome { scope, sessions_ended: u64::from(live), spotify_disconnected: false })
@@ -259,8 +261,8 @@ impl AuthService {
         let ended_before = self.policy.session.live_after(now.minus(self.policy.ended_session_retention));
         let sessions = self.ports.sessions.purge_ended(ended_before).await?;
         let login_flows = self.ports.flows.purge_expired(now.minus(self.policy.lapsed_login_retention)).await?;
-        let idle_since = self.policy.session.live_after(now.minus(self.policy.token_retention));
-        let disconnected_users = self.ports.tokens.delete_tokens_of_idle_users(idle_since).await?;
+        let tokens_kept_for = self.policy.session.live_after(now.minus(self.policy.token_retention));
+        let disconnected_users = self.ports.tokens.delete_tokens_of_idle_users(tokens_kept_for).await?;
         Ok(Housekeeping { sessions, login_flows, disconnected_users })
     }
 }

@@ -435,6 +435,19 @@ async fn log_out_device_ends_only_a_live_session_and_says_so() {
     let (svc, _) = fx.auth_service();
     let out = svc.log_out(&token_for(SID, uid(1), TID), LogoutScope::Device).await.unwrap();
     assert_eq!((out.sessions_ended, out.spotify_disconnected), (0, false), "nothing live to end");
+
+    // A session that lapsed on its own (its token expired) is revoked all the same, so a
+    // rotation that verified its token a moment earlier cannot revive it; it was not live.
+    let mut fx = Fixture::new();
+    fx.sessions.expect_load_view().returning(|_| {
+        let mut v = live_view(NOW, None);
+        v.session.token_expires_at = Some(NOW);
+        Ok(Some(v))
+    });
+    fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
+    let (svc, _) = fx.auth_service();
+    let out = svc.log_out(&token_for(SID, uid(1), TID), LogoutScope::Device).await.unwrap();
+    assert_eq!((out.sessions_ended, out.spotify_disconnected), (0, false));
 }
 
 #[tokio::test]
