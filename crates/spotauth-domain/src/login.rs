@@ -1,7 +1,7 @@
 //! Login attempts in flight: the OAuth `state` each one is bound to, and where to go after.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::time::Timestamp;
@@ -84,10 +84,7 @@ impl ClientKey {
             IpAddr::V4(v4) => ClientKey(v4.to_string()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => ClientKey(v4.to_string()),
-                None => {
-                    let s = v6.segments();
-                    ClientKey(format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]))
-                }
+                None => ClientKey(format!("{}/64", Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64)))),
             },
         }
     }

@@ -276,12 +276,7 @@ impl Presence {
     /// The presence of a listed user.
     pub fn of(user: &User) -> Self {
         let connected = user.has_tokens && !user.reauth_required;
-        let can_play = match user.subscription.status {
-            _ if !connected => Some(false),
-            PremiumStatus::Premium => Some(true),
-            PremiumStatus::Free => Some(false),
-            PremiumStatus::Unknown => None,
-        };
+        let can_play = if connected { user.subscription.status.as_option() } else { Some(false) };
         let step = i64::try_from(Self::LAST_SEEN_GRANULARITY.as_millis()).unwrap_or(1).max(1);
         let ms = user.last_active.unix_millis();
         Presence {
