@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use spotauth_domain::ports::RepoError;
+use spotauth_domain::session::LiveAfter;
 
 use crate::conn::{AnyConn, TxError, each_backend};
 use crate::schema::spotify_users::dsl as u;
@@ -44,7 +45,9 @@ pub(crate) fn tokens_deleted() -> _ {
 /// Whether the session row in scope is live after `live`: the SQL form of the domain's one
 /// liveness rule (`Session::is_live`, `LiveAfter`), comparison for comparison.
 #[diesel::dsl::auto_type]
-pub(crate) fn session_live(at: i64, idle_since: i64) -> _ {
+pub(crate) fn session_live(live: LiveAfter) -> _ {
+    let at: i64 = live.at.unix_millis();
+    let idle_since: i64 = live.idle_since.unix_millis();
     s::revoked_at
         .is_null()
         .or(s::revoked_at.gt(at))
@@ -53,12 +56,12 @@ pub(crate) fn session_live(at: i64, idle_since: i64) -> _ {
         .and(s::token_expires_at.is_null().or(s::token_expires_at.gt(at)))
 }
 
-/// Whether the user row in scope has a session live after `at` (`idle_since` = `at` minus the
-/// idle timeout), for the active list, the proactive refresher and the token lifecycle.
+/// Whether the user row in scope has a session live after `live`, for the active list, the
+/// proactive refresher and the token lifecycle.
 #[diesel::dsl::auto_type]
-pub(crate) fn has_live_session(at: i64, idle_since: i64) -> _ {
-    let live: session_live = session_live(at, idle_since);
-    diesel::dsl::exists(s::user_sessions.filter(s::user_id.eq(u::id)).filter(live))
+pub(crate) fn has_live_session(live: LiveAfter) -> _ {
+    let live_session: session_live = session_live(live);
+    diesel::dsl::exists(s::user_sessions.filter(s::user_id.eq(u::id)).filter(live_session))
 }
 
 /// The answer of a compare-and-swap update that named one user: matched rows, or else

@@ -159,7 +159,6 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
 
     async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError> {
         let user_id = user_id.to_string();
-        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
         let live_ones: i64 = self
             .write(move |mut conn| {
                 Box::pin(async move {
@@ -167,12 +166,12 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
                     // lapsed ones too: a request that verified a token just before it lapsed (or
                     // on an instance whose clock runs behind) could otherwise still rotate it.
                     let of_user = || s::user_sessions.filter(s::user_id.eq(&user_id)).filter(s::revoked_at.is_null());
-                    let live_ones: i64 = each_backend!(&mut conn, |c| of_user()
-                        .filter(session_live(at, idle_since))
-                        .count()
-                        .get_result(c)
+                    let live_ones: i64 =
+                        each_backend!(&mut conn, |c| of_user().filter(session_live(live)).count().get_result(c).await)?;
+                    each_backend!(&mut conn, |c| diesel::update(of_user())
+                        .set(s::revoked_at.eq(live.at.unix_millis()))
+                        .execute(c)
                         .await)?;
-                    each_backend!(&mut conn, |c| diesel::update(of_user()).set(s::revoked_at.eq(at)).execute(c).await)?;
                     Ok(live_ones)
                 })
             })
@@ -181,12 +180,11 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
     }
 
     async fn purge_ended(&self, ended_before: LiveAfter) -> Result<u64, RepoError> {
-        let (at, idle_since) = (ended_before.at.unix_millis(), ended_before.idle_since.unix_millis());
         let n = self
             .write_one(move |mut conn| {
                 Box::pin(async move {
                     let n = each_backend!(&mut conn, |c| diesel::delete(
-                        s::user_sessions.filter(diesel::dsl::not(session_live(at, idle_since)))
+                        s::user_sessions.filter(diesel::dsl::not(session_live(ended_before)))
                     )
                     .execute(c)
                     .await)?;

@@ -155,12 +155,11 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
         live: LiveAfter,
         limit: u32,
     ) -> Result<Vec<UserId>, RepoError> {
-        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
         let ids: Vec<String> = self
             .read(move |mut conn| {
                 Box::pin(async move {
                     let ids = each_backend!(&mut conn, |c| u::spotify_users
-                        .filter(has_live_session(at, idle_since))
+                        .filter(has_live_session(live))
                         .filter(u::reauth_required.eq(false))
                         .filter(u::refresh_token.is_not_null())
                         .filter(u::token_expiry.lt(expiring_before.unix_millis()))
@@ -177,15 +176,14 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
     }
 
     async fn delete_tokens_of_idle_users(&self, live: LiveAfter) -> Result<u64, RepoError> {
-        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
         let n = self
             .write_one(move |mut conn| {
                 Box::pin(async move {
                     let n = each_backend!(&mut conn, |c| diesel::update(
                         u::spotify_users
                             .filter(u::refresh_token.is_not_null())
-                            .filter(u::last_active.lt(at))
-                            .filter(diesel::dsl::not(has_live_session(at, idle_since)))
+                            .filter(u::last_active.lt(live.at.unix_millis()))
+                            .filter(diesel::dsl::not(has_live_session(live)))
                     )
                     .set(tokens_deleted())
                     .execute(c)

@@ -117,16 +117,14 @@ impl<C: Connections> UserRepository for SqlStore<C> {
     }
 
     async fn list_active(&self, page: PageRequest, live: LiveAfter) -> Result<Page<User>, RepoError> {
-        let (at, idle_since) = (live.at.unix_millis(), live.idle_since.unix_millis());
         let (total, rows) = self
             .read(move |mut conn| {
                 Box::pin(async move {
                     // One read transaction: the total and the page come from one snapshot.
                     let found = each_backend!(&mut conn, |c| c
                         .transaction(async |c| {
-                            let listed = || {
-                                u::spotify_users.filter(u::is_active.eq(true)).filter(has_live_session(at, idle_since))
-                            };
+                            let listed =
+                                || u::spotify_users.filter(u::is_active.eq(true)).filter(has_live_session(live));
                             let total: i64 = listed().count().get_result(c).await?;
                             let rows: Vec<UserRow> = listed()
                                 .order((u::last_active.desc(), u::id.asc()))
