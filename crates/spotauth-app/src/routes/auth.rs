@@ -12,7 +12,7 @@ use spotauth_domain::service::{AuthError, CallbackInput, LogoutScope};
 
 use crate::problem::{Problem, login_rejected_code};
 use crate::web::{
-    AccessTokenDto, AppState, Auth, LogoutDto, SessionTokenIn, Throttled, TokenSource, iso, session_meta,
+    AccessTokenDto, AppState, Auth, LogoutDto, SessionTokenIn, Throttled, TokenSource, iso, logout_scope, session_meta,
 };
 
 /// Body of `POST /api/auth/spotify/login` (optional).
@@ -207,9 +207,9 @@ pub async fn logout(
     q: web::Query<LogoutQuery>,
 ) -> Result<HttpResponse, Problem> {
     let scope = match q.scope.as_deref() {
-        None | Some("everywhere") => LogoutScope::Everywhere,
-        Some("device") => LogoutScope::Device,
-        Some(_) => return Err(Problem::bad_request("invalid_scope", "scope must be `device` or `everywhere`.")),
+        None => LogoutScope::Everywhere,
+        Some(name) => logout_scope(name)
+            .ok_or_else(|| Problem::bad_request("invalid_scope", "scope must be `device` or `everywhere`."))?,
     };
     let clear = state.cookies.clear_session();
     let nothing = || {

@@ -9,7 +9,11 @@ use spotauth_domain::user::{Presence, User};
 
 /// RFC 3339 UTC with milliseconds.
 pub fn iso(t: Timestamp) -> String {
-    DateTime::from_timestamp_millis(t.unix_millis()).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
+    rfc3339(t, SecondsFormat::Millis)
+}
+
+fn rfc3339(t: Timestamp, precision: SecondsFormat) -> String {
+    DateTime::from_timestamp_millis(t.unix_millis()).unwrap_or_default().to_rfc3339_opts(precision, true)
 }
 
 /// A user's public fields. Never a token.
@@ -59,14 +63,11 @@ pub struct PresenceDto {
 
 impl From<&Presence> for PresenceDto {
     fn from(p: &Presence) -> Self {
-        let last_seen = DateTime::from_timestamp_millis(p.last_seen.unix_millis())
-            .unwrap_or_default()
-            .to_rfc3339_opts(SecondsFormat::Secs, true);
         PresenceDto {
             id: p.user_id.to_string(),
             display_name: p.display_name.as_ref().map(ToString::to_string),
             can_play: p.can_play,
-            last_seen,
+            last_seen: rfc3339(p.last_seen, SecondsFormat::Secs),
         }
     }
 }
@@ -80,13 +81,23 @@ pub struct LogoutDto {
     spotify_disconnected: bool,
 }
 
+/// A logout scope's name in our API (`?scope=` and the answer's `scope`).
+fn logout_scope_name(scope: LogoutScope) -> &'static str {
+    match scope {
+        LogoutScope::Device => "device",
+        LogoutScope::Everywhere => "everywhere",
+    }
+}
+
+/// The scope a `?scope=` value names.
+pub fn logout_scope(name: &str) -> Option<LogoutScope> {
+    [LogoutScope::Device, LogoutScope::Everywhere].into_iter().find(|s| logout_scope_name(*s) == name)
+}
+
 impl From<LogoutOutcome> for LogoutDto {
     fn from(o: LogoutOutcome) -> Self {
         LogoutDto {
-            scope: match o.scope {
-                LogoutScope::Device => "device",
-                LogoutScope::Everywhere => "everywhere",
-            },
+            scope: logout_scope_name(o.scope),
             sessions_ended: o.sessions_ended,
             spotify_disconnected: o.spotify_disconnected,
         }
