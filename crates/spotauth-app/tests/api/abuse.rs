@@ -6,23 +6,22 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use reqwest::header::{LOCATION, RETRY_AFTER};
 use serde_json::{Value, json};
+use spotauth_crypto::{JwtCodec, JwtSettings};
+use spotauth_domain::ports::{Clock as _, SessionTokenCodec as _};
 use spotauth_domain::time::Timestamp;
+use spotauth_runtime::SystemClock;
 
 use crate::common::*;
 
-/// The user a session cookie names (the JWT's `sub`), read without asking the service, so no
-/// request has to beat the token's expiry.
+/// The user a session cookie names, read with the service's own codec and key (no request has
+/// to beat the token's expiry).
 fn user_of(b: &Browser) -> spotauth_domain::ids::UserId {
-    use base64::Engine as _;
-    let jwt = b.session.split_once('=').unwrap().1;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap();
-    let claims: Value = serde_json::from_slice(&payload).unwrap();
-    claims["sub"].as_str().unwrap().parse().unwrap()
+    let codec = JwtCodec::from_config(SIGNING, JwtSettings::default()).unwrap();
+    codec.verify_ignoring_time(b.session.split_once('=').unwrap().1).unwrap().user_id
 }
 
 fn now() -> Timestamp {
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-    Timestamp::from_unix_millis(i64::try_from(ms).unwrap())
+    SystemClock.now()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
