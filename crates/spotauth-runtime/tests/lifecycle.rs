@@ -3,25 +3,26 @@
 //! over HTTP; then one housekeeping pass a month later.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests};
 use spotauth_domain::ids::UserId;
 use spotauth_domain::ports::Clock;
-use spotauth_domain::secret::{AuthorizationCode, Secret};
+use spotauth_domain::secret::AuthorizationCode;
 use spotauth_domain::service::{AuthPorts, AuthService, CallbackInput, Housekeeping, LogoutScope, ServicePolicy};
 use spotauth_domain::session::SessionMeta;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};
 use spotauth_emulator::{Emulator, EmulatorHandle};
 use spotauth_runtime::{LockMap, RefreshMetrics};
-use spotauth_spotify::{SpotifyClient, SpotifyConfig};
 use spotauth_sql::Repositories;
 use spotauth_testkit::emulator::confidential_app;
 use spotauth_testkit::{ManualClock, SIGNING_KEY, TempDir, keyring};
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+use common::REDIRECT;
 const DAY: Duration = Duration::from_secs(86400);
 
 struct World {
@@ -36,22 +37,10 @@ struct World {
 impl World {
     async fn new() -> World {
         let dir = TempDir::new("spotauth-lifecycle");
-        let store = spotauth_sqlite::SqliteStore::open(
-            &dir.path().join("db.sqlite"),
-            spotauth_sqlite::SqliteSettings::default(),
-        )
-        .await
-        .unwrap();
-        let repos = store.repositories();
+        let repos = common::sqlite_repositories(&dir).await;
         let emu = Emulator::start(confidential_app("life-client", "secret", REDIRECT)).await.unwrap();
         let clock = Arc::new(ManualClock::at(Timestamp::from_unix_seconds(1_800_000_000)));
-        let config = SpotifyConfig::new("life-client", Some(Secret::new("secret")), REDIRECT)
-            .unwrap()
-            .with_accounts_url(emu.accounts_url())
-            .unwrap()
-            .with_api_url(&emu.api_url())
-            .unwrap();
-        let spotify = Arc::new(SpotifyClient::new(config, clock.clone()).unwrap());
+        let spotify = common::spotify_client(&emu, "life-client", Duration::from_secs(10), clock.clone());
         let cipher = Arc::new(keyring());
         let token_ports = TokenPorts {
             tokens: repos.tokens.clone(),

@@ -2,6 +2,8 @@
 //! database), the Spotify adapter, and the emulator over HTTP, with an injected clock.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use spotauth_domain::ports::{
     Clock, LoginUpdate, NewUser, SpotifyAccounts, SpotifyProfilePort, TokenCipher, TokenError, TokenRepository,
     UserRepository,
 };
-use spotauth_domain::secret::{AuthorizationCode, Secret};
+use spotauth_domain::secret::AuthorizationCode;
 use spotauth_domain::session::{NewSession, SessionMeta, SessionPolicy, TokenIdHash};
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{NewTokens, REFRESH_TOKEN_LIFETIME, TokenBinding, TokenColumn};
@@ -20,12 +22,12 @@ use spotauth_domain::user::Subscription;
 use spotauth_emulator::{Emulator, EmulatorHandle, Fault, FaultTarget, RefreshMode, TestUser};
 use spotauth_runtime::proactive::{self, ProactiveSettings};
 use spotauth_runtime::{LockMap, RefreshMetrics};
-use spotauth_spotify::{SpotifyClient, SpotifyConfig};
+use spotauth_spotify::SpotifyClient;
 use spotauth_sql::Repositories;
 use spotauth_testkit::emulator::confidential_app;
 use spotauth_testkit::{ManualClock, TempDir, TestDb, keyring};
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+use common::REDIRECT;
 const SKEW: Duration = Duration::from_secs(300);
 
 /// One app instance's token use case, with its own locks and metrics.
@@ -67,15 +69,7 @@ impl Env {
         // Polls for another instance's lease wait for real, while the test moves the time.
         let clock = Arc::new(ManualClock::at(Timestamp::from_unix_seconds(1_800_000_000)).with_real_sleep());
         let cipher: Arc<dyn TokenCipher> = Arc::new(keyring());
-        let config = SpotifyConfig::new("refresh-client", Some(Secret::new("secret")), REDIRECT)
-            .unwrap()
-            .with_accounts_url(emu.accounts_url())
-            .unwrap()
-            .with_api_url(&emu.api_url())
-            .unwrap()
-            .with_timeout(Duration::from_secs(2))
-            .unwrap();
-        let spotify = Arc::new(SpotifyClient::new(config, clock.clone()).unwrap());
+        let spotify = common::spotify_client(&emu, "refresh-client", Duration::from_secs(2), clock.clone());
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let (users, tokens) = (repos.users.clone(), repos.tokens.clone());
         let sessions_made = std::sync::atomic::AtomicU8::new(1);
@@ -84,13 +78,8 @@ impl Env {
 
     async fn sqlite() -> Env {
         let dir = TempDir::new("spotauth-refresh");
-        let store = spotauth_sqlite::SqliteStore::open(
-            &dir.path().join("db.sqlite"),
-            spotauth_sqlite::SqliteSettings::default(),
-        )
-        .await
-        .unwrap();
-        Env::build(emulator().await, store.repositories(), Guard::Dir(dir)).await
+        let repos = common::sqlite_repositories(&dir).await;
+        Env::build(emulator().await, repos, Guard::Dir(dir)).await
     }
 
     /// A MySQL database; returns the URL too, so a second "instance" can open its own pool.
