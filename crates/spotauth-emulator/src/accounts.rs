@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -135,7 +136,8 @@ fn html_escape(s: &str) -> String {
 ///
 /// Errors in `client_id` or `redirect_uri` answer 400 JSON and never redirect. Other request
 /// errors redirect with `error=` (RFC 6749 §4.1.2.1). The user who logs in is `login_as=<id>`
-/// (emulator-only), else the next queued login; with neither, a small HTML page lets a human pick
+/// (emulator-only), else the next queued login, else the user this browser last picked on the
+/// chooser (unless `show_dialog=true`); with none of those, the chooser page lets a human pick
 /// a test user. An unknown login user answers 400 JSON (a test set-up error, made loud).
 /// `deny=1` (or a queued login with `deny`) makes the user decline: `error=access_denied`.
 pub(crate) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
@@ -210,15 +212,24 @@ pub(crate) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> Ht
         }
     };
 
-    // Who logs in?
+    // Who logs in? A test's choice, else the browser's Spotify login (silently, as Spotify
+    // does) unless `show_dialog=true` asks for the account chooser.
     let deny_param = matches!(get("deny"), Some("1" | "true"));
+    let remembered =
+        req.cookie(BROWSER_LOGIN_COOKIE).map(|c| c.value().to_owned()).filter(|u| st.users.contains_key(u));
+    let show_dialog = get("show_dialog") == Some("true");
     let choice = match get("login_as") {
         Some(user) => Some((user.to_owned(), deny_param)),
         None => st.next_logins.pop_front().map(|l| (l.user_id, l.deny || deny_param)),
     };
-    let Some((user_id, deny)) = choice else {
-        return chooser_page(&req, &st.users.keys().cloned().collect::<Vec<_>>());
+    let choice = match (choice, remembered) {
+        (Some(choice), _) => choice,
+        (None, Some(user)) if !show_dialog => (user, false),
+        (None, remembered) => {
+            return chooser_page(&req, &st.users.keys().cloned().collect::<Vec<_>>(), remembered.as_deref());
+        }
     };
+    let (user_id, deny) = choice;
     if !st.users.contains_key(&user_id) {
         return OAuthError::invalid_request(format!("emulator: unknown test user {user_id:?}")).response();
     }
@@ -231,7 +242,7 @@ pub(crate) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> Ht
     let record = CodeRecord {
         client_id: st.config.client_id.clone(),
         redirect_uri: redirect_uri.to_owned(),
-        user_id,
+        user_id: user_id.clone(),
         scope: scopes.join(" "),
         code_challenge: challenge,
         expires_at: now.saturating_add(AUTHORIZATION_CODE_LIFETIME.as_secs()),
@@ -240,25 +251,42 @@ pub(crate) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> Ht
     };
     st.codes.insert(code.clone(), record);
     drop(st);
-    redirect_with(redirect_uri, &[("code", &code), ("state", state)])
+    let mut resp = redirect_with(redirect_uri, &[("code", &code), ("state", state)]);
+    if get("chooser") == Some("1") {
+        // Picked on the chooser page: this browser is now logged in to "Spotify" as that user.
+        let cookie = Cookie::build(BROWSER_LOGIN_COOKIE, user_id).path("/").http_only(true).same_site(SameSite::Lax);
+        if let Err(e) = resp.add_cookie(&cookie.finish()) {
+            tracing::warn!(error = %e, "emulator: cannot set the browser login cookie");
+        }
+    }
+    resp
 }
 
-/// The "log in as" page shown when no user was chosen by the test.
-fn chooser_page(req: &HttpRequest, users: &[String]) -> HttpResponse {
+/// The emulator's stand-in for the browser's spotify.com login: the user last picked on the
+/// chooser page. `/authorize` reuses it silently unless `show_dialog=true`.
+const BROWSER_LOGIN_COOKIE: &str = "sp_emulator_login";
+
+/// The account chooser, shown when no user was chosen by the test and the browser has no
+/// remembered login, or when `show_dialog=true` asks for it (then with a "Not you?" line naming
+/// the remembered user).
+fn chooser_page(req: &HttpRequest, users: &[String], remembered: Option<&str>) -> HttpResponse {
     let query = req.query_string();
     let mut items = String::new();
     for id in users {
         let enc: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
-        let href = html_escape(&format!("/authorize?{query}&login_as={enc}"));
+        let href = html_escape(&format!("/authorize?{query}&login_as={enc}&chooser=1"));
         let deny = html_escape(&format!("/authorize?{query}&login_as={enc}&deny=1"));
         let name = html_escape(id);
         items.push_str(&format!(
-            "<li>{name}: <a href=\"{href}\">log in and agree</a> | <a href=\"{deny}\">cancel</a></li>\n"
+            "<li data-user=\"{name}\">{name}: <a href=\"{href}\">log in and agree</a> | <a href=\"{deny}\">cancel</a></li>\n"
         ));
     }
+    let not_you = remembered.map_or_else(String::new, |u| {
+        format!("<p id=\"not-you\">Logged in as {}. Not you? Choose another account.</p>", html_escape(u))
+    });
     let body = format!(
-        "<!doctype html><html><head><title>Spotify emulator: log in</title></head><body>\
-         <h1>Spotify emulator</h1><p>Log in as a test user:</p><ul>\n{items}</ul></body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Spotify emulator: choose an account</title></head><body>\
+         <h1 id=\"account-chooser\">Spotify emulator: choose an account</h1>{not_you}<ul>\n{items}</ul></body></html>"
     );
     HttpResponse::Ok().content_type(ContentType::html()).body(body)
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::{AppMode, ConfigError, RefreshMode, TestUser};
+use crate::connect::PlayerSnapshot;
 use crate::faults::Fault;
 use crate::state::{Counters, LoginChoice, Shared};
 
@@ -71,6 +72,18 @@ impl Shared {
 
     pub(crate) fn expire_access(&self, user_id: &str) -> usize {
         self.lock().expire_access_tokens(user_id)
+    }
+
+    pub(crate) fn player(&self) -> PlayerSnapshot {
+        let mut st = self.lock();
+        let (connect, _) = st.connect_now();
+        connect.snapshot()
+    }
+
+    pub(crate) fn drop_device(&self, device_id: &str) -> bool {
+        let mut st = self.lock();
+        let (connect, now) = st.connect_now();
+        connect.remove_device(device_id, now)
     }
 
     pub(crate) fn advance(&self, by: Duration) -> u64 {
@@ -180,6 +193,14 @@ async fn expire(s: web::Data<Shared>, path: web::Path<String>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "expired": s.expire_access(&path) }))
 }
 
+async fn player(s: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(s.player())
+}
+
+async fn drop_device(s: web::Data<Shared>, path: web::Path<String>) -> HttpResponse {
+    if s.drop_device(&path) { HttpResponse::NoContent().finish() } else { bad_request("no such device") }
+}
+
 async fn advance(s: web::Data<Shared>, body: web::Json<AdvanceBody>) -> HttpResponse {
     let offset = s.advance(Duration::from_secs(body.seconds));
     HttpResponse::Ok().json(json!({ "offset_seconds": offset }))
@@ -222,6 +243,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/refresh_mode", web::put().to(refresh_mode))
             .route("/faults", web::post().to(inject_fault))
             .route("/faults", web::delete().to(clear_faults))
+            .route("/player", web::get().to(player))
+            .route("/devices/{id}/drop", web::post().to(drop_device))
             .route("/clock", web::get().to(clock))
             .route("/clock/advance", web::post().to(advance))
             .route("/counters", web::get().to(counters))

@@ -9,14 +9,19 @@
 //! - **Refresh tokens** in three behaviours ([`RefreshMode`]): a new one each time, none in the
 //!   response, or single use. They expire 182 days after the user's *original* authorization
 //!   (refreshing never extends that) and can be revoked; both answer 400 `invalid_grant`.
-//! - **Web API**: `GET /v1/me` (PrivateUserObject, with `account_id`), `GET /v1/me/player` and
-//!   `PUT /v1/me/player/play`. In **Development Mode** (February 2026) `/v1/me` carries no
+//! - **Web API**: `GET /v1/me` (PrivateUserObject, with `account_id`) and Spotify Connect:
+//!   `GET /v1/me/player/devices`, `GET`/`PUT /v1/me/player` (state, transfer),
+//!   `PUT /v1/me/player/play` and `/pause`, one stream per account, on devices that Web
+//!   Playback SDK players register. In **Development Mode** (February 2026) `/v1/me` carries no
 //!   `product`, `email`, `country`, `explicit_content` nor `followers`, and users missing from the
 //!   allow-list (at most 5) get 403; Premium is then detectable only through the player
 //!   endpoints, which answer 403 `PREMIUM_REQUIRED` for non-Premium users in both modes.
 //!   Errors are `{"error": {"status": N, "message": "..."}}` (plus `reason` for player errors).
 //! - **Faults** ([`Fault`]): 429 with `Retry-After` (optionally `QUOTA_EXCEEDED`), 5xx, slow
 //!   answers, dropped TCP connections; forced access-token expiry; refresh-token revocation.
+//! - **Web Playback SDK**: a faithful fake of Spotify's browser SDK at `/sdk/spotify-player.js`
+//!   (`window.Spotify.Player`: `connect()` registers a device with the page's token, events
+//!   `ready`, `player_state_changed`, `account_error`…), talking to the emulator's `/sdk/v1/`.
 //! - **Test hooks**: test users, who logs in next (`login_as=<user id>` on `/authorize` or a
 //!   queue), an emulator clock offset, request counters and a reset. All are reachable from
 //!   [`EmulatorHandle`] methods and from the HTTP control API under `/__control/`.
@@ -35,8 +40,10 @@
 
 mod accounts;
 mod config;
+mod connect;
 mod control;
 mod faults;
+mod player;
 mod state;
 mod web_api;
 
@@ -51,6 +58,7 @@ pub use config::{
     AUTHORIZATION_CODE_LIFETIME, AppMode, ConfigError, EmulatorConfig, MAX_ALLOW_LIST, Product, REFRESH_TOKEN_LIFETIME,
     RefreshMode, TestUser,
 };
+pub use connect::{DEVICE_STALE_AFTER_MS, DeviceSnapshot, PlaybackSnapshot, PlayerSnapshot};
 pub use control::ClockInfo;
 pub use faults::{Fault, FaultKind, FaultTarget};
 pub use state::{Counters, EndpointCounters, LoginChoice};
@@ -127,15 +135,39 @@ impl Emulator {
     }
 }
 
+/// Spotify's Web API answers CORS for any origin (pages call it with a Bearer token, never a
+/// cookie); so do the emulator's Web API and its fake SDK's endpoints.
+fn any_origin() -> actix_cors::Cors {
+    actix_cors::Cors::default()
+        .allow_any_origin()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
+        .expose_headers([actix_web::http::header::RETRY_AFTER])
+        .max_age(3600)
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/authorize").route(web::get().to(accounts::authorize)))
         .service(web::resource("/api/token").route(web::post().to(accounts::token)))
         .service(
             web::scope("/v1")
+                .wrap(any_origin())
                 .route("/me", web::get().to(web_api::me))
-                .route("/me/player", web::get().to(web_api::player_state))
-                .route("/me/player/play", web::put().to(web_api::player_play))
+                .route("/me/player", web::get().to(player::state))
+                .route("/me/player", web::put().to(player::transfer))
+                .route("/me/player/devices", web::get().to(player::devices))
+                .route("/me/player/play", web::put().to(player::play))
+                .route("/me/player/pause", web::put().to(player::pause))
                 .default_service(web::to(web_api::not_found)),
+        )
+        .route("/sdk/spotify-player.js", web::get().to(player::sdk_script))
+        .service(
+            web::scope("/sdk/v1")
+                .wrap(any_origin())
+                .route("/devices", web::post().to(player::sdk_register))
+                .route("/devices/{id}", web::delete().to(player::sdk_disconnect))
+                .route("/devices/{id}/state", web::get().to(player::sdk_state))
+                .route("/devices/{id}/commands", web::post().to(player::sdk_command)),
         )
         .configure(control::routes);
 }
@@ -271,6 +303,18 @@ impl EmulatorHandle {
     /// Returns how many.
     pub fn expire_access_tokens(&self, user_id: &str) -> usize {
         self.shared.expire_access(user_id)
+    }
+
+    /// Devices and streams (Spotify Connect) as they stand now.
+    #[must_use]
+    pub fn player(&self) -> PlayerSnapshot {
+        self.shared.player()
+    }
+
+    /// Drops a device as if its player went stale (its page vanished without disconnecting):
+    /// it leaves the device list, and a stream on it stops. `false` when there is no such device.
+    pub fn drop_device(&self, device_id: &str) -> bool {
+        self.shared.drop_device(device_id)
     }
 
     /// Moves the emulator clock forward; returns the total offset in seconds.

@@ -11,6 +11,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{EmulatorConfig, RefreshMode, TestUser};
+use crate::connect::Connect;
 use crate::faults::{Endpoint, Fault, FaultKind};
 
 /// State shared by the HTTP handlers and the [`crate::EmulatorHandle`].
@@ -61,8 +62,11 @@ pub struct EndpointCounters {
     pub token_other: u64,
     /// `GET /v1/me`.
     pub me: u64,
-    /// Player endpoints (`GET /v1/me/player`, `PUT /v1/me/player/play`).
+    /// Player endpoints (`/v1/me/player` and everything under it).
     pub player: u64,
+    /// Requests of the fake Web Playback SDK (`/sdk/v1/...`: register, poll, commands).
+    #[serde(default)]
+    pub sdk: u64,
 }
 
 impl EndpointCounters {
@@ -101,6 +105,7 @@ pub(crate) enum Counted {
     TokenOther,
     Me,
     Player,
+    Sdk,
 }
 
 impl Counted {
@@ -112,6 +117,7 @@ impl Counted {
             Self::TokenOther => &mut c.token_other,
             Self::Me => &mut c.me,
             Self::Player => &mut c.player,
+            Self::Sdk => &mut c.sdk,
         };
         *field = field.saturating_add(1);
     }
@@ -173,6 +179,8 @@ pub(crate) struct Inner {
     pub(crate) faults: Vec<Fault>,
     pub(crate) counters: Counters,
     next_grant: u64,
+    /// Devices and streams (Spotify Connect).
+    pub(crate) connect: Connect,
 }
 
 /// Unix seconds now.
@@ -198,6 +206,7 @@ impl Inner {
             faults: Vec::new(),
             counters: Counters::default(),
             next_grant: 1,
+            connect: Connect::default(),
         }
     }
 
@@ -209,6 +218,27 @@ impl Inner {
     /// Emulator time: Unix seconds (or the frozen instant) plus the clock offset.
     pub(crate) fn now(&self) -> u64 {
         self.frozen_at.unwrap_or_else(real_now).saturating_add(self.clock_offset)
+    }
+
+    /// Emulator time in Unix milliseconds (the same clock as [`Self::now`]).
+    pub(crate) fn now_ms(&self) -> u64 {
+        let base = match self.frozen_at {
+            Some(secs) => secs.saturating_mul(1000),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis()
+                .try_into()
+                .unwrap_or(u64::MAX),
+        };
+        base.saturating_add(self.clock_offset.saturating_mul(1000))
+    }
+
+    /// The Connect model moved on to now (stale devices dropped, positions advanced).
+    pub(crate) fn connect_now(&mut self) -> (&mut Connect, u64) {
+        let now = self.now_ms();
+        self.connect.settle(now);
+        (&mut self.connect, now)
     }
 
     pub(crate) fn advance_clock(&mut self, by: Duration) {

@@ -1,5 +1,5 @@
-//! The Web API endpoints the service uses: `GET /v1/me`, `GET /v1/me/player`,
-//! `PUT /v1/me/player/play`.
+//! The Web API's `GET /v1/me`, the admission every Web API call passes (faults, token,
+//! allow-list) and the Web API's error shapes. The player endpoints are in `player.rs`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -37,14 +37,16 @@ pub(crate) fn api_error(status: StatusCode, message: &str, reason: Option<&str>)
 
 /// The caller, once its access token checked out.
 #[derive(Debug)]
-struct Caller {
-    user: TestUser,
+pub(crate) struct Caller {
+    pub(crate) user: TestUser,
     scope: String,
     app_mode: AppMode,
+    /// Seconds until the access token expires.
+    pub(crate) token_expires_in: u64,
 }
 
 impl Caller {
-    fn has_scope(&self, scope: &str) -> bool {
+    pub(crate) fn has_scope(&self, scope: &str) -> bool {
         self.scope.split(' ').any(|s| s == scope)
     }
 }
@@ -56,20 +58,28 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 /// Counts the request, applies faults, then checks the access token and the allow-list.
-async fn admit(
+pub(crate) async fn admit(
     req: &HttpRequest,
     shared: &Shared,
     endpoint: Endpoint,
     counted: Counted,
 ) -> Result<Caller, HttpResponse> {
-    {
-        let mut st = shared.lock();
-        let user = bearer(req).and_then(|t| st.access_tokens.get(t)).map(|r| r.user_id.clone());
-        st.count(counted, user.as_deref());
-    }
+    count(req, shared, counted);
     if let Some(resp) = faults::apply(shared, req, endpoint, Flavour::WebApi).await {
         return Err(resp);
     }
+    check_token(req, shared)
+}
+
+/// Counts a request, attributed to the owner of its access token when known.
+pub(crate) fn count(req: &HttpRequest, shared: &Shared, counted: Counted) {
+    let mut st = shared.lock();
+    let user = bearer(req).and_then(|t| st.access_tokens.get(t)).map(|r| r.user_id.clone());
+    st.count(counted, user.as_deref());
+}
+
+/// Checks the access token and the allow-list.
+pub(crate) fn check_token(req: &HttpRequest, shared: &Shared) -> Result<Caller, HttpResponse> {
     let Some(token) = bearer(req) else {
         return Err(api_error(StatusCode::UNAUTHORIZED, "No token provided", None));
     };
@@ -87,7 +97,8 @@ async fn admit(
     if !st.config.app_mode.allows(&user.id) {
         return Err(api_error(StatusCode::FORBIDDEN, NOT_ALLOW_LISTED_MESSAGE, None));
     }
-    Ok(Caller { user, scope: record.scope.clone(), app_mode: st.config.app_mode.clone() })
+    let token_expires_in = record.expires_at.saturating_sub(now);
+    Ok(Caller { user, scope: record.scope.clone(), app_mode: st.config.app_mode.clone(), token_expires_in })
 }
 
 /// Builds the PrivateUserObject Spotify would return for this caller.
@@ -128,43 +139,6 @@ pub(crate) async fn me(req: HttpRequest, shared: web::Data<Shared>) -> HttpRespo
         Ok(caller) => HttpResponse::Ok().json(private_user(&caller, &shared.api_url())),
         Err(resp) => resp,
     }
-}
-
-/// Common checks of player endpoints: scope, then Premium. `Some` is the error answer.
-fn player_checks(caller: &Caller, scope: &str) -> Option<HttpResponse> {
-    if !caller.has_scope(scope) {
-        return Some(api_error(StatusCode::FORBIDDEN, "Insufficient client scope", None));
-    }
-    if !caller.user.product.is_premium() {
-        return Some(api_error(
-            StatusCode::FORBIDDEN,
-            "Player command failed: Premium required",
-            Some("PREMIUM_REQUIRED"),
-        ));
-    }
-    None
-}
-
-/// `GET /v1/me/player`: needs `user-read-playback-state`; non-Premium users get 403
-/// `PREMIUM_REQUIRED`; Premium users get 204 (nothing is ever playing in the emulator).
-pub(crate) async fn player_state(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    let caller = match admit(&req, &shared, Endpoint::Player, Counted::Player).await {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    player_checks(&caller, "user-read-playback-state").unwrap_or_else(|| HttpResponse::NoContent().finish())
-}
-
-/// `PUT /v1/me/player/play`: needs `user-modify-playback-state`; non-Premium users get 403
-/// `PREMIUM_REQUIRED`; Premium users get 404 `NO_ACTIVE_DEVICE` (the emulator has no devices).
-pub(crate) async fn player_play(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    let caller = match admit(&req, &shared, Endpoint::Player, Counted::Player).await {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    player_checks(&caller, "user-modify-playback-state").unwrap_or_else(|| {
-        api_error(StatusCode::NOT_FOUND, "Player command failed: No active device found", Some("NO_ACTIVE_DEVICE"))
-    })
 }
 
 /// Any other `/v1` path.

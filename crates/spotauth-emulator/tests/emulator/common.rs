@@ -159,3 +159,28 @@ pub async fn api_put(emu: &EmulatorHandle, path: &str, token: &str) -> reqwest::
         .await
         .unwrap()
 }
+
+/// Registers a Web Playback SDK player of the token's user, as the fake SDK does on
+/// `connect()`; returns the answer.
+pub async fn sdk_register(emu: &EmulatorHandle, token: &str, name: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/sdk/v1/devices", emu.base_url()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "name": name, "volume": 0.5 }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A registered device's id (the user must be Premium).
+pub async fn device(emu: &EmulatorHandle, token: &str, name: &str) -> String {
+    let resp = sdk_register(emu, token, name).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    s(&body, "device_id")
+}
+
+/// `PUT <api><path>` with a JSON body.
+pub async fn api_put_json(emu: &EmulatorHandle, path: &str, token: &str, body: &Value) -> reqwest::Response {
+    client().put(format!("{}{path}", emu.api_url())).bearer_auth(token).json(body).send().await.unwrap()
+}

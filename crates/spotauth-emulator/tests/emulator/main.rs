@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_debug_implementations)]
 
 mod common;
+mod connect;
 mod dev_mode;
 mod expiry;
 mod faults;

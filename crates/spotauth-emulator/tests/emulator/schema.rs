@@ -278,3 +278,48 @@ async fn web_api_bodies_match_the_published_schema() {
     let me = body(api_get(&emu, "/me", &s(&alice, "access_token")).await, StatusCode::OK).await;
     assert_valid(me_200, &me, "slow GET /v1/me");
 }
+
+#[tokio::test]
+async fn connect_bodies_match_the_published_schema() {
+    let spec = spec();
+    let devices_200 = spec.operation_response("/me/player/devices", "get", 200);
+    let player_200 = spec.operation_response("/me/player", "get", 200);
+    let device_object = spec.pointer("#/components/schemas/DeviceObject");
+    let not_found = spec.component_response("NotFound");
+    let bad_request = spec.component_response("BadRequest");
+    let play_403 = spec.operation_response("/me/player/play", "put", 403);
+
+    let emu = start(config()).await;
+    let alice = s(&login(&emu, "alice").await, "access_token");
+    let carol = s(&login(&emu, "carol").await, "access_token");
+    let a1 = device(&emu, &alice, "Alice's laptop").await;
+    let a2 = device(&emu, &alice, "Alice's phone").await;
+
+    let list = body(api_get(&emu, "/me/player/devices", &alice).await, StatusCode::OK).await;
+    assert_valid(devices_200, &list, "GET /v1/me/player/devices");
+    for d in list["devices"].as_array().unwrap() {
+        assert_valid(device_object, d, "DeviceObject");
+    }
+    // A track list, then a context with an offset: both states are CurrentlyPlayingContextObjects.
+    for play in [
+        json!({ "uris": ["spotify:track:abc"] }),
+        json!({ "context_uri": "spotify:playlist:xyz", "offset": { "uri": "spotify:track:playlistxyz03" } }),
+    ] {
+        let resp = api_put_json(&emu, &format!("/me/player/play?device_id={a1}"), &alice, &play).await;
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        let state = body(api_get(&emu, "/me/player", &alice).await, StatusCode::OK).await;
+        assert_valid(player_200, &state, "GET /v1/me/player");
+        assert_eq!(state["item"]["type"], "track");
+    }
+    let e = body(
+        api_put_json(&emu, "/me/player", &alice, &json!({ "device_ids": [a1, a2] })).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_valid(bad_request, &e, "400 for two device ids");
+    let e = body(api_put_json(&emu, "/me/player/play?device_id=nope", &alice, &json!({})).await, StatusCode::NOT_FOUND)
+        .await;
+    assert_valid(not_found, &e, "404 Device not found");
+    let e = body(api_put(&emu, "/me/player/pause", &carol).await, StatusCode::FORBIDDEN).await;
+    assert_valid(play_403, &e, "403 PREMIUM_REQUIRED (pause)");
+}
