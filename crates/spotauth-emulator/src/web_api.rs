@@ -1,6 +1,10 @@
 //! The Web API's `GET /v1/me`, the admission every Web API call passes (faults, token,
 //! allow-list) and the Web API's error shapes. The player endpoints are in `player.rs`.
 
+// Admission helpers return the finished error answer; it goes straight back to actix, once per
+// refused request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
