@@ -59,7 +59,7 @@ async fn each_account_plays_its_own_stream_on_its_own_device() {
 
     // Pause without a device id targets the active device; play without a body resumes there.
     assert_eq!(api_put(&emu, "/me/player/pause", &alice).await.status(), 204);
-    assert_eq!(emu.player().playback["alice"].is_playing, false);
+    assert!(!emu.player().playback["alice"].is_playing);
     assert_eq!(api_put_json(&emu, "/me/player/play", &alice, &json!({})).await.status(), 204);
     assert_eq!(emu.player().playing().get("alice"), Some(&a2));
 
