@@ -116,7 +116,9 @@ pub struct RawSettings {
     rate_limit_global_per_second: Option<String>,
     trusted_proxies: Option<String>,
     trusted_proxy_header: Option<String>,
-    allowed_origins: Option<String>,
+    cors_allowed_origins: Option<String>,
+    spotify_sdk_url: Option<String>,
+    room_page: Option<String>,
     metrics_addr: Option<String>,
     dev_allow_remote: Option<String>,
 }
@@ -166,12 +168,21 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (none by default).
     pub trusted_proxies: TrustedProxies,
-    /// Origins whose pages may make cookie-authenticated changes: the frontend's and
-    /// `ALLOWED_ORIGINS`.
+    /// Origins whose pages may call the API with the session cookie (CORS with credentials)
+    /// and make cookie-authenticated changes (the CSRF guard): `FRONTEND_URL`'s and
+    /// `CORS_ALLOWED_ORIGINS`.
     pub origins: TrustedOrigins,
+    /// The Web Playback SDK script pages load (`SPOTIFY_SDK_URL`; Spotify's by default).
+    pub sdk_url: Url,
+    /// Serve the listening-room page at `/` (`ROOM_PAGE`; on in development, off in
+    /// production unless enabled).
+    pub room_page: bool,
     /// Where `/metrics` is served instead of the public address (`METRICS_ADDR`).
     pub metrics_addr: Option<SocketAddr>,
 }
+
+/// Spotify's Web Playback SDK script.
+pub const DEFAULT_SDK_URL: &str = "https://sdk.scdn.co/spotify-player.js";
 
 /// The keys the app runs with, after [`Settings::resolve_keys`].
 #[derive(Debug, Clone)]
@@ -403,9 +414,19 @@ impl Settings {
             &raw.trusted_proxy_header.unwrap_or_default(),
         )
         .map_err(|e| SettingsError(e.to_string()))?;
-        let allowed = nonempty(raw.allowed_origins).unwrap_or_default();
+        let allowed = nonempty(raw.cors_allowed_origins).unwrap_or_default();
         let origins =
             TrustedOrigins::new(&frontend_url, allowed.split(',')).map_err(|e| SettingsError(e.to_string()))?;
+        let sdk_url = match nonempty(raw.spotify_sdk_url) {
+            Some(u) => Url::parse(u.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    SettingsError("SPOTIFY_SDK_URL must be an absolute http(s) URL of the SDK script".into())
+                })?,
+            None => Url::parse(DEFAULT_SDK_URL).map_err(|e| SettingsError(format!("SPOTIFY_SDK_URL: {e}")))?,
+        };
+        let room_page = flag(raw.room_page, "ROOM_PAGE", env == AppEnv::Development)?;
         let metrics_addr = match nonempty(raw.metrics_addr) {
             Some(a) => Some(
                 a.trim()
@@ -470,6 +491,8 @@ impl Settings {
             rate_limits,
             trusted_proxies,
             origins,
+            sdk_url,
+            room_page,
             metrics_addr,
         })
     }
@@ -783,7 +806,7 @@ mod tests {
             ("LOGIN_PENDING_TOTAL", "lots"),
             ("TRUSTED_PROXIES", "proxy.internal"),
             ("TRUSTED_PROXY_HEADER", "x-real-ip"),
-            ("ALLOWED_ORIGINS", "https://app.example.com/path"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/path"),
             ("METRICS_ADDR", "metrics"),
             ("HOUSEKEEPING_INTERVAL_SECS", "0"),
             ("RATE_LIMITS", "sometimes"),

@@ -160,6 +160,8 @@ impl Application {
             proxies: settings.trusted_proxies.clone(),
             throttle,
             origins: settings.origins.clone(),
+            browser: routes::BrowserConfig::new(&settings.sdk_url, settings.spotify.api_url()),
+            room_page: settings.room_page,
         };
         Self::serve(state, listener, metrics_listener, tasks)
     }
@@ -172,6 +174,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?.port();
         let spotify_configured = state.spotify_missing.is_empty();
+        let routes_state = state.clone();
         let data = web::Data::new(state);
         let metrics_public = metrics_listener.is_none();
         let metrics = match metrics_listener {
@@ -214,7 +217,7 @@ impl Application {
                             .route("/api/auth/spotify/callback", web::get().to(spotify_not_configured));
                     }
                 })
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, &routes_state))
                 .configure(|cfg| {
                     if metrics_public {
                         routes::metrics_route(cfg);

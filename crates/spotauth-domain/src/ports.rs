@@ -431,12 +431,25 @@ pub struct AuthorizationStart {
     pub pkce_verifier: PkceVerifier,
 }
 
+/// Whether Spotify may log the browser in silently with the Spotify account it already knows,
+/// or must show its account chooser (`show_dialog`): after a logout on a shared computer, the
+/// next person must be able to pick their own account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccountPrompt {
+    /// Spotify may reuse the browser's Spotify login without asking.
+    #[default]
+    Silent,
+    /// Spotify shows its consent page with "Not you?", even to a user who approved the app.
+    ChooseAccount,
+}
+
 /// Spotify's accounts service (OAuth 2.0 authorization code + PKCE).
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait SpotifyAccounts: Send + Sync + 'static {
-    /// A fresh state and PKCE pair (S256) and the authorize URL carrying them. No IO.
-    fn begin_authorization(&self) -> AuthorizationStart;
+    /// A fresh state and PKCE pair (S256) and the authorize URL carrying them, asking Spotify
+    /// for its account chooser when `prompt` says so. No IO.
+    fn begin_authorization(&self, prompt: AccountPrompt) -> AuthorizationStart;
 
     /// Exchanges an authorization code. MUST return `ReauthRequired` for `invalid_grant` (bad,
     /// used or expired code; wrong verifier), `Misconfigured` for `invalid_client` and

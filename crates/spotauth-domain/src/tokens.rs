@@ -1,7 +1,8 @@
 //! The token use case: a valid Spotify access token for a user, refreshed exactly once per
 //! user per expiry whatever the concurrency. The whole algorithm lives here, in this order:
 //!
-//! 1. **Fresh check.** A stored token valid for `min_validity` more is decrypted and served;
+//! 1. **Fresh check.** A stored token valid for `min_validity` more (and not one the caller
+//!    reported refused, see [`TokenService::replacement_for`]) is decrypted and served;
 //!    nothing else happens (no lock, no write).
 //! 2. **Single flight in the process.** Callers for one user queue on the [`UserLocks`] port;
 //!    whoever comes after the first re-reads the row and finds the token it wrote.
@@ -104,6 +105,18 @@ pub struct TokenIdentity {
     pub instance: String,
 }
 
+/// What a caller can use: a token valid for at least `min_validity` that is not `refused`.
+struct Want<'a> {
+    min_validity: Duration,
+    refused: Option<&'a AccessToken>,
+}
+
+impl Want<'_> {
+    fn refuses(&self, grant: &AccessGrant) -> bool {
+        self.refused.is_some_and(|r| r.expose() == grant.access_token.expose())
+    }
+}
+
 /// How one call to Spotify's token endpoint ended.
 enum Attempt {
     Refreshed(AccessGrant),
@@ -147,11 +160,39 @@ impl TokenService {
     /// said `invalid_grant` or the refresh token is past its absolute expiry (never retrying);
     /// `NotConnected` when no tokens are stored; `Store(NotFound)` for an unknown user.
     pub async fn valid_access_token(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
-        let stored = self.load(user).await?;
-        if self.is_fresh(&stored, min_validity) {
-            return self.decrypt_access(user, &stored);
+        self.serve(user, Want { min_validity, refused: None }).await
+    }
+
+    /// A replacement for an access token a client reports refused (the Web Playback SDK asks
+    /// again when the token it holds stopped working, e.g. expired early): while that token is
+    /// still the stored one, it is refreshed now, through the same single flight, lease and
+    /// backoff as any refresh, so many tabs reporting it cause one refresh; once it has been
+    /// replaced, the current token is served without a call. Never serves the refused token.
+    /// `stored` is the row read with the session, as for [`Self::valid_access_token_given`].
+    pub async fn replacement_for(
+        &self,
+        user: UserId,
+        stored: Option<StoredTokens>,
+        refused: &AccessToken,
+        min_validity: Duration,
+    ) -> Result<AccessGrant, TokenError> {
+        let want = Want { min_validity, refused: Some(refused) };
+        if let Some(stored) = &stored
+            && stored.refreshable_at(self.ports.clock.now())
+            && let Some(grant) = self.usable(user, stored, &want)?
+        {
+            return Ok(grant);
         }
-        self.refresh(user, min_validity).await
+        self.serve(user, want).await
+    }
+
+    /// The stored token when it meets `want`, else a refresh.
+    async fn serve(&self, user: UserId, want: Want<'_>) -> Result<AccessGrant, TokenError> {
+        let stored = self.load(user).await?;
+        if let Some(grant) = self.usable(user, &stored, &want)? {
+            return Ok(grant);
+        }
+        self.refresh(user, &want).await
     }
 
     /// [`Self::valid_access_token`] for a caller that already read the user's token row (`None`:
@@ -164,13 +205,14 @@ impl TokenService {
         stored: Option<StoredTokens>,
         min_validity: Duration,
     ) -> Result<AccessGrant, TokenError> {
+        let want = Want { min_validity, refused: None };
         if let Some(stored) = &stored
             && stored.refreshable_at(self.ports.clock.now())
-            && self.is_fresh(stored, min_validity)
+            && let Some(grant) = self.usable(user, stored, &want)?
         {
-            return self.decrypt_access(user, stored);
+            return Ok(grant);
         }
-        self.valid_access_token(user, min_validity).await
+        self.serve(user, want).await
     }
 
     /// Users whose tokens expire within `lookahead`, soonest first, at most `limit`, among
@@ -222,6 +264,16 @@ impl TokenService {
         stored.access_expires_at > self.ports.clock.now().plus(min_validity)
     }
 
+    /// The stored access token when it meets `want`: valid for long enough, and not the one a
+    /// client reported refused.
+    fn usable(&self, user: UserId, stored: &StoredTokens, want: &Want<'_>) -> Result<Option<AccessGrant>, TokenError> {
+        if !self.is_fresh(stored, want.min_validity) {
+            return Ok(None);
+        }
+        let grant = self.decrypt_access(user, stored)?;
+        Ok((!want.refuses(&grant)).then_some(grant))
+    }
+
     fn decrypt_access(&self, user: UserId, stored: &StoredTokens) -> Result<AccessGrant, TokenError> {
         let binding = TokenBinding { user_id: user, column: TokenColumn::Access };
         let clear = self.ports.cipher.decrypt(&stored.access_token, binding)?;
@@ -234,16 +286,17 @@ impl TokenService {
         &self,
         user: UserId,
         stored: &StoredTokens,
+        want: &Want<'_>,
         fallback: TokenError,
     ) -> Result<AccessGrant, TokenError> {
-        if !self.is_fresh(stored, Duration::ZERO) {
-            return Err(fallback);
+        let still_valid = Want { min_validity: Duration::ZERO, refused: want.refused };
+        match self.usable(user, stored, &still_valid)? {
+            Some(grant) => {
+                self.ports.events.record(RefreshEvent::ServedStale);
+                Ok(grant)
+            }
+            None => Err(fallback),
         }
-        let served = self.decrypt_access(user, stored);
-        if served.is_ok() {
-            self.ports.events.record(RefreshEvent::ServedStale);
-        }
-        served
     }
 
     async fn mark_reauth(&self, user: UserId, stored: &StoredTokens) -> Result<(), TokenError> {
@@ -255,7 +308,7 @@ impl TokenService {
     }
 
     /// Steps 2 to 6: single flight, backoff, lease, one attempt.
-    async fn refresh(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
+    async fn refresh(&self, user: UserId, want: &Want<'_>) -> Result<AccessGrant, TokenError> {
         let lock = self.ports.locks.lock(user).await;
         if lock.joined {
             self.ports.events.record(RefreshEvent::SingleFlightJoin);
@@ -267,13 +320,14 @@ impl TokenService {
         let mut polls = 0u128;
         let mut stored = self.load(user).await?;
         loop {
-            if self.is_fresh(&stored, min_validity) {
-                return self.decrypt_access(user, &stored);
+            if let Some(grant) = self.usable(user, &stored, want)? {
+                return Ok(grant);
             }
             let now = clock.now();
             if let Some(until) = self.backoff(now).await? {
                 self.ports.events.record(RefreshEvent::BackoffBlocked);
-                return self.serve_stale(user, &stored, TokenError::RateLimited { retry_after: until.since(now) });
+                let fallback = TokenError::RateLimited { retry_after: until.since(now) };
+                return self.serve_stale(user, &stored, want, fallback);
             }
             let lease =
                 self.ports.tokens.try_acquire_refresh_lease(user, self.instance_id(), now, self.policy.lease_ttl);
@@ -284,7 +338,7 @@ impl TokenService {
                     polls += 1;
                     if clock.now() >= deadline || polls > max_polls {
                         let retry_after = Some(self.policy.lease_poll.max(Duration::from_secs(1)));
-                        return self.serve_stale(user, &stored, TokenError::Unavailable { retry_after });
+                        return self.serve_stale(user, &stored, want, TokenError::Unavailable { retry_after });
                     }
                     let poll = self.policy.lease_poll;
                     clock.sleep(poll + self.ports.ids.jitter(poll / 2)).await;
@@ -292,7 +346,7 @@ impl TokenService {
                 }
             }
         }
-        let result = self.refresh_with_lease(user, min_validity).await;
+        let result = self.refresh_with_lease(user, want).await;
         if let Err(e) = self.ports.tokens.release_refresh_lease(user, self.instance_id()).await {
             // It lapses by itself at its expiry.
             self.ports.events.record(RefreshEvent::LeaseNotReleased(user, e));
@@ -302,10 +356,10 @@ impl TokenService {
     }
 
     /// Holding the lease: re-read (another instance may have just refreshed), then one attempt.
-    async fn refresh_with_lease(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
+    async fn refresh_with_lease(&self, user: UserId, want: &Want<'_>) -> Result<AccessGrant, TokenError> {
         let stored = self.load(user).await?;
-        if self.is_fresh(&stored, min_validity) {
-            return self.decrypt_access(user, &stored);
+        if let Some(grant) = self.usable(user, &stored, want)? {
+            return Ok(grant);
         }
         let events = &self.ports.events;
         match self.attempt(user, &stored).await {
@@ -320,12 +374,12 @@ impl TokenService {
             Ok(Attempt::RateLimited(retry_after)) => {
                 events.record(RefreshEvent::RateLimited);
                 let retry_after = self.record_backoff(retry_after).await?;
-                self.serve_stale(user, &stored, TokenError::RateLimited { retry_after })
+                self.serve_stale(user, &stored, want, TokenError::RateLimited { retry_after })
             }
             Ok(Attempt::Unavailable) => {
                 events.record(RefreshEvent::Unavailable(user));
                 let retry_after = Some(self.policy.unavailable_retry_after);
-                self.serve_stale(user, &stored, TokenError::Unavailable { retry_after })
+                self.serve_stale(user, &stored, want, TokenError::Unavailable { retry_after })
             }
             Err(e) => {
                 events.record(RefreshEvent::Failed);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests};
 use spotauth_domain::ids::UserId;
-use spotauth_domain::ports::Clock;
+use spotauth_domain::ports::{AccountPrompt, Clock};
 use spotauth_domain::secret::AuthorizationCode;
 use spotauth_domain::service::{AuthPorts, AuthService, CallbackInput, Housekeeping, LogoutScope, ServicePolicy};
 use spotauth_domain::session::SessionMeta;
@@ -75,7 +75,7 @@ impl World {
 
     /// A whole login at the current time; returns the user and the session token.
     async fn log_in(&self, user: &str) -> (UserId, String) {
-        let start = self.service.begin_login(None, None).await.unwrap();
+        let start = self.service.begin_login(None, None, AccountPrompt::Silent).await.unwrap();
         let resp = self.http.get(format!("{}&login_as={user}", start.authorize_url)).send().await.unwrap();
         let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
         let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
@@ -104,7 +104,7 @@ async fn a_month_later_one_housekeeping_pass_leaves_only_what_the_retentions_all
     let out = w.service.log_out(&alice_token, LogoutScope::Device).await.unwrap();
     assert_eq!((out.sessions_ended, out.spotify_disconnected), (1, false));
     let (bob, bob_token) = w.log_in("bob").await;
-    w.service.begin_login(None, None).await.unwrap();
+    w.service.begin_login(None, None, AccountPrompt::Silent).await.unwrap();
     assert!(w.has_tokens(alice).await && w.has_tokens(bob).await);
     // Bob's page rotates his session every 20 hours for almost six days (each token lives a
     // day); his last token expires before day 7, and then bob is gone.

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use spotauth_domain::ids::{SessionId, UserId};
 use spotauth_domain::ports::{
-    Clock, LoginUpdate, NewUser, SpotifyAccounts, SpotifyProfilePort, TokenCipher, TokenError, TokenRepository,
-    UserRepository,
+    AccountPrompt, Clock, LoginUpdate, NewUser, SpotifyAccounts, SpotifyProfilePort, TokenCipher, TokenError,
+    TokenRepository, UserRepository,
 };
 use spotauth_domain::secret::AuthorizationCode;
 use spotauth_domain::session::{NewSession, SessionMeta, SessionPolicy, TokenIdHash};
@@ -116,7 +116,7 @@ impl Env {
 
     /// A real authorization at the emulator; returns the code exchange's grant.
     async fn authorize(&self, user: &str) -> spotauth_domain::token::TokenGrant {
-        let start = self.spotify.begin_authorization();
+        let start = self.spotify.begin_authorization(AccountPrompt::Silent);
         let resp = self.http.get(format!("{}&login_as={user}", start.authorize_url)).send().await.unwrap();
         let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
         let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();

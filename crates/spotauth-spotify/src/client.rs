@@ -12,7 +12,7 @@ use openidconnect::{
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderMap};
 use spotauth_domain::ports::{
-    AuthorizationStart, Clock, PremiumProbe, SpotifyAccounts, SpotifyError, SpotifyProfilePort,
+    AccountPrompt, AuthorizationStart, Clock, PremiumProbe, SpotifyAccounts, SpotifyError, SpotifyProfilePort,
 };
 use spotauth_domain::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, RefreshToken};
 use spotauth_domain::token::{Scopes, TokenGrant};
@@ -218,7 +218,7 @@ struct MeBody {
 
 #[async_trait]
 impl SpotifyAccounts for SpotifyClient {
-    fn begin_authorization(&self) -> AuthorizationStart {
+    fn begin_authorization(&self, prompt: AccountPrompt) -> AuthorizationStart {
         let (state, csrf) = fresh_state();
         let (pkce_verifier, challenge) = fresh_pkce();
         let scope = self.config.scopes().to_string();
@@ -234,6 +234,9 @@ impl SpotifyAccounts for SpotifyClient {
                     .append_pair("state", csrf.secret())
                     .append_pair("code_challenge_method", challenge.method().as_str())
                     .append_pair("code_challenge", challenge.as_str());
+                if prompt == AccountPrompt::ChooseAccount {
+                    url.query_pairs_mut().append_pair("show_dialog", "true");
+                }
                 url.to_string()
             }
             Err(_) => base,
@@ -345,7 +348,7 @@ mod tests {
     #[test]
     fn authorize_url_carries_everything() {
         let c = client(None);
-        let start = c.begin_authorization();
+        let start = c.begin_authorization(AccountPrompt::Silent);
         let url = Url::parse(&start.authorize_url).unwrap();
         assert_eq!(url.path(), "/authorize");
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
@@ -358,7 +361,10 @@ mod tests {
         assert_eq!(q["code_challenge"].len(), 43);
         assert!(start.state.expose().len() >= 43, "state carries 256 bits");
         assert!(valid_verifier(start.pkce_verifier.expose()));
-        let again = c.begin_authorization();
+        assert!(!q.contains_key("show_dialog"));
+        let again = c.begin_authorization(AccountPrompt::ChooseAccount);
+        let chooser = Url::parse(&again.authorize_url).unwrap();
+        assert!(chooser.query_pairs().any(|(k, v)| k == "show_dialog" && v == "true"));
         assert_ne!(again.state, start.state);
         assert_ne!(again.pkce_verifier, start.pkce_verifier);
     }

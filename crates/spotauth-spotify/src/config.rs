@@ -92,7 +92,8 @@ impl SpotifyConfig {
     pub const SDK_SCOPES: &'static str = "streaming user-read-email user-read-private";
     /// The default: the SDK's scopes plus [`Self::PROBE_SCOPE`], so Premium can be settled in
     /// Development Mode, where `/v1/me` carries no `product` (February 2026).
-    pub const DEFAULT_SCOPES: &'static str = "streaming user-read-email user-read-private user-read-playback-state";
+    pub const DEFAULT_SCOPES: &'static str =
+        "streaming user-read-email user-read-private user-read-playback-state user-modify-playback-state";
     /// The scope `GET /v1/me/player` (the Premium probe) needs. Without it the probe can only
     /// answer `Inconclusive`; add it to the scopes when `product` is not available (Development
     /// Mode apps).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spotauth_domain::Timestamp;
-use spotauth_domain::ports::{PremiumProbe, SpotifyAccounts, SpotifyError, SpotifyProfilePort};
+use spotauth_domain::ports::{AccountPrompt, PremiumProbe, SpotifyAccounts, SpotifyError, SpotifyProfilePort};
 use spotauth_domain::secret::{AuthorizationCode, OAuthState, PkceVerifier, RefreshToken, Secret};
 use spotauth_domain::token::{Scopes, TokenGrant};
 use spotauth_emulator::{
@@ -80,7 +80,7 @@ impl Env {
     /// begin_authorization → the browser's trip to /authorize (as `user`) → code and state
     /// from the redirect. Checks the state round-trips.
     async fn authorize(&mut self, user: &str) -> (AuthorizationCode, PkceVerifier) {
-        let start = self.client.begin_authorization();
+        let start = self.client.begin_authorization(AccountPrompt::Silent);
         let url = format!("{}&login_as={user}", start.authorize_url);
         let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let resp = browser.get(&url).send().await.unwrap();
@@ -308,7 +308,7 @@ async fn wrong_verifier_and_reused_code_require_reauth() {
     for kind in [Kind::Confidential, Kind::Public] {
         let mut env = env(kind).await;
         let (code, _verifier) = env.authorize("alice").await;
-        let other = env.client.begin_authorization().pkce_verifier;
+        let other = env.client.begin_authorization(AccountPrompt::Silent).pkce_verifier;
         env.secrets.push(other.expose().to_owned());
         let err = env.client.exchange_code(&code, &other).await.unwrap_err();
         assert_eq!(err, SpotifyError::ReauthRequired, "wrong verifier is invalid_grant");
@@ -567,6 +567,6 @@ fn client_is_shareable() {
     assert_shareable::<SpotifyClient>();
     let c = SpotifyConfig::new(CLIENT_ID, None, REDIRECT).unwrap();
     let client: Arc<dyn SpotifyAccounts> = Arc::new(SpotifyClient::new(c, clock()).unwrap());
-    let start = client.begin_authorization();
+    let start = client.begin_authorization(AccountPrompt::Silent);
     assert!(start.authorize_url.starts_with("https://accounts.spotify.com/authorize?client_id=test-client-id&"));
 }

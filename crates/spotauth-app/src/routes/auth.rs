@@ -7,7 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 use spotauth_domain::login::ReturnTo;
-use spotauth_domain::secret::{AuthorizationCode, OAuthState};
+use spotauth_domain::ports::AccountPrompt;
+use spotauth_domain::secret::{AccessToken, AuthorizationCode, OAuthState};
 use spotauth_domain::service::{AuthError, CallbackInput, LogoutScope};
 
 use crate::problem::{Problem, login_rejected_code};
@@ -46,7 +47,9 @@ pub async fn login(
         Some(r) => Some(ReturnTo::new(r).map_err(|e| Problem::bad_request("invalid_return_to", e.to_string()))?),
         None => None,
     };
-    let start = state.service.begin_login(return_to, client).await.map_err(Problem::from)?;
+    let prompt =
+        if state.cookies.wants_account_choice(&req) { AccountPrompt::ChooseAccount } else { AccountPrompt::Silent };
+    let start = state.service.begin_login(return_to, client, prompt).await.map_err(Problem::from)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
@@ -100,6 +103,7 @@ pub async fn callback(
                 .insert_header((header::LOCATION, target.as_str()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .append_header((header::SET_COOKIE, clear_login))
+                .append_header((header::SET_COOKIE, state.cookies.clear_switch()))
                 .append_header((
                     header::SET_COOKIE,
                     state.cookies.session(issued.token.expose(), issued.issued_at, issued.token_expires_at),
@@ -190,6 +194,37 @@ pub async fn token(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(AccessTokenDto::new(&served, None)))
 }
 
+/// Body of `POST /api/auth/spotify/token`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefusedBody {
+    refused: String,
+}
+
+impl std::fmt::Debug for RefusedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefusedBody").field("refused", &"[redacted]").finish()
+    }
+}
+
+/// `POST /api/auth/spotify/token {"refused": "<access token>"}`: the Web Playback SDK refused
+/// the token this client handed it (it asks again only then): a replacement, refreshed once
+/// however many tabs report the same token. Throttled like the other calls that can reach
+/// Spotify's token endpoint.
+pub async fn replace_token(
+    _: Throttled,
+    body: Result<web::Json<RefusedBody>, actix_web::Error>,
+    auth: Result<Auth, Problem>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let refused = AccessToken::new(body?.into_inner().refused).map_err(|_| {
+        Problem::bad_request("invalid_token", "`refused` must be the access token this API handed out.")
+    })?;
+    let Auth(auth) = auth?;
+    let served = state.service.replace_playback_token(auth, &refused).await.map_err(Problem::from)?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(AccessTokenDto::new(&served, None)))
+}
+
 /// Query of `POST /api/auth/spotify/logout`.
 #[derive(Debug, Deserialize)]
 pub struct LogoutQuery {
@@ -223,7 +258,10 @@ pub async fn logout(
         Err(AuthError::Unauthenticated(_)) => return Err(nothing()),
         Err(e) => return Err(e.into()),
     };
-    Ok(HttpResponse::Ok().insert_header((header::SET_COOKIE, clear)).json(LogoutDto::from(outcome)))
+    Ok(HttpResponse::Ok()
+        .append_header((header::SET_COOKIE, clear))
+        .append_header((header::SET_COOKIE, state.cookies.switch_account()))
+        .json(LogoutDto::from(outcome)))
 }
 
 /// `GET /api/auth/spotify/subscription`: Premium status, re-checked when stale.

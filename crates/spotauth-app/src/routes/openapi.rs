@@ -38,7 +38,7 @@ pub fn document() -> &'static Value {
                         "200": ok("LoginResponse", "Authorize URL; sets the short-lived login cookie that binds state and PKCE verifier to this browser"),
                         "400": problem("Malformed body or a returnTo that is not a same-origin relative path (invalid_return_to)"),
                         "413": problem("Body too large"),
-                        "403": problem("cross_origin_refused: a browser request from an origin that is not the service's, FRONTEND_URL's or in ALLOWED_ORIGINS"),
+                        "403": problem("cross_origin_refused: a browser request from an origin that is not the service's, FRONTEND_URL's or in CORS_ALLOWED_ORIGINS"),
                         "429": problem("rate_limited (this client's budget is spent) or too_many_logins (too many unfinished logins), with Retry-After"),
                     }
                 }},

@@ -29,6 +29,29 @@ impl Cookies {
         if self.secure { "__Host-spotauth_login" } else { "spotauth_login" }
     }
 
+    /// The cookie that says "someone logged out in this browser": the next login asks Spotify
+    /// for its account chooser.
+    pub fn switch_name(&self) -> &'static str {
+        if self.secure { "__Host-spotauth_switch" } else { "spotauth_switch" }
+    }
+
+    /// `Set-Cookie` marking this browser as logged out (kept 30 days: the next login, whenever
+    /// it comes, shows Spotify's account chooser).
+    pub fn switch_account(&self) -> String {
+        self.build(self.switch_name(), "1".to_owned(), CookieDuration::days(30))
+    }
+
+    /// `Set-Cookie` that deletes the logged-out mark (a login completed).
+    pub fn clear_switch(&self) -> String {
+        self.build(self.switch_name(), String::new(), CookieDuration::ZERO)
+    }
+
+    /// Whether the browser logged out since its last login (any value of the mark counts; it
+    /// only ever adds a question, so a planted one does no harm).
+    pub fn wants_account_choice(&self, req: &HttpRequest) -> bool {
+        read_exact(req, self.switch_name()) != CookieValue::Absent
+    }
+
     fn build(&self, name: &'static str, value: String, max_age: CookieDuration) -> String {
         Cookie::build(name, value)
             .http_only(true)

@@ -1,7 +1,7 @@
 //! Cross-site request forgery defence beyond `SameSite=Lax`, for every unsafe method under
 //! `/api`: the algorithm of Go's `http.CrossOriginProtection`. A browser says where a request
 //! comes from (`Sec-Fetch-Site`, else `Origin`); a request from another origin is refused
-//! unless that origin is trusted (the frontend's, `ALLOWED_ORIGINS`). Requests with
+//! unless that origin is trusted (the frontend's, `CORS_ALLOWED_ORIGINS`). Requests with
 //! `Authorization` (Bearer clients, which a browser never adds cross-site by itself) and
 //! requests with neither header (non-browser clients) pass.
 
@@ -20,9 +20,9 @@ use crate::problem::Problem;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedOrigins(Vec<String>);
 
-/// Why an `ALLOWED_ORIGINS` entry was refused.
+/// Why a `CORS_ALLOWED_ORIGINS` entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ALLOWED_ORIGINS must be a comma-separated list of origins such as https://app.example.com")]
+#[error("CORS_ALLOWED_ORIGINS must be a comma-separated list of origins such as https://app.example.com")]
 pub struct OriginError;
 
 impl TrustedOrigins {
@@ -40,8 +40,14 @@ impl TrustedOrigins {
         Ok(TrustedOrigins(origins))
     }
 
-    fn contains(&self, origin: &str) -> bool {
+    /// Whether `origin` (an `Origin` header's value) is one of them, byte for byte.
+    pub fn contains(&self, origin: &str) -> bool {
         self.0.iter().any(|o| o == origin)
+    }
+
+    /// The origins, the frontend's first.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
     }
 
     /// Whether a request with this method and these headers may proceed; `authority` is the
@@ -88,8 +94,9 @@ pub async fn guard(
         return Ok(next.call(req).await?.map_into_left_body());
     }
     tracing::debug!(path = req.path(), "refused a cross-origin request");
-    let problem = Problem::new(StatusCode::FORBIDDEN, "cross_origin_refused", "Cross-origin request refused")
-        .detail("This origin may not make changes with the session cookie. Add it to ALLOWED_ORIGINS if it is yours.");
+    let problem = Problem::new(StatusCode::FORBIDDEN, "cross_origin_refused", "Cross-origin request refused").detail(
+        "This origin may not make changes with the session cookie. Add it to CORS_ALLOWED_ORIGINS if it is yours.",
+    );
     Ok(req.into_response(problem.error_response()).map_into_right_body())
 }
 

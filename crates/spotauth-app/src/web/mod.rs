@@ -1,11 +1,12 @@
 //! HTTP plumbing shared by the handlers: the shared state ([`state`]), cookie policy
 //! ([`cookies`]), what a request carries ([`extract`]: the session token, the authenticated
 //! session, where the request comes from; [`client`]: the client address behind trusted
-//! proxies), the rate-limit extractor ([`throttle`]), the cross-origin guard ([`csrf`]) and the JSON
+//! proxies), the rate-limit extractor ([`throttle`]), the cross-origin guard ([`csrf`]), CORS ([`cors`]) and the JSON
 //! shapes of our API ([`dto`]).
 
 pub mod client;
 pub mod cookies;
+pub mod cors;
 pub mod csrf;
 pub mod dto;
 pub mod extract;

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::{Cookies, TrustedOrigins, TrustedProxies};
 use crate::rate_limit::Throttle;
+use crate::routes::BrowserConfig;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -32,6 +33,10 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// The origins whose pages may make cookie-authenticated changes.
     pub origins: TrustedOrigins,
+    /// What pages need to know: the SDK, the Web API, the room's policy.
+    pub browser: BrowserConfig,
+    /// Whether the listening room is served at `/`.
+    pub room_page: bool,
 }
 
 impl std::fmt::Debug for AppState {

@@ -124,7 +124,7 @@ async fn logout_with_an_expired_session_token_still_disconnects_spotify() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_origin_writes_with_the_cookie_are_refused_before_anything_happens() {
-    let opts = Options { extra: vec![("ALLOWED_ORIGINS", "http://localhost:5173")], ..Options::default() };
+    let opts = Options { extra: vec![("CORS_ALLOWED_ORIGINS", "http://localhost:5173")], ..Options::default() };
     let app = spawn(opts).await;
     let a = app.login("alice").await;
     let post = |path: &str| app.http.post(app.url(path)).header("Cookie", &a.session);

@@ -2,6 +2,7 @@
 
 use crate::ids::UserId;
 use crate::ports::RepoError;
+use crate::secret::AccessToken;
 use crate::time::Timestamp;
 use crate::token::{AccessGrant, StoredTokens};
 use crate::user::{Page, PageRequest, PremiumStatus, Presence, Subscription, User};
@@ -64,6 +65,22 @@ impl AuthService {
             return Err(AuthError::PremiumRequired);
         }
         self.access_token_given(auth.user.id, auth.tokens).await
+    }
+
+    /// A replacement for the playback token a client reports refused (the Web Playback SDK
+    /// asked again): refreshed while the refused token is still the stored one, else the
+    /// current token. Same refusals as [`Self::playback_token`]; never the refused token.
+    pub async fn replace_playback_token(
+        &self,
+        auth: Authenticated,
+        refused: &AccessToken,
+    ) -> Result<ServedToken, AuthError> {
+        if auth.user.subscription.status == PremiumStatus::Free {
+            return Err(AuthError::PremiumRequired);
+        }
+        let min_validity = self.policy.access_token_min_validity;
+        let grant = self.tokens.replacement_for(auth.user.id, auth.tokens, refused, min_validity).await?;
+        Ok(ServedToken { grant, served_at: self.ports.clock.now() })
     }
 
     /// A valid access token for the user whatever their plan, from the row read with the session.

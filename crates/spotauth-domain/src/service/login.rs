@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::login::{ClientKey, ConsumeOutcome, LOGIN_FLOW_TTL, NewLoginFlow, ReturnTo};
-use crate::ports::{LoginUpdate, NewUser, PremiumProbe, RepoError, SpotifyError, TokenError, UniqueKey};
+use crate::ports::{AccountPrompt, LoginUpdate, NewUser, PremiumProbe, RepoError, SpotifyError, TokenError, UniqueKey};
 use crate::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier};
 use crate::session::SessionMeta;
 use crate::time::Timestamp;
@@ -61,10 +61,13 @@ impl AuthService {
     /// (shared by every instance) so the callback can be checked and used once. Refused with
     /// `TooManyLogins` while `client` (or everyone) has as many pending attempts as
     /// [`crate::login::LoginLimits`] allows, so no request rate grows the table without bound.
+    /// `prompt` says whether Spotify must show its account chooser (after a logout in this
+    /// browser).
     pub async fn begin_login(
         &self,
         return_to: Option<ReturnTo>,
         client: Option<ClientKey>,
+        prompt: AccountPrompt,
     ) -> Result<LoginStart, AuthError> {
         let now = self.ports.clock.now();
         let pending = self.ports.flows.count_pending(client.clone(), now).await?;
@@ -72,7 +75,7 @@ impl AuthService {
         if pending.client >= limits.pending_per_client || pending.total >= limits.pending_total {
             return Err(AuthError::TooManyLogins { retry_after: TOO_MANY_LOGINS_RETRY });
         }
-        let start = self.ports.accounts.begin_authorization();
+        let start = self.ports.accounts.begin_authorization(prompt);
         let expires_at = now.plus(LOGIN_FLOW_TTL);
         let state = self.ports.digests.oauth_state(&start.state);
         self.ports.flows.create(NewLoginFlow { state, client, return_to, created_at: now, expires_at }).await?;

@@ -11,7 +11,8 @@ use crate::login::{
     ClientKey, ConsumeOutcome, LOGIN_FLOW_TTL, LoginFlow, LoginLimits, PendingLogins, ReturnTo, StateDigest,
 };
 use crate::ports::{
-    AuthorizationStart, MockDigests, MockSessionRepository, NewUser, PremiumProbe, RepoError, SpotifyError, UniqueKey,
+    AccountPrompt, AuthorizationStart, MockDigests, MockSessionRepository, NewUser, PremiumProbe, RepoError,
+    SpotifyError, UniqueKey,
 };
 use crate::secret::{AuthorizationCode, OAuthState, PkceVerifier};
 use crate::session::{LiveAfter, Session, SessionMeta, SessionOwner, SessionView};
@@ -699,7 +700,7 @@ fn expect_first_login(fx: &mut Fixture) {
 #[tokio::test]
 async fn begin_login_records_the_flow_with_its_return_path() {
     let mut fx = Fixture::new();
-    fx.accounts.expect_begin_authorization().returning(|| start("S1"));
+    fx.accounts.expect_begin_authorization().returning(|_| start("S1"));
     fx.flows.expect_count_pending().with(eq(Some(client())), eq(NOW)).times(1).returning(|_, _| Ok(pending(49, 9_999)));
     fx.flows
         .expect_create()
@@ -713,7 +714,8 @@ async fn begin_login_records_the_flow_with_its_return_path() {
         .times(1)
         .returning(|_| Ok(()));
     let (svc, _) = fx.auth_service();
-    let start = svc.begin_login(Some(ReturnTo::new("/room").unwrap()), Some(client())).await.unwrap();
+    let start =
+        svc.begin_login(Some(ReturnTo::new("/room").unwrap()), Some(client()), AccountPrompt::Silent).await.unwrap();
     assert_eq!(start.state.expose(), "S1");
     assert_eq!(start.authorize_url, "https://accounts.example/authorize?state=S1");
     assert_eq!((start.started_at, start.expires_at), (NOW, NOW.plus(LOGIN_FLOW_TTL)));
@@ -728,7 +730,7 @@ async fn the_login_flow_is_stored_and_consumed_under_the_state_digest_never_the_
     fx.digests = MockDigests::new();
     fx.digests.expect_oauth_state().with(eq(state("S1"))).times(2).return_const(digest.clone());
     fx.digests.expect_token_id().returning(token_hash);
-    fx.accounts.expect_begin_authorization().times(1).returning(|| start("S1"));
+    fx.accounts.expect_begin_authorization().times(1).returning(|_| start("S1"));
     fx.flows.expect_count_pending().returning(|_, _| Ok(pending(0, 0)));
     let stored_key = digest.clone();
     fx.flows.expect_create().withf(move |f| f.state == stored_key).times(1).returning(|_| Ok(()));
@@ -741,7 +743,8 @@ async fn the_login_flow_is_stored_and_consumed_under_the_state_digest_never_the_
     });
     expect_first_login(&mut fx);
     let (svc, _) = fx.auth_service();
-    let begun = svc.begin_login(Some(ReturnTo::new("/room").unwrap()), None).await.unwrap();
+    let begun =
+        svc.begin_login(Some(ReturnTo::new("/room").unwrap()), None, AccountPrompt::ChooseAccount).await.unwrap();
     let input = CallbackInput {
         state: Some(begun.state.clone()),
         outcome: Ok(AuthorizationCode::new("CODE").unwrap()),
@@ -830,7 +833,7 @@ async fn begin_login_is_refused_while_too_many_logins_are_pending_and_writes_not
         fx.flows.expect_create().never();
         fx.accounts.expect_begin_authorization().never();
         let (svc, _) = fx.auth_service();
-        let err = svc.begin_login(None, Some(client())).await.unwrap_err();
+        let err = svc.begin_login(None, Some(client()), AccountPrompt::Silent).await.unwrap_err();
         assert!(matches!(err, AuthError::TooManyLogins { .. }), "{err:?}");
     }
 }

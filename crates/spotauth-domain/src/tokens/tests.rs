@@ -240,6 +240,63 @@ async fn outage_serves_the_old_token_while_valid_else_unavailable() {
     }
 }
 
+// --- A token a client reports refused ----------------------------------------------------------
+
+fn refused(token: &str) -> crate::secret::AccessToken {
+    crate::secret::AccessToken::new(token).unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_token_still_stored_is_refreshed_once_even_while_fresh() {
+    let mut fx = Fixture::new();
+    fx.calm();
+    // The session's copy and every re-read (the full path, under the lock, under the lease)
+    // still hold the refused token, fresh for an hour.
+    fx.loads(uid(1), vec![Some(stored(uid(1), 3000, 86400)); 3]);
+    fx.tokens.expect_store_refreshed().times(1).returning(|_, _, _| Ok(TokenVersion(6)));
+    fx.accounts.expect_refresh().times(1).returning(|_| Ok(grant("NEW-AT", None)));
+    let (svc, probe) = fx.token_service();
+    let got = svc.replacement_for(uid(1), Some(stored(uid(1), 3000, 86400)), &refused("OLD-AT"), SKEW).await;
+    assert_eq!(plain(got), ok("NEW-AT"));
+    assert_eq!(probe.events(), vec![RefreshEvent::Refreshed]);
+}
+
+#[tokio::test]
+async fn a_refused_token_already_replaced_is_answered_with_the_current_one_without_a_call() {
+    // Another tab reported it first: the session's row already holds the new token.
+    let mut fx = Fixture::new();
+    fx.tokens.expect_load_tokens().never();
+    fx.locks.expect_lock().never();
+    fx.accounts.expect_refresh().never();
+    let (svc, _) = fx.token_service();
+    let row = stored_as(uid(1), "NEW-AT", 3600, 86400, 6);
+    let got = svc.replacement_for(uid(1), Some(row), &refused("OLD-AT"), SKEW).await;
+    assert_eq!(plain(got), ok("NEW-AT"));
+    drop(svc);
+
+    // Joined a single flight that replaced it meanwhile: served from the re-read, no call.
+    let mut fx = Fixture::new();
+    fx.calm();
+    fx.loads(uid(1), vec![Some(stored(uid(1), 3000, 86400)), Some(stored_as(uid(1), "NEW-AT", 3600, 86400, 6))]);
+    fx.accounts.expect_refresh().never();
+    let (svc, _) = fx.token_service();
+    let got = svc.replacement_for(uid(1), Some(stored(uid(1), 3000, 86400)), &refused("OLD-AT"), SKEW).await;
+    assert_eq!(plain(got), ok("NEW-AT"));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_never_served_back_even_when_spotify_is_down() {
+    let unavailable = TokenError::Unavailable { retry_after: Some(refresh_policy().unavailable_retry_after) };
+    let mut fx = Fixture::new();
+    fx.calm();
+    fx.tokens.expect_load_tokens().returning(|id| Ok(Some(stored(id, 3000, 86400))));
+    fx.accounts.expect_refresh().times(1).returning(|_| Err(SpotifyError::Unavailable("503".into())));
+    let (svc, probe) = fx.token_service();
+    let got = svc.replacement_for(uid(1), None, &refused("OLD-AT"), SKEW).await;
+    assert_eq!(plain(got), Err(unavailable));
+    assert_eq!(probe.events(), vec![RefreshEvent::Unavailable(uid(1))], "not served stale");
+}
+
 #[tokio::test]
 async fn rate_limit_passes_retry_after_when_no_valid_token_is_at_hand() {
     let mut fx = Fixture::new();
