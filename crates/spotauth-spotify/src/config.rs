@@ -90,8 +90,9 @@ impl fmt::Debug for SpotifyConfig {
 impl SpotifyConfig {
     /// The scopes the Web Playback SDK needs (FACTS.md).
     pub const SDK_SCOPES: &'static str = "streaming user-read-email user-read-private";
-    /// The default: the SDK's scopes plus [`Self::PROBE_SCOPE`], so Premium can be settled in
-    /// Development Mode, where `/v1/me` carries no `product` (February 2026).
+    /// The default: the SDK's scopes, [`Self::PROBE_SCOPE`] (so Premium can be settled in
+    /// Development Mode, where `/v1/me` carries no `product` since February 2026) and
+    /// `user-modify-playback-state` (a page starts playback on its own player).
     pub const DEFAULT_SCOPES: &'static str =
         "streaming user-read-email user-read-private user-read-playback-state user-modify-playback-state";
     /// The scope `GET /v1/me/player` (the Premium probe) needs. Without it the probe can only
