@@ -129,6 +129,8 @@ fn dev() -> Result<(), String> {
         .env("SPOTIFY_ACCOUNTS_URL", &emulator)
         .env("SPOTIFY_API_URL", format!("{emulator}/v1"))
         .env("FRONTEND_URL", format!("{origin}/"))
+        .env("SPOTIFY_SDK_URL", format!("{emulator}/sdk/spotify-player.js"))
+        .env("ROOM_PAGE", "true")
         .env("COOKIE_SECURE", "false")
         .env_remove("DATABASE_URL")
         .env_remove("SQLITE_PATH")
@@ -144,10 +146,11 @@ fn dev() -> Result<(), String> {
 
     let outcome = wait_ready(&mut [&mut emu, &mut service]).and_then(|()| {
         eprintln!(
-            "\n==> spotauth dev is up\n    service   {origin}  (development mode, SQLite in {DEV_DATA_DIR}/)\n    \
-             emulator  {emulator}  (client `{DEV_CLIENT_ID}`; users alice, bob: premium; carol: free)\n    \
-             check     curl {origin}/readyz\n    \
-             login     curl walkthrough: README, \"Quick start\"; the API is at {origin}/openapi.json\n    \
+            "\n==> spotauth dev is up: open {origin}/ in a browser\n    \
+             room      {origin}/  (the listening room: log in as alice, bob or carol at the emulator)\n    \
+             service   {origin}  (development mode, SQLite in {DEV_DATA_DIR}/; API at {origin}/openapi.json)\n    \
+             emulator  {emulator}  (client `{DEV_CLIENT_ID}`; users alice, bob: premium; carol: free; fake SDK)\n    \
+             other tabs: a private window or another browser profile is another person\n    \
              Ctrl-C stops both."
         );
         // Both run until Ctrl-C (the terminal signals the whole process group); if either one
