@@ -50,7 +50,7 @@ pub fn document() -> &'static Value {
                         {"name": "error", "in": "query", "schema": {"type": "string"}}
                     ],
                     "responses": {
-                        "303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, code_refused, access_denied, authorization_error, premium_required, not_allow_listed, rate_limited (this client's budget is spent; with retryAfter=<seconds>), spotify_rate_limited (with retryAfter=<seconds>; no call to Spotify was made), spotify_unavailable, login_failed"},
+                        "303": {"description": "To FRONTEND_URL (+returnTo) with the session cookie (and the logged-out mark cleared), or to FRONTEND_URL?error=<code>: state_missing, state_mismatch, state_unknown, login_expired, state_reused, code_refused, access_denied, authorization_error, premium_required, not_allow_listed, rate_limited (this client's budget is spent; with retryAfter=<seconds>), spotify_rate_limited (with retryAfter=<seconds>; no call to Spotify was made), spotify_unavailable, login_failed"},
                     }
                 }},
                 "/api/auth/spotify/refresh": {"post": {
@@ -73,10 +73,39 @@ pub fn document() -> &'static Value {
                         "403": problem("premium_required for a user known to be on a free plan"),
                         "503": problem("spotify_unavailable or spotify_rate_limited, with Retry-After"),
                     }
+                }, "post": {
+                    "summary": "Replace an access token the Web Playback SDK refused (it asks getOAuthToken again only when the token it holds stopped working)",
+                    "description": "While the refused token is still the stored one it is refreshed now (one refresh however many tabs report it); once replaced, the current token is served without a call. The refused token is never served back.",
+                    "security": auth,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RefusedToken"}}}},
+                    "responses": {
+                        "200": ok("AccessToken", "A token other than the refused one"),
+                        "400": problem("invalid_json or invalid_token"),
+                        "401": problem("unauthenticated, or spotify_reauth_required after invalid_grant"),
+                        "403": problem("premium_required, or cross_origin_refused"),
+                        "429": problem("rate_limited, with Retry-After"),
+                        "503": problem("spotify_unavailable or spotify_rate_limited, with Retry-After"),
+                    }
+                }},
+                "/api/config": {"get": {
+                    "summary": "What a page needs to know: the Web Playback SDK script to load (SPOTIFY_SDK_URL) and Spotify's Web API base",
+                    "responses": {"200": ok("ClientConfig", "Public; the same for everyone")}
+                }},
+                "/client/spotauth.js": {"get": {
+                    "summary": "The browser client (an ES module, no build step): login, logout, me, activeUsers, setActive, a ready-made getOAuthToken for the SDK, automatic session rotation, typed outcomes",
+                    "responses": {"200": {"description": "JavaScript; readable with CORS by the trusted origins", "content": {"text/javascript": {}}}}
+                }},
+                "/client/spotauth.d.ts": {"get": {
+                    "summary": "The browser client's TypeScript types",
+                    "responses": {"200": {"description": "TypeScript declarations", "content": {"text/plain": {}}}}
+                }},
+                "/": {"get": {
+                    "summary": "The listening room (when ROOM_PAGE is on: by default in development only)",
+                    "responses": {"200": {"description": "HTML, under a Content-Security-Policy allowing only itself, the SDK's origin and the Web API's", "content": {"text/html": {}}}, "404": problem("not_found: ROOM_PAGE is off")}
                 }},
                 "/api/auth/spotify/logout": {"post": {
                     "summary": "Log out: scope=everywhere (default) ends every session of the user and disconnects Spotify (deletes the stored tokens); scope=device ends this session only",
-                    "description": "Works with an expired session token, or one whose session already ended, as long as it was issued within the absolute session lifetime. The session cookie is cleared in every answer.",
+                    "description": "Works with an expired session token, or one whose session already ended, as long as it was issued within the absolute session lifetime. The session cookie is cleared in every answer. A successful logout also marks the browser as logged out, so its next login asks Spotify for the account chooser (show_dialog=true).",
                     "security": auth,
                     "parameters": [{"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["everywhere", "device"], "default": "everywhere"}}],
                     "responses": {
@@ -151,6 +180,9 @@ pub fn document() -> &'static Value {
                         "scope": {"type": "string", "enum": ["everywhere", "device"]},
                         "sessionsEnded": {"type": "integer", "minimum": 0},
                         "spotifyDisconnected": {"type": "boolean"}}},
+                    "RefusedToken": {"type": "object", "required": ["refused"], "additionalProperties": false, "properties": {"refused": {"type": "string", "minLength": 1, "description": "The access token the SDK refused"}}},
+                    "ClientConfig": {"type": "object", "required": ["sdkUrl", "spotifyApiUrl"], "properties": {
+                        "sdkUrl": {"type": "string", "format": "uri"}, "spotifyApiUrl": {"type": "string", "format": "uri"}}},
                     "SetActive": {"type": "object", "required": ["isActive"], "additionalProperties": false, "properties": {"isActive": {"type": "boolean"}}}
                 }
             }

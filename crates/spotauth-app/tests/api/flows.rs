@@ -384,11 +384,14 @@ async fn health_readiness_and_openapi() {
         "/api/users/me",
         "/api/users/active",
         "/api/users/me/active",
+        "/api/config",
+        "/client/spotauth.js",
         "/healthz",
         "/readyz",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");
     }
+    assert!(doc["paths"]["/api/auth/spotify/token"].get("post").is_some(), "POST /token missing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
