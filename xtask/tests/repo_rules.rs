@@ -298,3 +298,60 @@ fn the_sql_filter_keeps_code_and_drops_comments() {
     assert!(!code.contains("REFERENCES"));
     assert_eq!(code.matches("FOREIGN KEY").count(), 1);
 }
+
+/// A browser file's code with `//` line comments and `/* */` block comments dropped (good
+/// enough for our own files, whose strings hold no comment markers the rules look for).
+fn js_code_only(source: &str) -> String {
+    let mut out = String::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        rest = rest[start..].find("*/").map_or("", |end| &rest[start + end + 2..]);
+    }
+    out.push_str(rest);
+    out.lines()
+        .map(|l| match l.find("// ").or_else(|| l.trim_start().starts_with("//").then_some(0)) {
+            Some(i) if !l[..i].ends_with(':') => &l[..i],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn room_uses_only_the_client_module_and_no_inline_code() {
+    let web = root().join("crates/spotauth-app/web/room");
+    let js = js_code_only(&std::fs::read_to_string(web.join("room.js")).unwrap());
+    assert!(js.contains("from '../client/spotauth.js'"), "room.js imports the client module");
+    for needle in ["'/api/", "\"/api/", "`/api/", "${api}/api", "XMLHttpRequest", "EventSource", "WebSocket"] {
+        assert!(!js.contains(needle), "room.js calls the service itself ({needle}); go through the client module");
+    }
+    // Its one fetch is Spotify's Web API (starting playback on its own player).
+    let fetches: Vec<&str> = js.match_indices("fetch(").map(|(i, _)| &js[i..(i + 40).min(js.len())]).collect();
+    assert!(fetches.iter().all(|f| f.starts_with("fetch(`${spotifyApiUrl}")), "{fetches:?}");
+    let html = std::fs::read_to_string(web.join("index.html")).unwrap();
+    let lower = html.to_ascii_lowercase();
+    for (i, _) in lower.match_indices("<script") {
+        let tag = &lower[i..i + lower[i..].find('>').unwrap()];
+        assert!(tag.contains(" src="), "inline script in index.html: {tag}");
+    }
+    for needle in ["<style", " style=", " onclick=", " onload=", "javascript:"] {
+        assert!(!lower.contains(needle), "inline code or style in index.html ({needle}); its CSP forbids them");
+    }
+}
+
+#[test]
+fn browser_client_keeps_tokens_in_memory_only() {
+    let client = root().join("crates/spotauth-app/web/client/spotauth.js");
+    let code = js_code_only(&std::fs::read_to_string(client).unwrap());
+    assert!(code.contains("export function createClient"), "the rule reads the real client");
+    for needle in ["localStorage", "sessionStorage", "document.cookie", "indexedDB", "console."] {
+        assert!(!code.contains(needle), "spotauth.js uses {needle}: tokens stay in memory and out of logs");
+    }
+}
+
+#[test]
+fn the_js_comment_filter_keeps_code_and_drops_comments() {
+    let code = js_code_only("a(); // localStorage\n/* sessionStorage */ b('http://x');\n// whole line");
+    assert_eq!(code, "a(); \n b('http://x');\n");
+}
