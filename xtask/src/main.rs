@@ -109,7 +109,10 @@ fn npm() -> Command {
 
 /// The browser side's tests (see the module docs).
 fn browser() -> Result<(), String> {
-    run("build emulator", cargo().args(["build", "--locked", "--package", "spotauth-emulator", "--bin", "spotauth-emulator"]))?;
+    run(
+        "build emulator",
+        cargo().args(["build", "--locked", "--package", "spotauth-emulator", "--bin", "spotauth-emulator"]),
+    )?;
     run("build service", cargo().args(["build", "--locked", "--package", "spotauth-app", "--bin", "spotauth"]))?;
     if !std::path::Path::new(WEB_DIR).join("node_modules/playwright-core").is_dir() {
         // playwright-core only: it never downloads a browser.

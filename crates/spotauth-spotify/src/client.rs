@@ -355,7 +355,10 @@ mod tests {
         assert_eq!(q["client_id"], "my-client");
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["redirect_uri"], "https://app.example/cb");
-        assert_eq!(q["scope"], "streaming user-modify-playback-state user-read-email user-read-playback-state user-read-private");
+        assert_eq!(
+            q["scope"],
+            "streaming user-modify-playback-state user-read-email user-read-playback-state user-read-private"
+        );
         assert_eq!(q["state"], start.state.expose());
         assert_eq!(q["code_challenge_method"], "S256");
         assert_eq!(q["code_challenge"].len(), 43);

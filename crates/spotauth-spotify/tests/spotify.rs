@@ -544,7 +544,10 @@ fn config_validation() {
     let ok = new(REDIRECT).unwrap();
     assert_eq!(ok.accounts_url(), "https://accounts.spotify.com");
     assert_eq!(ok.api_url(), "https://api.spotify.com/v1");
-    assert_eq!(ok.scopes().to_string(), "streaming user-modify-playback-state user-read-email user-read-playback-state user-read-private");
+    assert_eq!(
+        ok.scopes().to_string(),
+        "streaming user-modify-playback-state user-read-email user-read-playback-state user-read-private"
+    );
     assert_eq!(ok.timeout(), Duration::from_secs(10));
     assert!(ok.is_public_client());
     assert_eq!(setting_of(ok.clone().with_accounts_url("accounts.spotify.com").unwrap_err()), SETTING_ACCOUNTS_URL);

@@ -77,7 +77,8 @@ async fn cors_grants_exactly_the_trusted_origins_with_credentials() {
 #[tokio::test]
 async fn config_client_module_and_room_page() {
     let sdk = "https://sdk.example/spotify-player.js";
-    let app = spawn(Options { extra: vec![("SPOTIFY_SDK_URL", sdk), ("ROOM_PAGE", "true")], ..Options::default() }).await;
+    let app =
+        spawn(Options { extra: vec![("SPOTIFY_SDK_URL", sdk), ("ROOM_PAGE", "true")], ..Options::default() }).await;
     let config: Value = app.http.get(app.url("/api/config")).send().await.unwrap().json().await.unwrap();
     assert_eq!(config, json!({ "sdkUrl": sdk, "spotifyApiUrl": app.emu.api_url() }));
 
