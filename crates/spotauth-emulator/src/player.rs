@@ -17,7 +17,7 @@ use rand::RngCore as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::connect::{PlayBody, Refusal, SdkCommand};
+use crate::connect::{Connect, PlayBody, Refusal, SdkCommand};
 use crate::faults::Endpoint;
 use crate::state::{Counted, Shared};
 use crate::web_api::{Caller, admit, api_error, check_token, count};
@@ -220,24 +220,38 @@ pub(crate) async fn sdk_register(
     HttpResponse::Ok().json(json!({ "device_id": id, "token_expires_in": caller.token_expires_in }))
 }
 
-/// `GET /sdk/v1/devices/{id}/state`: what the player shows, with a version that changes when
-/// it does. 404 when the device is gone or is not this token's user's.
-pub(crate) async fn sdk_state(req: HttpRequest, shared: web::Data<Shared>, path: web::Path<String>) -> HttpResponse {
-    let caller = match sdk_caller(&req, &shared) {
+/// Admits an SDK call about one device, which must be the token's user's (else 404, as for a
+/// device that is gone), marks the device seen, and runs `act` on the Connect model with the
+/// emulator time.
+fn on_own_device(
+    req: &HttpRequest,
+    shared: &Shared,
+    device: &str,
+    act: impl FnOnce(&mut Connect, u64, &Caller) -> HttpResponse,
+) -> HttpResponse {
+    let caller = match sdk_caller(req, shared) {
         Ok(c) => c,
         Err(resp) => return resp,
     };
     let mut st = shared.lock();
     let (connect, now) = st.connect_now();
-    let Some(version) = connect.device_of(&caller.user.id, &path).map(|d| d.version) else {
+    if connect.device_of(&caller.user.id, device).is_none() {
         return refused(&Refusal::device_not_found());
-    };
-    connect.seen(&path, now);
-    HttpResponse::Ok().json(json!({
-        "state": connect.sdk_state(&path),
-        "version": version,
-        "token_expires_in": caller.token_expires_in,
-    }))
+    }
+    connect.seen(device, now);
+    act(connect, now, &caller)
+}
+
+/// `GET /sdk/v1/devices/{id}/state`: what the player shows, with a version that changes when
+/// it does. 404 when the device is gone or is not this token's user's.
+pub(crate) async fn sdk_state(req: HttpRequest, shared: web::Data<Shared>, path: web::Path<String>) -> HttpResponse {
+    on_own_device(&req, &shared, &path, |connect, _, caller| {
+        HttpResponse::Ok().json(json!({
+            "state": connect.sdk_state(&path),
+            "version": connect.devices.get(path.as_str()).map_or(0, |d| d.version),
+            "token_expires_in": caller.token_expires_in,
+        }))
+    })
 }
 
 /// `POST /sdk/v1/devices/{id}/commands`: the player's own controls.
@@ -247,17 +261,7 @@ pub(crate) async fn sdk_command(
     path: web::Path<String>,
     body: web::Json<SdkCommand>,
 ) -> HttpResponse {
-    let caller = match sdk_caller(&req, &shared) {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let mut st = shared.lock();
-    let (connect, now) = st.connect_now();
-    if connect.device_of(&caller.user.id, &path).is_none() {
-        return refused(&Refusal::device_not_found());
-    }
-    connect.seen(&path, now);
-    done(connect.command(&path, body.into_inner(), now))
+    on_own_device(&req, &shared, &path, |connect, now, _| done(connect.command(&path, body.into_inner(), now)))
 }
 
 /// `DELETE /sdk/v1/devices/{id}`: the player disconnected.
@@ -266,17 +270,10 @@ pub(crate) async fn sdk_disconnect(
     shared: web::Data<Shared>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let caller = match sdk_caller(&req, &shared) {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let mut st = shared.lock();
-    let (connect, now) = st.connect_now();
-    if connect.device_of(&caller.user.id, &path).is_none() {
-        return refused(&Refusal::device_not_found());
-    }
-    connect.remove_device(&path, now);
-    HttpResponse::NoContent().finish()
+    on_own_device(&req, &shared, &path, |connect, now, _| {
+        connect.remove_device(&path, now);
+        HttpResponse::NoContent().finish()
+    })
 }
 
 #[cfg(test)]
