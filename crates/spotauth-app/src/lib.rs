@@ -10,6 +10,7 @@
 
 pub mod problem;
 pub mod rate_limit;
+pub mod room_feed;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -10,6 +10,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use spotauth_domain::ports::{CipherError, RepoError};
+use spotauth_domain::room::RoomError;
 use spotauth_domain::service::{AuthError, LoginRejected};
 
 /// An error answer: `application/problem+json` with `type`, `title`, `status`, `detail`, `code`.
@@ -127,6 +128,21 @@ pub fn login_rejected_code(r: LoginRejected) -> &'static str {
         LoginRejected::Expired => "login_expired",
         LoginRejected::AlreadyUsed => "state_reused",
         LoginRejected::CodeRefused => "code_refused",
+    }
+}
+
+impl From<RoomError> for Problem {
+    fn from(e: RoomError) -> Self {
+        use StatusCode as S;
+        match e {
+            RoomError::DeviceNotFound => Problem::new(S::NOT_FOUND, "device_not_found", "Device not found")
+                .detail("This device is not (yet) one of your Spotify devices; retry in a moment."),
+            RoomError::PremiumRequired => AuthError::PremiumRequired.into(),
+            RoomError::NotHost => Problem::new(S::FORBIDDEN, "not_host", "Not a host of this room")
+                .detail("Group playback is limited to the room's hosts (ROOM_HOSTS)."),
+            RoomError::Token(t) => AuthError::from(t).into(),
+            RoomError::Store(r) => AuthError::Store(r).into(),
+        }
     }
 }
 

@@ -21,9 +21,11 @@ use std::time::Duration;
 use config::{Config, Environment, File};
 use serde::Deserialize;
 use spotauth_domain::login::LoginLimits;
+use spotauth_domain::room::RoomPolicy;
 use spotauth_domain::secret::Secret;
 use spotauth_domain::service::ServicePolicy;
 use spotauth_domain::session::SessionPolicy;
+use spotauth_domain::user::SpotifyUserId;
 use spotauth_mysql::DatabaseUrl;
 use spotauth_runtime::proactive::ProactiveSettings;
 use spotauth_spotify::SpotifyConfig;
@@ -119,6 +121,10 @@ pub struct RawSettings {
     cors_allowed_origins: Option<String>,
     spotify_sdk_url: Option<String>,
     room_page: Option<String>,
+    room_hosts: Option<String>,
+    room_player_stale_secs: Option<String>,
+    room_concurrency: Option<String>,
+    room_events_poll_ms: Option<String>,
     metrics_addr: Option<String>,
     dev_allow_remote: Option<String>,
 }
@@ -177,6 +183,10 @@ pub struct Settings {
     /// Serve the listening-room page at `/` (`ROOM_PAGE`; on in development, off in
     /// production unless enabled).
     pub room_page: bool,
+    /// Group playback rules (`ROOM_HOSTS`, `ROOM_PLAYER_STALE_SECS`, `ROOM_CONCURRENCY`).
+    pub room: RoomPolicy,
+    /// How often this instance reads the room's shared version (`ROOM_EVENTS_POLL_MS`).
+    pub room_events_poll: Duration,
     /// Where `/metrics` is served instead of the public address (`METRICS_ADDR`).
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -427,6 +437,31 @@ impl Settings {
             None => Url::parse(DEFAULT_SDK_URL).map_err(|e| SettingsError(format!("SPOTIFY_SDK_URL: {e}")))?,
         };
         let room_page = flag(raw.room_page, "ROOM_PAGE", env == AppEnv::Development)?;
+        let mut room = RoomPolicy::new(policy.session, policy.access_token_min_validity);
+        if let Some(hosts) = nonempty(raw.room_hosts) {
+            let ids = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    SpotifyUserId::new(h).map_err(|_| {
+                        SettingsError("ROOM_HOSTS must be a comma-separated list of Spotify user ids".into())
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            room.hosts = Some(ids);
+        }
+        room.player_stale_after = secs(raw.room_player_stale_secs, "ROOM_PLAYER_STALE_SECS", room.player_stale_after)?;
+        if room.player_stale_after < Duration::from_secs(35) {
+            return Err(SettingsError("ROOM_PLAYER_STALE_SECS must be at least 35 (pages report every 30 s)".into()));
+        }
+        if let Some(n) = raw.room_concurrency {
+            room.concurrency = usize::try_from(number(&n, "ROOM_CONCURRENCY")?).unwrap_or(64).clamp(1, 64);
+        }
+        let room_events_poll = match raw.room_events_poll_ms {
+            Some(ms) => Duration::from_millis(number(&ms, "ROOM_EVENTS_POLL_MS")?.clamp(100, 60_000)),
+            None => Duration::from_secs(1),
+        };
         let metrics_addr = match nonempty(raw.metrics_addr) {
             Some(a) => Some(
                 a.trim()
@@ -493,6 +528,8 @@ impl Settings {
             origins,
             sdk_url,
             room_page,
+            room,
+            room_events_poll,
             metrics_addr,
         })
     }

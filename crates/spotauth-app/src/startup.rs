@@ -12,6 +12,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests, TokenKeyring};
 use spotauth_domain::ports::{Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher};
+use spotauth_domain::room::{RoomPorts, RoomService, SpotifyPlayerPort};
 use spotauth_domain::service::{AuthPorts, AuthService};
 use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};
 use spotauth_mysql::{MysqlStore, PoolSettings};
@@ -22,6 +23,7 @@ use spotauth_sqlite::{SqliteSettings, SqliteStore};
 
 use crate::problem::Problem;
 use crate::rate_limit::Throttle;
+use crate::room_feed::RoomFeed;
 use crate::routes;
 use crate::settings::{AppEnv, Database, Settings};
 use crate::web::{AppState, Cookies};
@@ -42,6 +44,9 @@ pub struct Application {
     metrics: Option<(u16, Server)>,
     tasks: Vec<Task>,
 }
+
+/// How long the room's change records are kept (only the latest matters; the rest is history).
+const ROOM_CHANGES_KEPT: Duration = Duration::from_secs(3600);
 
 /// How often the rate limiter forgets clients whose budget is full again.
 const FORGET_IDLE_CLIENTS: Duration = Duration::from_secs(60);
@@ -98,9 +103,11 @@ impl Application {
             SpotifyClient::new(settings.spotify.clone(), clock.clone()).map_err(|e| StartupError(e.to_string()))?,
         );
         let accounts: Arc<dyn SpotifyAccounts> = spotify.clone();
+        let player: Arc<dyn SpotifyPlayerPort> = spotify.clone();
         let profile: Arc<dyn SpotifyProfilePort> = spotify;
 
-        let Repositories { users, tokens, sessions, flows, rate_limits, health } = open_store(&settings).await?;
+        let Repositories { users, tokens, sessions, flows, rate_limits, players, health } =
+            open_store(&settings).await?;
         if !settings.spotify_missing.is_empty() {
             tracing::warn!(
                 "{} not set: login answers 503 spotify_not_configured (development mode; `cargo xtask dev` runs the Spotify emulator)",
@@ -132,6 +139,9 @@ impl Application {
         };
         let token_service =
             Arc::new(TokenService::new(token_ports, RefreshPolicy::for_timeout(settings.spotify.timeout()), identity));
+        let room_ports = RoomPorts { users: users.clone(), players, spotify: player, clock: clock.clone() };
+        let room = Arc::new(RoomService::new(room_ports, token_service.clone(), settings.room.clone()));
+        let feed = Arc::new(RoomFeed::default());
         let digests = Arc::new(Sha256Digests);
         let ports = AuthPorts { users, tokens, sessions, flows, accounts, profile, cipher, codec, digests, clock, ids };
         let service = Arc::new(AuthService::new(ports, token_service.clone(), settings.policy));
@@ -145,6 +155,21 @@ impl Application {
                 std::future::ready(())
             }),
         ];
+        let (poll_room, poll_feed) = (room.clone(), feed.clone());
+        tasks.push(Task::every(settings.room_events_poll, move || {
+            let (room, feed) = (poll_room.clone(), poll_feed.clone());
+            async move { feed.refresh(&room).await }
+        }));
+        let tidy_room = room.clone();
+        tasks.push(Task::every(settings.housekeeping_interval, move || {
+            let room = tidy_room.clone();
+            async move {
+                match room.housekeeping(ROOM_CHANGES_KEPT).await {
+                    Ok(n) => tracing::debug!(rows = n, "room housekeeping"),
+                    Err(e) => tracing::warn!(error = %e, "room housekeeping failed"),
+                }
+            }
+        }));
         if settings.proactive.enabled && settings.spotify_missing.is_empty() {
             let sessions = settings.policy.session;
             tasks.push(proactive::spawn(token_service, refresh_metrics.clone(), settings.proactive.settings, sessions));
@@ -162,6 +187,8 @@ impl Application {
             origins: settings.origins.clone(),
             browser: routes::BrowserConfig::new(&settings.sdk_url, settings.spotify.api_url()),
             room_page: settings.room_page,
+            room,
+            feed,
         };
         Self::serve(state, listener, metrics_listener, tasks)
     }

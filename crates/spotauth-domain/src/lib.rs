@@ -2,8 +2,8 @@
 //!
 //! The heart of the multi-user Spotify authentication service: entities and value types, the
 //! ports (traits) adapters implement, and the use cases: [`service::AuthService`] (login,
-//! sessions, account) and [`tokens::TokenService`] (the one token-refresh algorithm), both
-//! over `Arc<dyn Port>` fields.
+//! sessions, account), [`tokens::TokenService`] (the one token-refresh algorithm) and
+//! [`room::RoomService`] (presence and group playback), all over `Arc<dyn Port>` fields.
 //!
 //! **Architecture Invariant:** this crate does no IO and knows no adapter library: no actix,
 //! diesel, reqwest, josekit, chacha20poly1305, mysql_async, tokio, serde or any `spotauth-*`
@@ -13,6 +13,7 @@
 pub mod ids;
 pub mod login;
 pub mod ports;
+pub mod room;
 pub mod secret;
 pub mod service;
 pub mod session;

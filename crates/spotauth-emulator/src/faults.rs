@@ -84,6 +84,9 @@ pub enum FaultKind {
     },
     /// Close the TCP connection without any response.
     DropConnection,
+    /// 404 "Device not found" (a Web API player call to a device that has only just come
+    /// online answers this once; clients wait briefly and retry).
+    DeviceNotFound,
 }
 
 /// A fault rule: `kind` for the next `times` requests to `target` (`None`: until cleared).
@@ -129,6 +132,12 @@ impl Fault {
     #[must_use]
     pub fn drop_connection(target: FaultTarget) -> Self {
         Self::once(target, FaultKind::DropConnection)
+    }
+
+    /// A 404 "Device not found" from a player endpoint, once.
+    #[must_use]
+    pub fn device_not_found() -> Self {
+        Self::once(FaultTarget::Player, FaultKind::DeviceNotFound)
     }
 
     /// Affect the next `n` requests.
@@ -240,6 +249,7 @@ pub(crate) async fn apply(
             Some(HttpResponse::build(status).json(body))
         }
         FaultKind::DropConnection => Some(drop_connection(req)),
+        FaultKind::DeviceNotFound => Some(crate::web_api::api_error(StatusCode::NOT_FOUND, "Device not found", None)),
     }
 }
 

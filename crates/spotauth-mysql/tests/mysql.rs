@@ -21,7 +21,7 @@ use spotauth_testkit::contract::{RawBytes, new_user};
 use spotauth_testkit::{StoreFixture, TestDb};
 
 /// Every migration in `migrations/mysql`.
-const MIGRATION_COUNT: usize = 6;
+const MIGRATION_COUNT: usize = 7;
 /// Every table the migrations create.
 const TABLES: &str = "('spotify_users','user_sessions','oauth_login_flows','spotify_rate_limits')";
 

@@ -14,6 +14,7 @@ use reqwest::header::{ACCEPT, HeaderMap};
 use spotauth_domain::ports::{
     AccountPrompt, AuthorizationStart, Clock, PremiumProbe, SpotifyAccounts, SpotifyError, SpotifyProfilePort,
 };
+use spotauth_domain::room::{DeviceId, GroupPlay, PlayTarget, PlayerAnswer, SpotifyPlayerPort};
 use spotauth_domain::secret::{AccessToken, AuthorizationCode, OAuthState, PkceVerifier, RefreshToken};
 use spotauth_domain::token::{Scopes, TokenGrant};
 use spotauth_domain::user::{DisplayName, SpotifyAccountKey, SpotifyProfile, SpotifyUserId};
@@ -164,6 +165,39 @@ impl SpotifyClient {
             .bearer_auth(access_token.expose())
             .header(ACCEPT, "application/json");
         self.send(endpoint, request).await
+    }
+
+    /// `PUT <api><path>` with a JSON body (Spotify's player commands).
+    async fn api_put(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        access_token: &AccessToken,
+        body: &serde_json::Value,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), SpotifyError> {
+        let request = self
+            .http
+            .put(format!("{}{path}", self.config.api_url()))
+            .bearer_auth(access_token.expose())
+            .header(ACCEPT, "application/json")
+            .json(body);
+        self.send(endpoint, request).await
+    }
+
+    /// A player command's answer: 2xx done, 404 the device is not (yet) there, else an error.
+    async fn command(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        access_token: &AccessToken,
+        body: &serde_json::Value,
+    ) -> Result<PlayerAnswer, SpotifyError> {
+        let (status, headers, answer) = self.api_put(endpoint, path, access_token, body).await?;
+        match status {
+            s if s.is_success() => Ok(PlayerAnswer::Done),
+            StatusCode::NOT_FOUND => Ok(PlayerAnswer::DeviceNotFound),
+            s => Err(mapping::api_error(endpoint, s, &headers, &answer)),
+        }
     }
 
     /// Sends and reads the whole answer (bounded); every reqwest error becomes `Unavailable`
@@ -328,6 +362,65 @@ impl SpotifyProfilePort for SpotifyClient {
     async fn probe_premium(&self, access_token: &AccessToken) -> Result<PremiumProbe, SpotifyError> {
         let (status, headers, body) = self.api_get("GET /me/player", "/me/player", access_token).await?;
         mapping::probe_answer(status, &headers, &body)
+    }
+}
+
+/// `GET /v1/me/player/devices`.
+#[derive(serde::Deserialize)]
+struct DevicesBody {
+    devices: Vec<DeviceBody>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeviceBody {
+    id: Option<String>,
+}
+
+/// `?device_id=` (ids are `A-Za-z0-9-_`, validated by [`DeviceId`]; nothing to escape).
+fn on_device(path: &str, device: &DeviceId) -> String {
+    format!("{path}?device_id={}", device.as_str())
+}
+
+#[async_trait]
+impl SpotifyPlayerPort for SpotifyClient {
+    async fn devices(&self, access_token: &AccessToken) -> Result<Vec<DeviceId>, SpotifyError> {
+        let endpoint = "GET /me/player/devices";
+        let (status, headers, body) = self.api_get(endpoint, "/me/player/devices", access_token).await?;
+        if !status.is_success() {
+            return Err(mapping::api_error(endpoint, status, &headers, &body));
+        }
+        let list: DevicesBody = serde_json::from_slice(&body)
+            .map_err(|_| SpotifyError::Protocol(format!("{endpoint} answer is not a device list")))?;
+        // A device without an id (restricted ones may have none) cannot be targeted: skipped.
+        Ok(list.devices.into_iter().filter_map(|d| d.id.and_then(|id| DeviceId::new(id).ok())).collect())
+    }
+
+    async fn play(
+        &self,
+        access_token: &AccessToken,
+        device: &DeviceId,
+        what: &GroupPlay,
+    ) -> Result<PlayerAnswer, SpotifyError> {
+        let mut body = match &what.target {
+            PlayTarget::Items(uris) => {
+                serde_json::json!({ "uris": uris.iter().map(|u| u.as_str()).collect::<Vec<_>>() })
+            }
+            PlayTarget::Context(uri) => serde_json::json!({ "context_uri": uri.as_str() }),
+        };
+        if what.position_ms > 0 {
+            body["position_ms"] = what.position_ms.into();
+        }
+        self.command("PUT /me/player/play", &on_device("/me/player/play", device), access_token, &body).await
+    }
+
+    async fn pause(&self, access_token: &AccessToken, device: &DeviceId) -> Result<PlayerAnswer, SpotifyError> {
+        let path = on_device("/me/player/pause", device);
+        self.command("PUT /me/player/pause", &path, access_token, &serde_json::json!({})).await
+    }
+
+    async fn transfer(&self, access_token: &AccessToken, device: &DeviceId) -> Result<PlayerAnswer, SpotifyError> {
+        let body = serde_json::json!({ "device_ids": [device.as_str()], "play": false });
+        self.command("PUT /me/player", "/me/player", access_token, &body).await
     }
 }
 

@@ -29,6 +29,7 @@
 mod conn;
 mod error;
 mod flows;
+mod players;
 mod queries;
 mod rate_limits;
 mod rows;

@@ -66,3 +66,22 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(spotify_users, user_sessions);
+
+diesel::table! {
+    room_players (user_id) {
+        user_id -> Text,
+        device_id -> Text,
+        device_name -> Text,
+        track_uri -> Nullable<Text>,
+        track_name -> Nullable<Text>,
+        is_playing -> Bool,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    room_changes (id) {
+        id -> BigInt,
+        changed_at -> BigInt,
+    }
+}

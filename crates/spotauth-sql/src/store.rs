@@ -7,6 +7,7 @@ use diesel_async::RunQueryDsl;
 use spotauth_domain::ports::{
     LoginFlowRepository, RateLimitRepository, RepoError, SessionRepository, TokenRepository, UniqueKey, UserRepository,
 };
+use spotauth_domain::room::PlayerRepository;
 
 use crate::conn::{AnyConn, BoxFuture, Connections, TxError, each_backend};
 use crate::error::classify;
@@ -35,6 +36,8 @@ pub struct Repositories {
     pub flows: Arc<dyn LoginFlowRepository>,
     /// The shared Spotify rate-limit backoff.
     pub rate_limits: Arc<dyn RateLimitRepository>,
+    /// The room's players and version.
+    pub players: Arc<dyn PlayerRepository>,
     /// Readiness.
     pub health: Arc<dyn StoreHealth>,
 }
@@ -83,6 +86,7 @@ impl<C: Connections> SqlStore<C> {
             sessions: self.clone(),
             flows: self.clone(),
             rate_limits: self.clone(),
+            players: self.clone(),
             health: self.clone(),
         }
     }

@@ -107,7 +107,7 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     assert_eq!(store.path(), file);
     let embedded = SqliteStore::embedded_migrations().unwrap();
     assert_eq!(embedded.len(), 5);
-    assert_eq!(store.migrations_applied_at_open().len(), 5, "{:?}", store.migrations_applied_at_open());
+    assert_eq!(store.migrations_applied_at_open().len(), 6, "{:?}", store.migrations_applied_at_open());
     store.ping().await.unwrap();
     let health = store.repositories().health;
     health.ping().await.unwrap();

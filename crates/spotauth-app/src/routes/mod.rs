@@ -11,6 +11,7 @@ mod browser;
 mod health;
 mod metrics;
 mod openapi;
+mod room;
 mod users;
 
 /// Every API answer is about one user or changes state: no cache may keep it.
@@ -46,6 +47,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             .route("/me", web::get().to(users::me))
             .route("/active", web::get().to(users::active))
             .route("/me/active", web::put().to(users::set_active)),
+    )
+    .service(
+        web::scope("/api/room")
+            .wrap(from_fn(csrf::guard))
+            .wrap(no_store())
+            .wrap(cors(origins))
+            .route("/player", web::put().to(room::report_player))
+            .route("/player", web::delete().to(room::leave))
+            .route("/play", web::post().to(room::play))
+            .route("/pause", web::post().to(room::pause))
+            .route("/events", web::get().to(room::events)),
     )
     .service(web::scope("/api/config").wrap(cors(origins)).route("", web::get().to(browser::config)))
     .service(

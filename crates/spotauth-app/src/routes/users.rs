@@ -27,16 +27,17 @@ fn default_limit() -> u32 {
 }
 
 /// `GET /api/users/active?offset=&limit=`: the people signed in now who have not opted out,
-/// as presences (see `PresenceDto`), to any signed-in user.
+/// as presences (see `PresenceDto`: with whether their player is ready and what it plays), to
+/// any signed-in user.
 pub async fn active(_: Auth, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, Problem> {
     let page = PageRequest::new(q.offset, q.limit).map_err(|e| Problem::bad_request("invalid_page", e.to_string()))?;
-    let page = state.service.list_active_users(page).await?;
-    let items: Vec<PresenceDto> = page.items.iter().map(PresenceDto::from).collect();
+    let (members, total) = state.room.members(page).await?;
+    let items: Vec<PresenceDto> = members.iter().map(PresenceDto::from).collect();
     Ok(HttpResponse::Ok().json(json!({
         "items": items,
-        "total": page.total,
-        "offset": page.request.offset,
-        "limit": page.request.limit,
+        "total": total,
+        "offset": page.offset,
+        "limit": page.limit,
     })))
 }
 
@@ -57,5 +58,8 @@ pub async fn set_active(
     let body = body?;
     let Auth(auth) = auth?;
     let user = state.service.set_active(&auth, body.is_active).await.map_err(Problem::from)?;
+    // The room shows (or stops showing, and controlling) this person: pages re-read the list.
+    state.room.changed().await.map_err(Problem::from)?;
+    state.feed.refresh(&state.room).await;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }

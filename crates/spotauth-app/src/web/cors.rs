@@ -19,7 +19,7 @@ pub fn cors(origins: &TrustedOrigins) -> Cors {
     let trusted = origins.clone();
     Cors::default()
         .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| trusted.contains(o)))
-        .allowed_methods(["GET", "POST", "PUT"])
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([header::RETRY_AFTER])
         .supports_credentials()

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
+use spotauth_domain::room::{Outcome, PersonOutcome, RoomMember};
 use spotauth_domain::service::{LogoutOutcome, LogoutScope, ServedToken};
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::{Presence, User};
@@ -50,8 +51,8 @@ impl From<&User> for UserDto {
 }
 
 /// A person in the active list, as the other signed-in people see them: an opaque id, a
-/// display name, whether they can play, and a coarse last-seen time (whole minutes, already
-/// rounded down to five by the domain).
+/// display name, whether they can play, a coarse last-seen time (whole minutes, already
+/// rounded down to five by the domain), whether their player is ready, and what it plays.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PresenceDto {
@@ -59,15 +60,64 @@ pub struct PresenceDto {
     display_name: Option<String>,
     can_play: Option<bool>,
     last_seen: String,
+    ready: bool,
+    now_playing: Option<NowPlayingDto>,
 }
 
-impl From<&Presence> for PresenceDto {
-    fn from(p: &Presence) -> Self {
+/// What a person's player plays, as their page said.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NowPlayingDto {
+    uri: String,
+    name: String,
+    is_playing: bool,
+}
+
+impl From<&RoomMember> for PresenceDto {
+    fn from(m: &RoomMember) -> Self {
+        let p: &Presence = &m.presence;
         PresenceDto {
             id: p.user_id.to_string(),
             display_name: p.display_name.as_ref().map(ToString::to_string),
             can_play: p.can_play,
             last_seen: rfc3339(p.last_seen, SecondsFormat::Secs),
+            ready: m.ready,
+            now_playing: m.now_playing.as_ref().map(|n| NowPlayingDto {
+                uri: n.uri.as_str().to_owned(),
+                name: n.name.as_str().to_owned(),
+                is_playing: n.is_playing,
+            }),
+        }
+    }
+}
+
+/// One person's outcome of a group command. Never a token.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeDto {
+    id: String,
+    display_name: Option<String>,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+}
+
+impl From<&PersonOutcome> for OutcomeDto {
+    fn from(o: &PersonOutcome) -> Self {
+        let (outcome, retry_after) = match o.outcome {
+            Outcome::Started => ("started", None),
+            Outcome::Paused => ("paused", None),
+            Outcome::PremiumRequired => ("premium_required", None),
+            Outcome::NoPlayer => ("no_player", None),
+            Outcome::ReconnectSpotify => ("reconnect_spotify", None),
+            Outcome::RateLimited { retry_after } => ("rate_limited", Some(retry_after.as_secs().max(1))),
+            Outcome::Failed => ("failed", None),
+        };
+        OutcomeDto {
+            id: o.user_id.to_string(),
+            display_name: o.display_name.as_ref().map(ToString::to_string),
+            outcome,
+            retry_after,
         }
     }
 }

@@ -9,7 +9,9 @@ use url::Url;
 
 use super::{Cookies, TrustedOrigins, TrustedProxies};
 use crate::rate_limit::Throttle;
+use crate::room_feed::RoomFeed;
 use crate::routes::BrowserConfig;
+use spotauth_domain::room::RoomService;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -37,6 +39,10 @@ pub struct AppState {
     pub browser: BrowserConfig,
     /// Whether the listening room is served at `/`.
     pub room_page: bool,
+    /// Presence and group playback.
+    pub room: Arc<RoomService>,
+    /// The room's version on this instance, for the event streams.
+    pub feed: Arc<RoomFeed>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -76,6 +76,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub emu: EmulatorHandle,
     pub store: TestStore,
+    /// The settings it runs with (for [`TestApp::sibling`]).
+    pub pairs: Vec<(String, String)>,
 }
 
 /// A logged-in browser: its session cookie (`name=value`).
@@ -126,14 +128,29 @@ pub async fn spawn(opts: Options) -> TestApp {
         ("SESSION_SIGNING_KEY", SIGNING),
     ];
     pairs.extend(opts.extra.iter().copied());
-    let settings = Settings::from_pairs(pairs).unwrap();
+    let (base, metrics_base) = start_instance(&pairs).await;
+    let pairs = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { base, metrics_base, http, emu, store, pairs }
+}
+
+/// Builds and runs one instance on a free port: its base URL and metrics URL.
+async fn start_instance(pairs: &[(&str, &str)]) -> (String, Option<String>) {
+    let settings = Settings::from_pairs(pairs.iter().copied()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = Application::build_with_listener(settings, listener).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
     tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, metrics_base, http, emu, store }
+    (base, metrics_base)
+}
+
+impl TestApp {
+    /// A second instance of the same service: same settings, same database, same Spotify.
+    pub async fn sibling(&self) -> String {
+        let pairs: Vec<(&str, &str)> = self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        start_instance(&pairs).await.0
+    }
 }
 
 impl TestApp {

@@ -8,3 +8,4 @@ mod common;
 mod flows;
 mod quickstart;
 mod refresh;
+mod room;

@@ -1,0 +1,2 @@
+DROP TABLE room_changes;
+DROP TABLE room_players;
