@@ -20,6 +20,7 @@ use crate::session::{SessionClaims, TokenIdHash};
 use crate::time::Timestamp;
 use crate::token::{EncryptedToken, Scopes, StoredTokens, TokenColumn, TokenGrant, TokenVersion};
 use crate::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};
+use crate::user::{PremiumSource, PremiumStatus, SpotifyAccountKey, SpotifyUserId, Subscription, User};
 
 /// The time every test starts at.
 pub(crate) const NOW: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);
@@ -174,6 +175,22 @@ pub(crate) fn free_lock() -> UserLock {
     UserLock { joined: false, guard: Box::new(()) }
 }
 
+/// A signed-in user (Spotify id `alice`) with tokens and this plan.
+pub(crate) fn user(id: UserId, status: PremiumStatus) -> User {
+    User {
+        id,
+        account_key: SpotifyAccountKey::new("acct-alice").unwrap(),
+        spotify_id: SpotifyUserId::new("alice").unwrap(),
+        display_name: None,
+        subscription: Subscription { status, product: None, source: PremiumSource::Profile, checked_at: Some(NOW) },
+        is_active: true,
+        last_active: NOW,
+        created_at: NOW,
+        reauth_required: false,
+        has_tokens: true,
+    }
+}
+
 /// The manual clock (starting at [`NOW`]; `sleep` advances it instead of waiting), the sleeps
 /// taken and the events recorded, readable after the service is built.
 #[derive(Clone, Default)]
@@ -211,7 +228,7 @@ impl Probe {
         self.events.lock().unwrap().clone()
     }
 
-    fn clock(&self) -> MockClock {
+    pub(crate) fn clock(&self) -> MockClock {
         let mut c = MockClock::new();
         let now = self.now_ms.clone();
         c.expect_now().returning(move || Timestamp::from_unix_millis(now.load(Ordering::SeqCst)));

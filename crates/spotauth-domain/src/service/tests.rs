@@ -21,7 +21,7 @@ use crate::time::Timestamp;
 use crate::token::{REFRESH_TOKEN_LIFETIME, StoredTokens, TokenColumn, TokenVersion};
 use crate::user::{
     DisplayName, Page, PageRequest, PremiumSource, PremiumStatus, SpotifyAccountKey, SpotifyProfile, SpotifyUserId,
-    Subscription, User,
+    User,
 };
 
 use super::*;
@@ -32,21 +32,6 @@ fn profile(product: Option<&str>) -> SpotifyProfile {
         account_id: Some(SpotifyAccountKey::new("acct-alice").unwrap()),
         display_name: Some(DisplayName::new("Alice").unwrap()),
         product: product.map(str::to_owned),
-    }
-}
-
-fn user(id: UserId, status: PremiumStatus) -> User {
-    User {
-        id,
-        account_key: SpotifyAccountKey::new("acct-alice").unwrap(),
-        spotify_id: SpotifyUserId::new("alice").unwrap(),
-        display_name: None,
-        subscription: Subscription { status, product: None, source: PremiumSource::Profile, checked_at: Some(NOW) },
-        is_active: true,
-        last_active: NOW,
-        created_at: NOW,
-        reauth_required: false,
-        has_tokens: true,
     }
 }
 
