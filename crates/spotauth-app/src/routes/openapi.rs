@@ -87,6 +87,48 @@ pub fn document() -> &'static Value {
                         "503": problem("spotify_unavailable or spotify_rate_limited, with Retry-After"),
                     }
                 }},
+                "/api/room/player": {"put": {
+                    "summary": "Report this page's Web Playback SDK player (on ready, on a change, and every 30 s as a heartbeat)",
+                    "description": "A device id not stored for this user yet is checked against the user's own Spotify devices first. A player not reported for ROOM_PLAYER_STALE_SECS is gone.",
+                    "security": auth,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PlayerReport"}}}},
+                    "responses": {
+                        "204": {"description": "Stored"},
+                        "400": problem("invalid_json, invalid_device or invalid_track"),
+                        "401": problem("unauthenticated, or spotify_reauth_required"),
+                        "403": problem("premium_required, or cross_origin_refused"),
+                        "404": problem("device_not_found: not (yet) one of this account's Spotify devices; retry in a moment"),
+                        "503": problem("spotify_unavailable or spotify_rate_limited, with Retry-After"),
+                    }
+                }, "delete": {
+                    "summary": "This page's player went away (idempotent)",
+                    "security": auth,
+                    "parameters": [{"name": "deviceId", "in": "query", "required": true, "schema": {"type": "string"}}],
+                    "responses": {"204": {"description": "Forgotten"}, "400": problem("invalid_device"), "401": problem("unauthenticated")}
+                }},
+                "/api/room/play": {"post": {
+                    "summary": "Start the same music for everyone present (live session, not opted out, a live player), each on their own account and device",
+                    "description": "Each person's token is made fresh first (single flight); calls run in parallel (ROOM_CONCURRENCY); a device that answers 404 gets one transfer and one retry; a 429 backs off the rest and later calls. Free accounts get no call. Who may start: anyone present, or ROOM_HOSTS.",
+                    "security": auth,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GroupPlay"}}}},
+                    "responses": {
+                        "200": ok("GroupOutcomes", "Each person's outcome; never a token"),
+                        "400": problem("invalid_target"),
+                        "401": problem("unauthenticated"),
+                        "403": problem("not_host, or cross_origin_refused"),
+                    }
+                }},
+                "/api/room/pause": {"post": {
+                    "summary": "Pause everyone present, each on their own account",
+                    "security": auth,
+                    "responses": {"200": ok("GroupOutcomes", "Each person's outcome (paused, ...)"), "401": problem("unauthenticated"), "403": problem("not_host")}
+                }},
+                "/api/room/events": {"get": {
+                    "summary": "Live updates of the room (Server-Sent Events)",
+                    "description": "`event: room` with `data: {\"version\": N}` at once and whenever presence or players change: at once for changes on this instance, within ROOM_EVENTS_POLL_MS for changes on other instances. `: keepalive` every 15 s. Pages re-read /api/users/active on each event.",
+                    "security": auth,
+                    "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "401": problem("unauthenticated")}
+                }},
                 "/api/config": {"get": {
                     "summary": "What a page needs to know: the Web Playback SDK script to load (SPOTIFY_SDK_URL) and Spotify's Web API base",
                     "responses": {"200": ok("ClientConfig", "Public; the same for everyone")}
@@ -171,11 +213,27 @@ pub fn document() -> &'static Value {
                     "ActiveUsers": {"type": "object", "properties": {
                         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Presence"}},
                         "total": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}},
-                    "Presence": {"type": "object", "required": ["id", "displayName", "canPlay", "lastSeen"], "additionalProperties": false, "properties": {
+                    "Presence": {"type": "object", "required": ["id", "displayName", "canPlay", "lastSeen", "ready", "nowPlaying"], "additionalProperties": false, "properties": {
                         "id": {"type": "string", "format": "uuid", "description": "Opaque user id (not the Spotify id)"},
                         "displayName": {"type": ["string", "null"]},
                         "canPlay": {"type": ["boolean", "null"], "description": "Premium and connected; null while unknown"},
-                        "lastSeen": {"type": "string", "format": "date-time", "description": "Rounded down to five minutes"}}},
+                        "lastSeen": {"type": "string", "format": "date-time", "description": "Rounded down to five minutes"},
+                        "ready": {"type": "boolean", "description": "Premium (or not known to be free), connected, and a live player"},
+                        "nowPlaying": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/NowPlaying"}]}}},
+                    "NowPlaying": {"type": "object", "required": ["uri", "name", "isPlaying"], "properties": {
+                        "uri": {"type": "string"}, "name": {"type": "string"}, "isPlaying": {"type": "boolean"}}},
+                    "PlayerReport": {"type": "object", "required": ["deviceId", "name"], "additionalProperties": false, "properties": {
+                        "deviceId": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}, "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "nowPlaying": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/NowPlaying"}]}}},
+                    "GroupPlay": {"type": "object", "additionalProperties": false, "properties": {
+                        "uris": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "string"}},
+                        "contextUri": {"type": "string"}, "positionMs": {"type": "integer", "minimum": 0}},
+                        "description": "Exactly one of uris (tracks or episodes) and contextUri (album, playlist, artist, show)"},
+                    "GroupOutcomes": {"type": "object", "required": ["outcomes"], "properties": {"outcomes": {"type": "array", "items": {
+                        "type": "object", "required": ["id", "displayName", "outcome"], "properties": {
+                            "id": {"type": "string", "format": "uuid"}, "displayName": {"type": ["string", "null"]},
+                            "outcome": {"type": "string", "enum": ["started", "paused", "premium_required", "no_player", "reconnect_spotify", "rate_limited", "failed"]},
+                            "retryAfter": {"type": "integer", "description": "Seconds, with rate_limited"}}}}}},
                     "LogoutResult": {"type": "object", "required": ["scope", "sessionsEnded", "spotifyDisconnected"], "properties": {
                         "scope": {"type": "string", "enum": ["everywhere", "device"]},
                         "sessionsEnded": {"type": "integer", "minimum": 0},

@@ -21,6 +21,11 @@
  * - `too_many_requests`: the service's own limits (`rate_limited`, `too_many_logins`); see `retryAfter`.
  * - `login_declined`: the user declined at Spotify (callback `access_denied`).
  * - `login_failed`: any other login callback error.
+ * - `not_host`: group playback is limited to the room's hosts, or to people shown in the room, and
+ *   this user is not one (`not_host`, from {@link SpotauthClient.groupPlay} and {@link SpotauthClient.groupPause}).
+ * - `no_player`: Spotify does not list the reported player among the user's devices (yet)
+ *   (`device_not_found`, from {@link SpotauthClient.reportPlayer}: a player that has only just
+ *   become ready; wait about a second and report once more).
  * - `network`: the service could not be reached (`fetch` rejected).
  * - `server`: anything else (including answers this client does not understand: code `invalid_response`).
  */
@@ -33,6 +38,8 @@ export type OutcomeKind =
   | 'too_many_requests'
   | 'login_declined'
   | 'login_failed'
+  | 'not_host'
+  | 'no_player'
   | 'network'
   | 'server';
 
@@ -122,15 +129,82 @@ export interface User {
 /** Where a Premium status came from. */
 export type PremiumSource = 'profile' | 'player_probe' | 'playback_sdk' | 'none';
 
+/** What a person's player plays, as their page last reported it. */
+export interface NowPlaying {
+  /** The track's or episode's Spotify URI, e.g. `spotify:track:4uLU6hMCjMI75M1A2tKUQC`. */
+  uri: string;
+  /** Its name. */
+  name: string;
+  /** Playing (false: paused). */
+  isPlaying: boolean;
+}
+
 /** A person in the active list, as other signed-in people see them. */
 export interface Presence {
-  /** Opaque id (not the Spotify id). */
+  /** Opaque id (not the Spotify id); the same id as {@link User.id} and {@link GroupOutcome.id}. */
   id: string;
   displayName: string | null;
   /** Premium and connected; null while unknown. */
   canPlay: boolean | null;
+  /**
+   * Ready to play along: Premium (or not known to be free), connected, and a player that their
+   * page reported recently. Group playback reaches exactly the people who are ready.
+   */
+  ready: boolean;
+  /** What their player plays, when their page said; null when unknown. */
+  nowPlaying: NowPlaying | null;
   /** RFC 3339, rounded down to five minutes. */
   lastSeen: string;
+}
+
+/** A page's report of its Web Playback SDK player (`PUT /api/room/player`). */
+export interface PlayerReport {
+  /** The SDK's `device_id` (from its `ready` event). */
+  deviceId: string;
+  /** The name the player shows in Spotify Connect (1 to 200 characters). */
+  name: string;
+  /** What it plays (`player_state_changed`), or null when nothing or not known. */
+  nowPlaying: NowPlaying | null;
+}
+
+/** What a group play starts: tracks or episodes (`uris`), or a context (album, playlist, artist, show). */
+export type GroupTarget = { uris: string[]; contextUri?: undefined } | { contextUri: string; uris?: undefined };
+
+/**
+ * How a group command went for one person present.
+ *
+ * - `started` / `paused`: their player did it.
+ * - `premium_required`: a free account; nothing was asked of Spotify for them.
+ * - `no_player`: no player of theirs is open (or it vanished).
+ * - `reconnect_spotify`: their Spotify connection needs a new login.
+ * - `rate_limited`: Spotify limits the app; see `retryAfter`. Nothing was asked for them.
+ * - `failed`: anything else (also any outcome this client does not know).
+ */
+export type GroupOutcomeKind =
+  | 'started'
+  | 'paused'
+  | 'premium_required'
+  | 'no_player'
+  | 'reconnect_spotify'
+  | 'rate_limited'
+  | 'failed';
+
+/** One person's outcome of {@link SpotauthClient.groupPlay} or {@link SpotauthClient.groupPause}. */
+export interface GroupOutcome {
+  /** The person's opaque id (as {@link Presence.id}). */
+  id: string;
+  displayName: string | null;
+  outcome: GroupOutcomeKind;
+  /** Seconds to wait (with `rate_limited`), when the service said. */
+  retryAfter?: number;
+}
+
+/** Why {@link SpotauthClient.subscribe} calls its `onChange`. */
+export interface RoomChange {
+  /** `event`: the service's event stream said the room changed; `poll`: the fallback's tick. */
+  source: 'event' | 'poll';
+  /** The room's version the event carried (null for a poll, or when it carried none). */
+  version: number | null;
 }
 
 /** One page of a list. */
@@ -175,7 +249,24 @@ export interface ClientOptions {
   locks?: LockManagerLike | null;
   /** Sends the browser to Spotify's authorize page; default `url => window.location.assign(url)`. */
   navigate?: (url: string) => void;
+  /**
+   * The EventSource constructor {@link SpotauthClient.subscribe} uses; default
+   * `globalThis.EventSource`; null: none (it polls instead).
+   */
+  EventSource?: EventSourceConstructorLike | null;
 }
+
+/** The part of the `EventSource` API the client uses (the browser's `EventSource` fits). */
+export interface EventSourceLike {
+  /** 0 connecting, 1 open, 2 closed. */
+  readonly readyState: number;
+  addEventListener(type: string, listener: (event: MessageEvent) => void): void;
+  removeEventListener(type: string, listener: (event: MessageEvent) => void): void;
+  close(): void;
+}
+
+/** `new EventSource(url, { withCredentials: true })`. */
+export type EventSourceConstructorLike = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
 /** A client of the spotauth API. Its methods work unbound. */
 export interface SpotauthClient {
@@ -206,6 +297,41 @@ export interface SpotauthClient {
   setActive(active: boolean): Promise<User>;
   /** `GET /api/auth/spotify/subscription`. */
   subscription(): Promise<Subscription>;
+  /**
+   * `PUT /api/room/player`: this page's Web Playback SDK player is here (on `ready`, when the
+   * track or play/pause changes, and every 30 s as a heartbeat: the service forgets a player not
+   * reported for 90 s). Rejects with kind `no_player` (`device_not_found`) when Spotify does not
+   * list the device yet (retry once after about a second), `premium_required` for a free account,
+   * `spotify_busy` (with `retryAfter`) while Spotify cannot be asked; a TypeError for a malformed
+   * report.
+   */
+  reportPlayer(report: PlayerReport): Promise<void>;
+  /**
+   * `DELETE /api/room/player?deviceId=` (idempotent): this page's player went away (`not_ready`,
+   * logout, opting out). With `keepalive` (for `pagehide`) the request outlives the page and is
+   * sent once, with no session rotation.
+   */
+  leavePlayer(deviceId: string, opts?: { keepalive?: boolean }): Promise<void>;
+  /**
+   * `POST /api/room/play`: starts the same music for everyone present, each on their own account
+   * and player. Resolves with each person's outcome. Call the SDK player's `activateElement()`
+   * first, inside the user's gesture, so that this page's own player may start. Rejects with kind
+   * `not_host` when this user may not control the room, `too_many_requests` (`rate_limited`,
+   * with `retryAfter`), `server` with code `invalid_target` for a URI the service refused; a
+   * TypeError for a malformed target.
+   */
+  groupPlay(target: GroupTarget, opts?: { positionMs?: number }): Promise<GroupOutcome[]>;
+  /** `POST /api/room/pause`: pauses everyone present; outcomes as {@link SpotauthClient.groupPlay} (`paused`). */
+  groupPause(): Promise<GroupOutcome[]>;
+  /**
+   * Live updates of the room: calls `onChange` on each `room` event of `GET /api/room/events`
+   * (an EventSource with credentials; the service sends one right after connecting), and every
+   * `pollMs` (default 5000) while that stream is not open: before it opens, while the browser
+   * reconnects it, when it cannot be opened (then it is opened again later, backing off up to a
+   * minute), or when there is no EventSource at all. Polling stops as soon as it is open.
+   * `onChange` is never awaited; its errors are ignored. Returns the unsubscribe function.
+   */
+  subscribe(onChange: (change: RoomChange) => unknown, opts?: { pollMs?: number }): () => void;
   /**
    * A Spotify access token: from memory while fresh, else from the service (one request at a
    * time per page, one across tabs with Web Locks; concurrent callers share it). With `refused`

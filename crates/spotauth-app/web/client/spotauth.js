@@ -37,12 +37,25 @@ const CONFIG_PATH = '/api/config';
 const ME_PATH = '/api/users/me';
 const ACTIVE_PATH = '/api/users/active';
 const ME_ACTIVE_PATH = '/api/users/me/active';
+const ROOM_PLAYER_PATH = '/api/room/player';
+const ROOM_PLAY_PATH = '/api/room/play';
+const ROOM_PAUSE_PATH = '/api/room/pause';
+const ROOM_EVENTS_PATH = '/api/room/events';
+
+const DEFAULT_POLL_MS = 5000;
+/** The longest wait before a closed event stream is opened again. */
+const MAX_REOPEN_MS = 60000;
+/** EventSource.readyState values. */
+const ES_OPEN = 1;
+const ES_CLOSED = 2;
+/** What one person's group command did (anything else the service says is read as `failed`). */
+const GROUP_OUTCOMES = new Set(['started', 'paused', 'premium_required', 'no_player', 'reconnect_spotify', 'rate_limited', 'failed']);
 
 /**
  * What went wrong, as a page acts on it.
  * @typedef {'not_logged_in' | 'reconnect_spotify' | 'premium_required' | 'not_allow_listed'
- *   | 'spotify_busy' | 'too_many_requests' | 'login_declined' | 'login_failed' | 'network'
- *   | 'server'} OutcomeKind
+ *   | 'spotify_busy' | 'too_many_requests' | 'login_declined' | 'login_failed' | 'not_host'
+ *   | 'no_player' | 'network' | 'server'} OutcomeKind
  */
 
 /**
@@ -78,6 +91,8 @@ const KIND_BY_CODE = new Map(
     ['rate_limited', 'too_many_requests'],
     ['too_many_logins', 'too_many_requests'],
     ['access_denied', 'login_declined'],
+    ['not_host', 'not_host'],
+    ['device_not_found', 'no_player'],
   ]),
 );
 
@@ -100,6 +115,8 @@ const KIND_TEXT = {
   too_many_requests: 'Too many requests; try again later.',
   login_declined: 'The Spotify login was declined.',
   login_failed: 'The Spotify login failed.',
+  not_host: 'Only the room\'s hosts may start or pause playback for everyone.',
+  no_player: 'Spotify does not list this player (yet).',
   network: 'Could not reach the service.',
   server: 'The service answered with an error.',
 };
@@ -200,6 +217,8 @@ function ignore() {}
  *   `navigator.locks` when there is one; `null` disables cross-tab locking
  * @param {(url: string) => void} [options.navigate] how to send the browser to Spotify, default
  *   `url => window.location.assign(url)`
+ * @param {any} [options.EventSource] the EventSource constructor `subscribe` uses, default
+ *   `globalThis.EventSource`; `null`: none (polling only)
  * @returns {import('./spotauth').SpotauthClient}
  */
 export function createClient(options = {}) {
@@ -460,13 +479,16 @@ export function createClient(options = {}) {
   }
 
   /**
-   * One request, no retry: the answer's JSON, or a SpotauthError.
+   * One request, no retry: the answer's JSON, or a SpotauthError. With `noContent`, an empty
+   * success (204) is the expected answer and resolves to null, its body unread; `keepalive`
+   * lets the request outlive the page (`pagehide`).
    * @param {string} method
    * @param {string} path
    * @param {unknown} [body]
+   * @param {{ noContent?: boolean, keepalive?: boolean }} [opts]
    * @returns {Promise<unknown>}
    */
-  async function once(method, path, body) {
+  async function once(method, path, body, opts = {}) {
     /** @type {Record<string, string>} */
     const headers = { Accept: 'application/json' };
     /** @type {RequestInit} */
@@ -475,6 +497,7 @@ export function createClient(options = {}) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
+    if (opts.keepalive) init.keepalive = true;
     /** @type {Response} */
     let res;
     try {
@@ -483,6 +506,11 @@ export function createClient(options = {}) {
       throw new SpotauthError({ kind: 'network', code: 'network', message: KIND_TEXT.network, cause });
     }
     if (!res.ok) throw await errorOf(res);
+    if (opts.noContent) {
+      // Whatever a 2xx carries here is not needed; the body is not waited for.
+      res.body?.cancel().catch(ignore);
+      return null;
+    }
     let text;
     try {
       text = await res.text();
@@ -756,6 +784,221 @@ export function createClient(options = {}) {
     return call('PUT', ME_ACTIVE_PATH, { isActive: active });
   }
 
+  // --- Listening together ---
+
+  /**
+   * @param {import('./spotauth').PlayerReport} report
+   * @returns {Promise<void>}
+   */
+  async function reportPlayer(report) {
+    if (!isObject(report)) throw new TypeError('reportPlayer takes { deviceId, name, nowPlaying }');
+    const { deviceId, name } = report;
+    if (typeof deviceId !== 'string' || deviceId === '') throw new TypeError('reportPlayer: deviceId must be a non-empty string');
+    if (typeof name !== 'string' || name === '') throw new TypeError('reportPlayer: name must be a non-empty string');
+    const np = report.nowPlaying ?? null;
+    if (np !== null && !(isObject(np) && typeof np.uri === 'string' && typeof np.name === 'string' && typeof np.isPlaying === 'boolean')) {
+      throw new TypeError('reportPlayer: nowPlaying must be null or { uri, name, isPlaying }');
+    }
+    const nowPlaying = np === null ? null : { uri: np.uri, name: np.name, isPlaying: np.isPlaying };
+    await withRotation(() => once('PUT', ROOM_PLAYER_PATH, { deviceId, name, nowPlaying }, { noContent: true }));
+  }
+
+  /**
+   * @param {string} deviceId
+   * @param {{ keepalive?: boolean }} [opts]
+   * @returns {Promise<void>}
+   */
+  async function leavePlayer(deviceId, opts = {}) {
+    if (typeof deviceId !== 'string' || deviceId === '') throw new TypeError('leavePlayer: deviceId must be a non-empty string');
+    const path = `${ROOM_PLAYER_PATH}?deviceId=${encodeURIComponent(deviceId)}`;
+    if (opts.keepalive) {
+      // The page is going away: one request that outlives it, no rotation (nobody waits for it).
+      await once('DELETE', path, undefined, { noContent: true, keepalive: true });
+      return;
+    }
+    await withRotation(() => once('DELETE', path, undefined, { noContent: true }));
+  }
+
+  /**
+   * The `outcomes` of a group command's answer.
+   * @param {Record<string, unknown>} data
+   * @returns {import('./spotauth').GroupOutcome[]}
+   */
+  function outcomesOf(data) {
+    if (!Array.isArray(data.outcomes)) throw invalidAnswer(200);
+    return data.outcomes.map((o) => {
+      if (!isObject(o) || typeof o.id !== 'string') throw invalidAnswer(200);
+      /** @type {import('./spotauth').GroupOutcome} */
+      const outcome = {
+        id: o.id,
+        displayName: typeof o.displayName === 'string' ? o.displayName : null,
+        outcome: typeof o.outcome === 'string' && GROUP_OUTCOMES.has(o.outcome) ? /** @type {any} */ (o.outcome) : 'failed',
+      };
+      if (typeof o.retryAfter === 'number' && Number.isFinite(o.retryAfter) && o.retryAfter >= 0) {
+        outcome.retryAfter = Math.ceil(o.retryAfter);
+      }
+      return outcome;
+    });
+  }
+
+  /**
+   * @param {import('./spotauth').GroupTarget} target
+   * @param {{ positionMs?: number }} [opts]
+   * @returns {Promise<import('./spotauth').GroupOutcome[]>}
+   */
+  async function groupPlay(target, opts = {}) {
+    const t = /** @type {unknown} */ (target);
+    if (!isObject(t) || (t.uris === undefined) === (t.contextUri === undefined)) {
+      throw new TypeError('groupPlay takes { uris: [...] } or { contextUri }');
+    }
+    /** @type {Record<string, unknown>} */
+    let body;
+    if (t.uris !== undefined) {
+      const uris = t.uris;
+      if (!Array.isArray(uris) || uris.length === 0 || !uris.every((u) => typeof u === 'string' && u !== '')) {
+        throw new TypeError('groupPlay: uris must be a non-empty array of URIs');
+      }
+      body = { uris: [...uris] };
+    } else {
+      if (typeof t.contextUri !== 'string' || t.contextUri === '') throw new TypeError('groupPlay: contextUri must be a URI');
+      body = { contextUri: t.contextUri };
+    }
+    const at = opts.positionMs;
+    if (at !== undefined) {
+      if (typeof at !== 'number' || !Number.isFinite(at) || at < 0) throw new TypeError('groupPlay: positionMs must be a number >= 0');
+      body.positionMs = Math.floor(at);
+    }
+    return outcomesOf(await call('POST', ROOM_PLAY_PATH, body));
+  }
+
+  /** @returns {Promise<import('./spotauth').GroupOutcome[]>} */
+  async function groupPause() {
+    return outcomesOf(await call('POST', ROOM_PAUSE_PATH));
+  }
+
+  /**
+   * Calls `onChange` on each `room` event of the service's event stream, and every `pollMs`
+   * while that stream is not open (connecting, broken, or no EventSource at all).
+   * @param {(change: import('./spotauth').RoomChange) => unknown} onChange
+   * @param {{ pollMs?: number }} [opts]
+   * @returns {() => void} unsubscribe
+   */
+  function subscribe(onChange, opts = {}) {
+    if (typeof onChange !== 'function') throw new TypeError('subscribe takes a function');
+    const pollMs =
+      typeof opts.pollMs === 'number' && Number.isFinite(opts.pollMs) && opts.pollMs > 0 ? opts.pollMs : DEFAULT_POLL_MS;
+    /** @type {any} */
+    const ES = options.EventSource === undefined ? /** @type {any} */ (globalThis).EventSource : options.EventSource;
+    let closed = false;
+    /** @type {any} the EventSource, while there is one */
+    let source = null;
+    /** @type {any} */
+    let pollTimer = null;
+    /** @type {any} */
+    let reopenTimer = null;
+    let failures = 0;
+
+    /** @param {import('./spotauth').RoomChange} change */
+    function notify(change) {
+      if (closed) return;
+      try {
+        const result = /** @type {any} */ (onChange(change));
+        if (result && typeof result.then === 'function') result.then(ignore, ignore);
+      } catch {
+        // The page's handler failing must not stop the updates.
+      }
+    }
+
+    function startPolling() {
+      if (closed || pollTimer !== null) return;
+      pollTimer = setInterval(() => notify({ source: 'poll', version: null }), pollMs);
+    }
+
+    function stopPolling() {
+      if (pollTimer === null) return;
+      clearInterval(pollTimer);
+      pollTimer = null;
+    }
+
+    /** @param {MessageEvent} event */
+    function onRoom(event) {
+      /** @type {number | null} */
+      let version = null;
+      try {
+        const data = JSON.parse(event.data);
+        if (isObject(data) && typeof data.version === 'number') version = data.version;
+      } catch {
+        version = null;
+      }
+      notify({ source: 'event', version });
+    }
+
+    function onOpen() {
+      if (closed) return;
+      failures = 0;
+      stopPolling();
+    }
+
+    function onStreamError() {
+      if (closed) return;
+      startPolling();
+      // CONNECTING: the browser reconnects by itself. CLOSED: it gave up (an error status, a
+      // wrong content type); a new one is opened later, backing off while that keeps happening.
+      if (source !== null && source.readyState === ES_CLOSED) {
+        drop();
+        const delay = Math.min(MAX_REOPEN_MS, pollMs * 2 ** failures);
+        failures += 1;
+        reopenTimer = setTimeout(() => {
+          reopenTimer = null;
+          open();
+        }, delay);
+      }
+    }
+
+    function drop() {
+      if (source === null) return;
+      source.removeEventListener('room', onRoom);
+      source.removeEventListener('open', onOpen);
+      source.removeEventListener('error', onStreamError);
+      try {
+        source.close();
+      } catch {
+        // Already closed.
+      }
+      source = null;
+    }
+
+    function open() {
+      if (closed) return;
+      if (typeof ES !== 'function') {
+        startPolling();
+        return;
+      }
+      try {
+        source = new ES(base + ROOM_EVENTS_PATH, { withCredentials: true });
+      } catch {
+        source = null; // e.g. a URL it refuses: it would refuse again, so polling it is
+        startPolling();
+        return;
+      }
+      source.addEventListener('room', onRoom);
+      source.addEventListener('open', onOpen);
+      source.addEventListener('error', onStreamError);
+      if (source.readyState === ES_OPEN) onOpen();
+      else startPolling();
+    }
+
+    open();
+    return () => {
+      if (closed) return;
+      closed = true;
+      stopPolling();
+      if (reopenTimer !== null) clearTimeout(reopenTimer);
+      reopenTimer = null;
+      drop();
+    };
+  }
+
   /** @param {(e: SpotauthError) => void} listener */
   function onError(listener) {
     if (typeof listener !== 'function') throw new TypeError('onError takes a function');
@@ -781,6 +1024,11 @@ export function createClient(options = {}) {
     me: () => call('GET', ME_PATH),
     activeUsers,
     setActive,
+    reportPlayer,
+    leavePlayer,
+    groupPlay,
+    groupPause,
+    subscribe,
     subscription: () => call('GET', SUBSCRIPTION_PATH),
     accessToken,
     getOAuthToken,

@@ -1,6 +1,7 @@
 // Test doubles for the browser client: a recording fetch, a fake spotauth, a manual clock, a
-// BroadcastChannel hub (the tabs of one browser) and a Web Locks manager. No timers anywhere:
-// everything settles through promises, so the tests do not depend on the machine's speed.
+// BroadcastChannel hub (the tabs of one browser), a Web Locks manager and EventSources driven by
+// the test. No timers anywhere: everything settles through promises (the room's polling tests
+// use node:test's mock timers), so the tests do not depend on the machine's speed.
 
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
@@ -224,4 +225,65 @@ export class FakeLocks {
   pending(name) {
     return (this.queues.get(name) ?? []).length;
   }
+}
+
+/**
+ * EventSources, as a browser makes them: each one records its URL and options, starts
+ * CONNECTING, and is driven by the test (`open()`, `send(type, data)`, `fail()`; `fail({ closed:
+ * true })` is a browser giving up, as after an error status). `made` lists every one, in order.
+ */
+export function eventSources() {
+  const made = [];
+  class FakeEventSource {
+    constructor(url, init) {
+      this.url = String(url);
+      this.init = init;
+      this.withCredentials = init?.withCredentials === true;
+      this.readyState = 0;
+      this.listeners = new Map();
+      this.closed = false;
+      made.push(this);
+    }
+    addEventListener(type, fn) {
+      if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+      this.listeners.get(type).add(fn);
+    }
+    removeEventListener(type, fn) {
+      this.listeners.get(type)?.delete(fn);
+    }
+    close() {
+      this.readyState = 2;
+      this.closed = true;
+    }
+    /** How many listeners are left (0 once the client let go of it). */
+    listenerCount() {
+      let n = 0;
+      for (const set of this.listeners.values()) n += set.size;
+      return n;
+    }
+    dispatch(type, event) {
+      for (const fn of [...(this.listeners.get(type) ?? [])]) fn(event);
+    }
+    open() {
+      this.readyState = 1;
+      this.dispatch('open', { type: 'open' });
+    }
+    send(type, data) {
+      this.dispatch(type, { type, data: typeof data === 'string' ? data : JSON.stringify(data) });
+    }
+    fail({ closed = false } = {}) {
+      this.readyState = closed ? 2 : 0;
+      this.dispatch('error', { type: 'error' });
+    }
+  }
+  FakeEventSource.CONNECTING = 0;
+  FakeEventSource.OPEN = 1;
+  FakeEventSource.CLOSED = 2;
+  return {
+    EventSource: FakeEventSource,
+    made,
+    get last() {
+      return made.at(-1);
+    },
+  };
 }
