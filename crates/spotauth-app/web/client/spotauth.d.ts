@@ -6,6 +6,9 @@
  * const client = createClient();
  * const player = new Spotify.Player({ name: 'Room', getOAuthToken: client.getOAuthToken });
  * client.onError((e) => console.warn(e.kind, e.code, e.retryAfter));
+ * player.addListener('ready', ({ device_id }) => client.reportPlayer({ deviceId: device_id, name: 'Room', nowPlaying: null }));
+ * const unsubscribe = client.subscribe(() => refreshList());
+ * const outcomes = await client.groupPlay({ uris: ['spotify:track:4uLU6hMCjMI75M1A2tKUQC'] });
  * ```
  */
 

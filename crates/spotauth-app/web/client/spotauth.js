@@ -11,6 +11,10 @@
  * if (failed) show(failed.kind, failed.retryAfter);
  * const player = new Spotify.Player({ name: 'Room', getOAuthToken: client.getOAuthToken });
  * client.onError((e) => show(e.kind, e.retryAfter));
+ * // Listening together: report the player, follow the room, start music for everyone.
+ * player.addListener('ready', ({ device_id }) => client.reportPlayer({ deviceId: device_id, name: 'Room', nowPlaying: null }));
+ * const unsubscribe = client.subscribe(() => refreshList()); // live, polling only while the stream is down
+ * const outcomes = await client.groupPlay({ uris: ['spotify:track:4uLU6hMCjMI75M1A2tKUQC'] });
  * ```
  *
  * The session is an HttpOnly cookie: every request goes with `credentials: 'include'`, so the
