@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{COOKIE, HOST, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -53,11 +53,28 @@ impl Reply {
     }
 }
 
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    /// No credentials.
+    None,
+    /// A `Cookie` header.
+    Cookie(&'a str),
+    /// `Authorization: Bearer`.
+    Bearer(&'a str),
+}
+
+impl<'a> Auth<'a> {
+    fn cookie(cookie: Option<&'a str>) -> Self {
+        cookie.map_or(Auth::None, Auth::Cookie)
+    }
+}
+
 /// A keep-alive connection to one server.
 pub struct Conn {
     addr: SocketAddr,
     host: HeaderValue,
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -91,22 +108,48 @@ impl Conn {
 
     /// Sends a request without a body and reads the whole answer.
     pub async fn send(&mut self, method: Method, target: &str, cookie: Option<&str>) -> Result<Reply> {
-        let result = self.try_send(method, target, cookie).await;
+        self.send_with(method, target, Auth::cookie(cookie), None).await
+    }
+
+    /// Sends a request with a JSON body (`Some`) and a cookie or a bearer token.
+    pub async fn send_with(
+        &mut self,
+        method: Method,
+        target: &str,
+        auth: Auth<'_>,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Reply> {
+        let result = self.try_send(method, target, auth, json).await;
         if result.is_err() {
             self.sender = None;
         }
         result
     }
 
-    async fn try_send(&mut self, method: Method, target: &str, cookie: Option<&str>) -> Result<Reply> {
+    async fn try_send(
+        &mut self,
+        method: Method,
+        target: &str,
+        auth: Auth<'_>,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Reply> {
         self.connect().await?;
         let sender = self.sender.as_mut().ctx("not connected")?;
         sender.ready().await.ctx("connection not ready")?;
         let mut req = Request::builder().method(method).uri(target).header(HOST, self.host.clone());
-        if let Some(c) = cookie {
-            req = req.header(COOKIE, c);
+        match auth {
+            Auth::Cookie(c) => req = req.header(COOKIE, c),
+            Auth::Bearer(t) => req = req.header(AUTHORIZATION, format!("Bearer {t}")),
+            Auth::None => {}
         }
-        let req = req.body(Empty::new()).ctx("request")?;
+        let body = match json {
+            Some(v) => {
+                req = req.header(CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(v).ctx("JSON body")?)
+            }
+            None => Bytes::new(),
+        };
+        let req = req.body(Full::new(body)).ctx("request")?;
         let resp = sender.send_request(req).await.ctx(target)?;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.ctx("response body")?.to_bytes();

@@ -19,6 +19,7 @@ mod error;
 mod http;
 mod load;
 mod report;
+mod room;
 mod run;
 mod service;
 

@@ -165,6 +165,9 @@ pub struct PassResult {
     pub sweep: Vec<SweepPoint>,
     /// The cases, `ratio_to_healthz` filled in.
     pub cases: Vec<CaseResult>,
+    /// Group playback: one command to N people's players.
+    #[serde(default)]
+    pub fan_out: Vec<crate::room::FanOut>,
 }
 
 impl PassResult {
@@ -177,6 +180,7 @@ impl PassResult {
             storm_peak_rss_mib: 0.0,
             sweep: Vec::new(),
             cases: Vec::new(),
+            fan_out: Vec::new(),
         }
     }
 
@@ -199,6 +203,7 @@ impl PassResult {
             storm_peak_rss_mib: round(storm_rss_kib as f64 / 1024.0, 1),
             sweep,
             cases,
+            fan_out: Vec::new(),
         }
     }
 
@@ -443,6 +448,18 @@ impl Report {
             s.push_str(
                 "\n![p50 and p99 of GET /api/auth/spotify/token against connections](benchmarks-token-latency.svg)\n",
             );
+        }
+        let fan: Vec<(&str, &crate::room::FanOut)> =
+            self.passes.iter().flat_map(|p| p.fan_out.iter().map(move |f| (p.store.as_str(), f))).collect();
+        if !fan.is_empty() {
+            s.push_str("\nGroup playback (issue #15): one `POST /api/room/play` or `/pause` to every present person's player, timed from the host's side:\n\n| store | players | rounds | p50 ms | p99 ms | max ms | player calls per player per round |\n|---|--:|--:|--:|--:|--:|--:|\n");
+            for (store, f) in fan {
+                let _ = writeln!(
+                    s,
+                    "| {store} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} |",
+                    f.players, f.rounds, f.p50_ms, f.p99_ms, f.max_ms, f.calls_per_player
+                );
+            }
         }
         let _ = write!(s, "\n{END}");
         s

@@ -10,6 +10,7 @@ use spotauth_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestUser};
 use crate::error::{Context, Result, bail};
 use crate::load::{self, Measured, Workload};
 use crate::report::{self, CaseResult, CpuUse, PassResult, SweepPoint};
+use crate::room;
 use crate::service::{BenchDb, Service, cpu_time_of};
 use crate::{Options, Store};
 
@@ -75,8 +76,10 @@ async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
     eprintln!("\n==> {} pass", store.name());
     let users: Vec<String> = (1..=opts.users).map(|i| format!("bench{i:04}")).collect();
     let storm_users: Vec<String> = (1..=opts.storm_users).map(|i| format!("storm{i:04}")).collect();
+    let fan_users: Vec<String> =
+        (1..=fan_out_sizes(opts).last().copied().unwrap_or(0)).map(|i| format!("fan{i:04}")).collect();
     let mut config = EmulatorConfig::new(CLIENT_ID).client_secret(Some(CLIENT_SECRET.into())).redirect_uris([REDIRECT]);
-    for u in users.iter().chain(&storm_users) {
+    for u in users.iter().chain(&storm_users).chain(&fan_users) {
         config = config.user(TestUser::premium(u.clone()));
     }
     let emulator = Emulator::start(config).await.ctx("start the emulator")?;
@@ -116,7 +119,7 @@ async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
         }
     }
     let db_pid = db.as_ref().and_then(|d| d.server_pid);
-    let result = pass_body(store, opts, &emulator, &env, &users, &storm_users, db_pid).await;
+    let result = pass_body(store, opts, &emulator, &env, (&users, &storm_users, &fan_users), db_pid).await;
     emulator.stop().await;
     if let Some(db) = db
         && let Err(e) = db.drop_db().await
@@ -190,8 +193,7 @@ async fn pass_body(
     opts: &Options,
     emulator: &EmulatorHandle,
     env: &[(String, String)],
-    users: &[String],
-    storm_users: &[String],
+    (users, storm_users, fan_users): (&[String], &[String], &[String]),
     db_pid: Option<u32>,
 ) -> Result<PassResult> {
     let log = std::path::absolute(opts.out.join(format!("service-{}.log", store.name()))).ctx("log path")?;
@@ -244,6 +246,10 @@ async fn pass_body(
     cases.push(ctx.case("login + callback round trip", &login, conns, opts.duration).await?);
     let peak_rss_kib = service.peak_rss_kib()?;
     eprintln!("service peak RSS: {:.1} MiB", peak_rss_kib as f64 / 1024.0);
+    // Group playback last: its people join the room (the cases above never see them).
+    let fan_cookies = load::seed(service.addr, emulator.addr(), fan_users, 8).await?;
+    let rounds = if opts.smoke { 4 } else { 10 };
+    let fan_out = room::fan_out(service.addr, emulator, fan_cookies, &fan_out_sizes(opts), rounds).await?;
     service.stop().await;
 
     // The storm: a restarted service that wants more validity than any stored token has left.
@@ -283,7 +289,14 @@ async fn pass_body(
     );
     cases.push(storm);
 
-    Ok(PassResult::measured(store, cases, sweep, peak_rss_kib, storm_rss_kib))
+    let mut pass = PassResult::measured(store, cases, sweep, peak_rss_kib, storm_rss_kib);
+    pass.fan_out = fan_out;
+    Ok(pass)
+}
+
+/// How many people group playback is measured with (issue #15: 50 and 500).
+fn fan_out_sizes(opts: &Options) -> Vec<usize> {
+    if opts.smoke { vec![50] } else { vec![50, 500] }
 }
 
 fn sqlite_unsupported(log: &std::path::Path) -> bool {
