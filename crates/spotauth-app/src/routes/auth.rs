@@ -99,6 +99,7 @@ pub async fn callback(
                 None => state.frontend_url.clone(),
             };
             tracing::info!(user = %logged_in.user.id, "login completed");
+            room_changed(&state).await;
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, target.as_str()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -118,6 +119,15 @@ pub async fn callback(
             to_frontend_with_error(&state, login_error_code(&e), retry_after)
         }
     }
+}
+
+/// Someone arrived or left: the room's pages re-read who is here. Best effort: the login or
+/// logout itself is done, and the pages' polling fallback catches up if this fails.
+async fn room_changed(state: &AppState) {
+    if let Err(e) = state.room.changed().await {
+        tracing::warn!(error = %e, "could not tell the room about an arrival or departure");
+    }
+    state.feed.refresh(&state.room).await;
 }
 
 /// 303 to `FRONTEND_URL?error=CODE[&retryAfter=SECONDS]`, clearing the login cookie.
@@ -258,6 +268,7 @@ pub async fn logout(
         Err(AuthError::Unauthenticated(_)) => return Err(nothing()),
         Err(e) => return Err(e.into()),
     };
+    room_changed(&state).await;
     Ok(HttpResponse::Ok()
         .append_header((header::SET_COOKIE, clear))
         .append_header((header::SET_COOKIE, state.cookies.switch_account()))

@@ -4,9 +4,11 @@
 // Run: `cargo xtask browser` (builds the binaries, then `npm run test:browser`).
 
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 
-import { WAIT_MS, logIn, readyDevice, scenario, waitFor } from './harness.mjs';
+import { ARTIFACTS, WAIT_MS, logIn, readyDevice, scenario, waitFor } from './harness.mjs';
 
 const TRACK = 'spotify:track:4uLU6hMCjMI75M1A2tKUQC'; // the group-uri field's default
 /** How soon after the click every player must play (the service's fan-out plus the SDK's poll). */
@@ -133,6 +135,9 @@ test('four people, one group play: three Premium players start at once, the free
       return uris.every((u) => u === TRACK);
     }, 'what each one plays in Alice\'s list');
     assert.match(await alice.page.locator(`[data-testid="active-user"][data-user-id="${ids.bob}"]`).textContent(), /playing /);
+    // The screenshot README shows.
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await alice.page.screenshot({ path: path.join(ARTIFACTS, 'group-play.png'), fullPage: true });
 
     // One click pauses everyone.
     await alice.page.getByTestId('group-pause').click({ timeout: WAIT_MS });
