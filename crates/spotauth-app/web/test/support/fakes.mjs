@@ -3,6 +3,8 @@
 // the test. No timers anywhere: everything settles through promises (the room's polling tests
 // use node:test's mock timers), so the tests do not depend on the machine's speed.
 
+import { createClient } from '../../client/spotauth.js';
+
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
 /** A promise with its resolve/reject outside. */
@@ -84,6 +86,29 @@ export function fakeFetch(handler) {
  * the session (when there is one) and answers the current token. `gate`, when set, holds every
  * answer until it resolves.
  */
+/**
+ * A page alone (no other tab, no locks) whose service answers by route (`'GET /api/users/me'`),
+ * each route from a list of answers (the last one repeats); an answer is a function of the call.
+ * Unknown routes answer 404.
+ */
+export function scriptedPage(script, options = {}) {
+  const c = clock();
+  const seen = {};
+  const f = fakeFetch((call) => {
+    const answers = script[call.route];
+    if (!answers) return problem(404, 'not_found');
+    const i = seen[call.route] ?? 0;
+    seen[call.route] = i + 1;
+    return answers[Math.min(i, answers.length - 1)](call);
+  });
+  const client = createClient({ fetch: f.fetch, now: c.now, channelName: null, locks: null, ...options });
+  return { client, calls: f.calls, routes: () => f.calls.map((x) => x.route) };
+}
+
+/** Answers for [`scriptedPage`]: a JSON 200, or a problem. */
+export const ok = (body) => () => json(200, body);
+export const fail = (status, code, opts) => () => problem(status, code, opts);
+
 export function fakeService({ lifetime = 3600, now = () => T0 } = {}) {
   const svc = {
     minted: 1,

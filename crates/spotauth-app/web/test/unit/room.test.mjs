@@ -4,7 +4,7 @@ import { test, mock, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { createClient, SpotauthError } from '../../client/spotauth.js';
-import { clock, eventSources, fakeFetch, json, problem, tokenBody } from '../support/fakes.mjs';
+import { clock, eventSources, fakeFetch, json, problem, tokenBody, fail, ok, scriptedPage } from '../support/fakes.mjs';
 
 const PLAYER = 'PUT /api/room/player';
 const LEAVE = 'DELETE /api/room/player';
@@ -17,24 +17,6 @@ const REPORT = { deviceId: 'd0c5e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192', name: 'Li
 
 const noContent = () => new Response(null, { status: 204 });
 
-/** A page alone whose service answers by route, each route from a list (the last one repeats). */
-function page(script, options = {}) {
-  const c = clock();
-  const seen = {};
-  const f = fakeFetch((call) => {
-    const answers = script[call.route];
-    if (!answers) return problem(404, 'not_found');
-    const i = seen[call.route] ?? 0;
-    seen[call.route] = i + 1;
-    const answer = answers[Math.min(i, answers.length - 1)];
-    return answer(call);
-  });
-  const client = createClient({ fetch: f.fetch, now: c.now, channelName: null, locks: null, ...options });
-  return { client, calls: f.calls, routes: () => f.calls.map((x) => x.route) };
-}
-
-const ok = (body) => () => json(200, body);
-const fail = (status, code, opts) => () => problem(status, code, opts);
 
 afterEach(() => {
   mock.timers.reset();
@@ -43,7 +25,7 @@ afterEach(() => {
 // ---------------------------------------------------------------- reportPlayer
 
 test('reportPlayer: PUT /api/room/player with exactly deviceId, name and nowPlaying; a 204 resolves', async () => {
-  const { client, calls } = page({ [PLAYER]: [noContent] });
+  const { client, calls } = scriptedPage({ [PLAYER]: [noContent] });
   assert.equal(await client.reportPlayer({ ...REPORT, nowPlaying: { ...NOW_PLAYING, extra: 'dropped' }, also: 1 }), undefined);
   assert.equal(calls.length, 1);
   assert.equal(calls[0].route, PLAYER);
@@ -55,7 +37,7 @@ test('reportPlayer: PUT /api/room/player with exactly deviceId, name and nowPlay
 });
 
 test('reportPlayer: nowPlaying null (or left out) is sent as null; a 200 with a body resolves too', async () => {
-  const { client, calls } = page({ [PLAYER]: [ok({ whatever: true }), () => new Response('', { status: 200 })] });
+  const { client, calls } = scriptedPage({ [PLAYER]: [ok({ whatever: true }), () => new Response('', { status: 200 })] });
   await client.reportPlayer({ deviceId: 'd1', name: 'Room', nowPlaying: null });
   await client.reportPlayer({ deviceId: 'd1', name: 'Room' });
   assert.deepEqual(calls.map((c) => c.body), [
@@ -65,7 +47,7 @@ test('reportPlayer: nowPlaying null (or left out) is sent as null; a 200 with a 
 });
 
 test('reportPlayer: a malformed report is a TypeError and nothing is sent', async () => {
-  const { client, calls } = page({ [PLAYER]: [noContent] });
+  const { client, calls } = scriptedPage({ [PLAYER]: [noContent] });
   const bad = [
     undefined,
     null,
@@ -97,7 +79,7 @@ test('reportPlayer: the service’s problems map to kinds (device_not_found → 
     ['spotify_reauth_required', 401, undefined, 'reconnect_spotify'],
   ];
   for (const [code, status, retryAfter, kind] of table) {
-    const { client, calls } = page({ [PLAYER]: [fail(status, code, { retryAfter })] });
+    const { client, calls } = scriptedPage({ [PLAYER]: [fail(status, code, { retryAfter })] });
     const e = await client.reportPlayer(REPORT).then(
       () => assert.fail(`${code}: resolved`),
       (err) => err,
@@ -109,7 +91,7 @@ test('reportPlayer: the service’s problems map to kinds (device_not_found → 
 });
 
 test('reportPlayer: a 401 unauthenticated rotates the session and reports again once', async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [PLAYER]: [fail(401, 'unauthenticated'), noContent],
     [REFRESH]: [ok(tokenBody('AT-R'))],
   });
@@ -120,7 +102,7 @@ test('reportPlayer: a 401 unauthenticated rotates the session and reports again 
 // ---------------------------------------------------------------- leavePlayer
 
 test('leavePlayer: DELETE /api/room/player?deviceId=<id, encoded>, no body; a 204 resolves', async () => {
-  const { client, calls } = page({ [LEAVE]: [noContent] });
+  const { client, calls } = scriptedPage({ [LEAVE]: [noContent] });
   assert.equal(await client.leavePlayer('a b/c&d=e'), undefined);
   assert.equal(calls[0].url, '/api/room/player?deviceId=a%20b%2Fc%26d%3De');
   assert.equal(new URLSearchParams(calls[0].search).get('deviceId'), 'a b/c&d=e');
@@ -130,7 +112,7 @@ test('leavePlayer: DELETE /api/room/player?deviceId=<id, encoded>, no body; a 20
 });
 
 test('leavePlayer: rotates on 401 unauthenticated like every call', async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [LEAVE]: [fail(401, 'unauthenticated'), noContent],
     [REFRESH]: [ok(tokenBody('AT-R'))],
   });
@@ -139,19 +121,19 @@ test('leavePlayer: rotates on 401 unauthenticated like every call', async () => 
 });
 
 test('leavePlayer with keepalive: one request that outlives the page, never a rotation', async () => {
-  const { client, calls, routes } = page({ [LEAVE]: [noContent] });
+  const { client, calls, routes } = scriptedPage({ [LEAVE]: [noContent] });
   await client.leavePlayer('d1', { keepalive: true });
   assert.equal(calls[0].init.keepalive, true);
   assert.equal(calls[0].init.credentials, 'include');
 
-  const unauth = page({ [LEAVE]: [fail(401, 'unauthenticated')], [REFRESH]: [ok(tokenBody('AT-R'))] });
+  const unauth = scriptedPage({ [LEAVE]: [fail(401, 'unauthenticated')], [REFRESH]: [ok(tokenBody('AT-R'))] });
   await assert.rejects(unauth.client.leavePlayer('d1', { keepalive: true }), (e) => e.kind === 'not_logged_in');
   assert.deepEqual(unauth.routes(), [LEAVE]);
   assert.deepEqual(routes(), [LEAVE]);
 });
 
 test('leavePlayer: a missing device id is a TypeError', async () => {
-  const { client, calls } = page({ [LEAVE]: [noContent] });
+  const { client, calls } = scriptedPage({ [LEAVE]: [noContent] });
   for (const id of [undefined, '', 7, null]) await assert.rejects(client.leavePlayer(id), TypeError);
   assert.equal(calls.length, 0);
 });
@@ -169,7 +151,7 @@ const OUTCOMES = [
 ];
 
 test('groupPlay: track URIs go as uris, with positionMs when given; the outcomes come back', async () => {
-  const { client, calls } = page({ [PLAY]: [ok({ outcomes: OUTCOMES })] });
+  const { client, calls } = scriptedPage({ [PLAY]: [ok({ outcomes: OUTCOMES })] });
   const uris = ['spotify:track:4uLU6hMCjMI75M1A2tKUQC', 'spotify:episode:512ojhOuo1ktJprKbVcKyQ'];
   assert.deepEqual(await client.groupPlay({ uris }, { positionMs: 1500.7 }), OUTCOMES);
   assert.equal(calls[0].route, PLAY);
@@ -179,7 +161,7 @@ test('groupPlay: track URIs go as uris, with positionMs when given; the outcomes
 });
 
 test('groupPlay: a context goes as contextUri, and no positionMs unless given', async () => {
-  const { client, calls } = page({ [PLAY]: [ok({ outcomes: [] })] });
+  const { client, calls } = scriptedPage({ [PLAY]: [ok({ outcomes: [] })] });
   assert.deepEqual(await client.groupPlay({ contextUri: 'spotify:album:1DFixLWuPkv3KT3TnV35m3' }), []);
   assert.deepEqual(calls[0].body, { contextUri: 'spotify:album:1DFixLWuPkv3KT3TnV35m3' });
   await client.groupPlay({ contextUri: 'spotify:playlist:37i9dQZF1DXcBWIGoYBM5M' }, { positionMs: 0 });
@@ -187,7 +169,7 @@ test('groupPlay: a context goes as contextUri, and no positionMs unless given', 
 });
 
 test('groupPlay: outcomes are read strictly (unknown outcome → failed, no displayName → null)', async () => {
-  const { client } = page({
+  const { client } = scriptedPage({
     [PLAY]: [
       ok({
         outcomes: [
@@ -207,7 +189,7 @@ test('groupPlay: outcomes are read strictly (unknown outcome → failed, no disp
 
 test('groupPlay: an answer without outcomes is an invalid_response', async () => {
   for (const body of [{}, { outcomes: 'all started' }, { outcomes: [{ outcome: 'started' }] }, { outcomes: [null] }]) {
-    const { client } = page({ [PLAY]: [ok(body)] });
+    const { client } = scriptedPage({ [PLAY]: [ok(body)] });
     await assert.rejects(client.groupPlay({ uris: ['spotify:track:a'] }), (e) => e.code === 'invalid_response', JSON.stringify(body));
   }
 });
@@ -220,7 +202,7 @@ test('groupPlay: not_host, rate_limited and invalid_target map to kinds', async 
     ['premium_required', 403, undefined, 'premium_required'],
   ];
   for (const [code, status, retryAfter, kind] of table) {
-    const { client, calls } = page({ [PLAY]: [fail(status, code, { retryAfter })] });
+    const { client, calls } = scriptedPage({ [PLAY]: [fail(status, code, { retryAfter })] });
     const e = await client.groupPlay({ uris: ['spotify:track:a'] }).then(
       () => assert.fail(`${code}: resolved`),
       (err) => err,
@@ -234,7 +216,7 @@ test('groupPlay: not_host, rate_limited and invalid_target map to kinds', async 
 });
 
 test('groupPlay: a malformed target or position is a TypeError and nothing is sent', async () => {
-  const { client, calls } = page({ [PLAY]: [ok({ outcomes: [] })] });
+  const { client, calls } = scriptedPage({ [PLAY]: [ok({ outcomes: [] })] });
   const bad = [
     [undefined],
     ['spotify:track:a'],
@@ -254,7 +236,7 @@ test('groupPlay: a malformed target or position is a TypeError and nothing is se
 });
 
 test('groupPlay and groupPause rotate on 401 unauthenticated, once', async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [PLAY]: [fail(401, 'unauthenticated'), ok({ outcomes: [] })],
     [PAUSE]: [fail(401, 'unauthenticated'), ok({ outcomes: [] })],
     [REFRESH]: [ok(tokenBody('AT-R'))],
@@ -269,11 +251,11 @@ test('groupPause: POST /api/room/pause with no body; the outcomes come back', as
     { id: 'u-alice', displayName: 'Alice', outcome: 'paused' },
     { id: 'u-carol', displayName: 'Carol', outcome: 'premium_required' },
   ];
-  const { client, calls } = page({ [PAUSE]: [ok({ outcomes: paused })] });
+  const { client, calls } = scriptedPage({ [PAUSE]: [ok({ outcomes: paused })] });
   assert.deepEqual(await client.groupPause(), paused);
   assert.equal(calls[0].init.body, undefined);
   assert.equal(calls[0].init.headers['Content-Type'], undefined);
-  const limited = page({ [PAUSE]: [fail(403, 'not_host')] });
+  const limited = scriptedPage({ [PAUSE]: [fail(403, 'not_host')] });
   await assert.rejects(limited.client.groupPause(), (e) => e.kind === 'not_host');
 });
 
@@ -283,7 +265,7 @@ test('groupPause: POST /api/room/pause with no body; the outcomes come back', as
 function subscriber(options = {}) {
   mock.timers.enable({ apis: ['setInterval', 'setTimeout'] });
   const sources = eventSources();
-  const { client, calls } = page({}, { EventSource: sources.EventSource, ...options });
+  const { client, calls } = scriptedPage({}, { EventSource: sources.EventSource, ...options });
   const changes = [];
   return { client, calls, sources, changes, onChange: (change) => changes.push(change) };
 }

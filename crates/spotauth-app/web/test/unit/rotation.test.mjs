@@ -3,34 +3,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { createClient, SpotauthError } from '../../client/spotauth.js';
-import { clock, fakeFetch, json, problem, tokenBody } from '../support/fakes.mjs';
+import { clock, fakeFetch, json, problem, tokenBody, fail, ok, scriptedPage } from '../support/fakes.mjs';
 
 const ME = 'GET /api/users/me';
 const REFRESH = 'POST /api/auth/spotify/refresh';
 const TOKEN = 'GET /api/auth/spotify/token';
 const USER = { id: 'u1', spotifyId: 'alice', displayName: 'Alice', isActive: true, isPremium: true };
 
-/** A page alone whose service answers by route, each route from a list (the last one repeats). */
-function page(script) {
-  const c = clock();
-  const seen = {};
-  const f = fakeFetch((call) => {
-    const answers = script[call.route];
-    if (!answers) return problem(404, 'not_found');
-    const i = seen[call.route] ?? 0;
-    seen[call.route] = i + 1;
-    const answer = answers[Math.min(i, answers.length - 1)];
-    return typeof answer === 'function' ? answer(call) : answer();
-  });
-  const client = createClient({ fetch: f.fetch, now: c.now, channelName: null, locks: null });
-  return { client, calls: f.calls, routes: () => f.calls.map((x) => x.route) };
-}
-
-const ok = (body) => () => json(200, body);
-const fail = (status, code, opts) => () => problem(status, code, opts);
 
 test('a 401 unauthenticated rotates the session and retries the request once', async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [ME]: [fail(401, 'unauthenticated'), ok(USER)],
     [REFRESH]: [ok(tokenBody('AT-R'))],
   });
@@ -39,7 +21,7 @@ test('a 401 unauthenticated rotates the session and retries the request once', a
 });
 
 test("the refresh's token seeds the cache", async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [ME]: [fail(401, 'unauthenticated'), ok(USER)],
     [REFRESH]: [ok(tokenBody('AT-R'))],
     [TOKEN]: [ok(tokenBody('AT-G'))],
@@ -50,7 +32,7 @@ test("the refresh's token seeds the cache", async () => {
 });
 
 test('a token request that needed a rotation takes the token the refresh returned', async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [TOKEN]: [fail(401, 'unauthenticated'), ok(tokenBody('AT-G'))],
     [REFRESH]: [ok(tokenBody('AT-R'))],
   });
@@ -60,14 +42,14 @@ test('a token request that needed a rotation takes the token the refresh returne
 
 test('a refresh that answers 401 ends in not_logged_in, with no retry', async () => {
   for (const refresh of [fail(401, 'unauthenticated'), () => new Response('Unauthorized', { status: 401 })]) {
-    const { client, routes } = page({ [ME]: [fail(401, 'unauthenticated'), ok(USER)], [REFRESH]: [refresh] });
+    const { client, routes } = scriptedPage({ [ME]: [fail(401, 'unauthenticated'), ok(USER)], [REFRESH]: [refresh] });
     await assert.rejects(client.me(), (e) => e instanceof SpotauthError && e.kind === 'not_logged_in' && e.status === 401);
     assert.deepEqual(routes(), [ME, REFRESH]);
   }
 });
 
 test('never loops: a retry that answers 401 again is not_logged_in, with no second refresh', async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [ME]: [fail(401, 'unauthenticated')],
     [REFRESH]: [ok(tokenBody('AT-R'))],
   });
@@ -80,7 +62,7 @@ test('never loops: a retry that answers 401 again is not_logged_in, with no seco
 
 test('concurrent 401s share one refresh; each request is retried once', async () => {
   let me = 0;
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [ME]: [() => (++me <= 3 ? problem(401, 'unauthenticated') : json(200, USER))],
     [REFRESH]: [ok(tokenBody('AT-R'))],
   });
@@ -97,14 +79,14 @@ test('a refresh that rotated the session but found no Spotify token still retrie
     fail(503, 'spotify_unavailable', { retryAfter: 5 }),
   ]) {
     const reauth = { ...USER, reauthRequired: true };
-    const { client, routes } = page({ [ME]: [fail(401, 'unauthenticated'), ok(reauth)], [REFRESH]: [refresh] });
+    const { client, routes } = scriptedPage({ [ME]: [fail(401, 'unauthenticated'), ok(reauth)], [REFRESH]: [refresh] });
     assert.deepEqual(await client.me(), reauth);
     assert.deepEqual(routes(), [ME, REFRESH, ME]);
   }
 });
 
 test('a refresh refused for another reason surfaces that error, with no retry', async () => {
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     [ME]: [fail(401, 'unauthenticated'), ok(USER)],
     [REFRESH]: [fail(429, 'rate_limited', { retryAfter: 30 })],
   });
@@ -113,14 +95,14 @@ test('a refresh refused for another reason surfaces that error, with no retry', 
 });
 
 test('other 401s (spotify_reauth_required) are not rotated', async () => {
-  const { client, routes } = page({ [TOKEN]: [fail(401, 'spotify_reauth_required')] });
+  const { client, routes } = scriptedPage({ [TOKEN]: [fail(401, 'spotify_reauth_required')] });
   await assert.rejects(client.accessToken(), (e) => e.kind === 'reconnect_spotify');
   assert.deepEqual(routes(), [TOKEN]);
 });
 
 test('every call but login, logout and refresh rotates', async () => {
   const unauth = [fail(401, 'unauthenticated'), ok({})];
-  const { client, routes } = page({
+  const { client, routes } = scriptedPage({
     'GET /api/users/active': [fail(401, 'unauthenticated'), ok({ items: [], total: 0, offset: 0, limit: 20 })],
     'PUT /api/users/me/active': [fail(401, 'unauthenticated'), ok(USER)],
     'GET /api/auth/spotify/subscription': unauth,
