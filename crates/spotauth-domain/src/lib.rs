@@ -10,6 +10,8 @@
 //! adapter crate. Its types do not derive `Serialize`; only the app crate knows our REST API
 //! and its JSON. `xtask/tests/repo_rules.rs` checks the dependency rule.
 
+#![deny(missing_docs)]
+
 pub mod ids;
 pub mod login;
 pub mod ports;

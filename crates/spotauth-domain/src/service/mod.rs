@@ -1,6 +1,6 @@
 //! The use cases of the service, as one [`AuthService`] over `Arc<dyn Port>` fields:
-//! [`login`] (begin and complete an OAuth login), [`session`] (authenticate, rotate, log out,
-//! housekeeping), [`account`] (profile, active list, Premium, the playback token). Token refresh
+//! `login` (begin and complete an OAuth login), `session` (authenticate, rotate, log out,
+//! housekeeping), `account` (profile, active list, Premium, the playback token). Token refresh
 //! is its own use case, [`crate::tokens::TokenService`], which this one calls.
 
 mod account;
