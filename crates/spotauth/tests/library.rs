@@ -14,7 +14,7 @@ use spotauth::{Config, Error, Spotauth, UserRef};
 use spotauth_app::{Application, Settings};
 use spotauth_emulator::{Emulator, EmulatorHandle};
 use spotauth_testkit::emulator::confidential_app;
-use spotauth_testkit::{SIGNING_KEY, TOKEN_KEYS, TestDb};
+use spotauth_testkit::{SIGNING_KEY, TOKEN_KEYS, TempDir, TestDb};
 
 const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
 /// Tokens live 20 s at the emulator and are refreshed when less than 15 s are left: a token is
@@ -22,9 +22,15 @@ const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
 const LIFETIME: Duration = Duration::from_secs(20);
 const MIN_VALIDITY: &str = "15";
 
+/// Where the server keeps its data: a fresh MariaDB database or a SQLite file.
+enum Db {
+    Mysql(TestDb),
+    Sqlite(TempDir),
+}
+
 struct World {
     emu: EmulatorHandle,
-    db: TestDb,
+    db: Db,
     base: String,
     http: reqwest::Client,
 }
@@ -32,8 +38,12 @@ struct World {
 impl World {
     /// The settings both the server and the library read, by the same names.
     fn settings(&self) -> Vec<(&'static str, String)> {
+        let store = match &self.db {
+            Db::Mysql(db) => ("DATABASE_URL", db.url().to_owned()),
+            Db::Sqlite(dir) => ("SQLITE_PATH", dir.path().join("spotauth.db").display().to_string()),
+        };
         vec![
-            ("DATABASE_URL", self.db.url().to_owned()),
+            store,
             ("TOKEN_ENCRYPTION_KEYS", TOKEN_KEYS.to_owned()),
             ("SPOTIFY_CLIENT_ID", "test-client".to_owned()),
             ("SPOTIFY_CLIENT_SECRET", "test-secret".to_owned()),
@@ -45,11 +55,14 @@ impl World {
     }
 
     async fn start() -> World {
+        Self::start_on(Db::Mysql(TestDb::create().await)).await
+    }
+
+    async fn start_on(db: Db) -> World {
         let emu =
             Emulator::start(confidential_app("test-client", "test-secret", REDIRECT).access_token_lifetime(LIFETIME))
                 .await
                 .unwrap();
-        let db = TestDb::create().await;
         let mut world = World { emu, db, base: String::new(), http: reqwest::Client::new() };
         let mut pairs = world.settings();
         pairs.extend([
@@ -184,6 +197,56 @@ async fn lookups_profiles_presence_and_the_reconnect_state() {
     assert!(matches!(lib.access_token(&by_key).await, Err(Error::ReauthRequired)));
     assert!(lib.user(&by_key).await.unwrap().reauth_required);
     assert_eq!(world.emu.counters().total.token_total(), calls, "no call for a user marked for reconnection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_says_what_a_user_is_playing_on_the_sqlite_store() {
+    let world = World::start_on(Db::Sqlite(TempDir::new("spotauth-lib"))).await;
+    let cookie = world.log_in("alice").await;
+    // Alice's page opened a player and started a track on it (what the room does).
+    let token = world.get("/api/auth/spotify/token", &cookie).await["accessToken"].as_str().unwrap().to_owned();
+    let device: Value = world
+        .http
+        .post(format!("{}/sdk/v1/devices", world.emu.base_url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "name": "Alice's laptop" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = device["device_id"].as_str().unwrap();
+    let play = world
+        .http
+        .put(format!("{}/me/player/play?device_id={device}", world.emu.api_url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "uris": ["spotify:track:4uLU6hMCjMI75M1A2tKUQC"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(play.status(), 204);
+
+    let out = tokio::process::Command::new(example_binary())
+        .arg("acct-alice")
+        .env_clear()
+        .envs(world.settings())
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(printed.trim(), "Alice is playing “Emulated track 4uLU6h” on Alice's laptop");
+    // An unknown user: exit code 4 and one line.
+    let out = tokio::process::Command::new(example_binary())
+        .arg("nobody")
+        .env_clear()
+        .envs(world.settings())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "now_playing: no such user");
 }
 
 #[test]
