@@ -355,3 +355,13 @@ fn the_js_comment_filter_keeps_code_and_drops_comments() {
     let code = js_code_only("a(); // localStorage\n/* sessionStorage */ b('http://x');\n// whole line");
     assert_eq!(code, "a(); \n b('http://x');\n");
 }
+
+#[test]
+fn the_library_knows_no_http_server() {
+    let deps = normal_deps("spotauth");
+    assert!(deps.iter().any(|d| d == "spotauth-domain"), "cargo tree printed nothing useful: {deps:?}");
+    for forbidden in ["actix-web", "actix-http", "actix-cors", "spotauth-app", "spotauth-testkit", "spotauth-emulator"]
+    {
+        assert!(!deps.iter().any(|d| d == forbidden), "the library crate must not depend on {forbidden}");
+    }
+}

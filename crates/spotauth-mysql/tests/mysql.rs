@@ -137,7 +137,7 @@ mod migrations {
         let millis = format!(
             "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND DATA_TYPE = 'bigint' AND COLUMN_TYPE NOT LIKE '%unsigned%' AND (COLUMN_NAME LIKE '%\\_at' OR COLUMN_NAME IN ('token_expiry', 'refresh_lease_until', 'last_active', 'backoff_until', 'token_version'))"
         );
-        assert_eq!(count(&db, &millis).await, 18, "17 times and token_version as signed BIGINT");
+        assert_eq!(count(&db, &millis).await, 20, "19 times and token_version as signed BIGINT");
         let jwt_column =
             format!("SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE {ours} AND COLUMN_NAME LIKE '%jwt%'");
         assert_eq!(count(&db, &jwt_column).await, 0, "sessions store a token-id hash, never the JWT");
@@ -236,7 +236,7 @@ mod unix_millis_migration {
             }
         })
         .await;
-        assert_eq!(db.store.pending_migrations().await.unwrap().len(), 2, "only the conversion and later are pending");
+        assert_eq!(db.store.pending_migrations().await.unwrap().len(), 3, "only the conversion and later are pending");
     }
 
     /// User 1 connected (with a live refresh lease), user 2 disconnected and inactive with an
@@ -450,14 +450,18 @@ mod unix_millis_migration {
         let applied = db.store.run_migrations(|_| {}).await.unwrap();
         assert_eq!(
             applied,
-            ["2026-12-01-000005_times_as_unix_millis", "2026-12-03-000006_rotation_grace_and_login_clients"]
+            [
+                "2026-12-01-000005_times_as_unix_millis",
+                "2026-12-03-000006_rotation_grace_and_login_clients",
+                "2026-12-03-000007_room_players_and_changes"
+            ]
         );
         let r = db.store.repositories();
         check_rows_read_back(&r).await;
 
-        // Down (000006, then the conversion) and up again: no value moves.
+        // Down (000007, 000006, then the conversion) and up again: no value moves.
         harness(&db, |conn| {
-            for _ in 0..2 {
+            for _ in 0..3 {
                 conn.revert_last_migration(MIGRATIONS).map(|_| ()).unwrap();
             }
         })

@@ -106,7 +106,7 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "owner-only database file");
     assert_eq!(store.path(), file);
     let embedded = SqliteStore::embedded_migrations().unwrap();
-    assert_eq!(embedded.len(), 5);
+    assert_eq!(embedded.len(), 6);
     assert_eq!(store.migrations_applied_at_open().len(), 6, "{:?}", store.migrations_applied_at_open());
     store.ping().await.unwrap();
     let health = store.repositories().health;
@@ -128,7 +128,10 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     .load(&mut raw)
     .unwrap();
     let tables: Vec<_> = tables.into_iter().map(|t| t.v).collect();
-    assert_eq!(tables, ["oauth_login_flows", "spotify_rate_limits", "spotify_users", "user_sessions"]);
+    assert_eq!(
+        tables,
+        ["oauth_login_flows", "room_changes", "room_players", "spotify_rate_limits", "spotify_users", "user_sessions"]
+    );
     let fks: Vec<Text> =
         diesel::sql_query("SELECT sql AS v FROM sqlite_master WHERE sql LIKE '%REFERENCES%'").load(&mut raw).unwrap();
     assert!(fks.is_empty(), "no FOREIGN KEYs, as on MySQL");

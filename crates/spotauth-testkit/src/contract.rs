@@ -99,6 +99,8 @@ macro_rules! contract_tests {
             flow_purge_expired,
             flow_state_is_stored_only_as_a_digest,
             flow_pending_logins_are_counted_per_client_and_in_all,
+            room_players_are_one_per_person_and_leave_by_device,
+            room_version_only_grows_and_survives_purges,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -1177,4 +1179,58 @@ pub async fn flow_pending_logins_are_counted_per_client_and_in_all<F: StoreFixtu
     assert_eq!(count(Some(&here), later).await.unwrap(), PendingLogins { client: 1, total: 3 }, "used and lapsed");
     assert_eq!(count(Some(&there), later).await.unwrap(), PendingLogins { client: 1, total: 3 });
     assert_eq!(count(None, later).await.unwrap(), PendingLogins { client: 0, total: 3 });
+}
+
+// --- The room --------------------------------------------------------------------------------
+
+fn room_player(user: u8, device: &str, seen_at: Timestamp, playing: Option<&str>) -> spotauth_domain::room::Player {
+    use spotauth_domain::room::{DeviceId, NowPlaying, Player, ShortName, SpotifyUri};
+    Player {
+        user_id: uid(user),
+        device_id: DeviceId::new(device).unwrap(),
+        device_name: ShortName::new(format!("Player of {user}")).unwrap(),
+        now_playing: playing.map(|uri| NowPlaying {
+            uri: SpotifyUri::item(uri).unwrap(),
+            name: ShortName::new("A track").unwrap(),
+            is_playing: true,
+        }),
+        seen_at,
+    }
+}
+
+/// One player per person (the latest report wins); leaving names the device, so an old page
+/// cannot remove the new one; `live` filters by report time; purge deletes the stale.
+pub async fn room_players_are_one_per_person_and_leave_by_device<F: StoreFixture>(f: &F) {
+    let p = f.repositories().players;
+    p.upsert(room_player(1, "dev1", NOW, None)).await.unwrap();
+    p.upsert(room_player(1, "dev2", NOW.plus(secs(1)), Some("spotify:track:abc"))).await.unwrap();
+    p.upsert(room_player(2, "dev3", NOW.minus(secs(600)), None)).await.unwrap();
+    let mine = p.player_of(uid(1)).await.unwrap().unwrap();
+    assert_eq!(mine, room_player(1, "dev2", NOW.plus(secs(1)), Some("spotify:track:abc")), "replaced, read back whole");
+    let live = p.live(NOW.minus(secs(90))).await.unwrap();
+    assert_eq!(live.iter().map(|x| x.user_id).collect::<Vec<_>>(), [uid(1)]);
+    let dev1 = spotauth_domain::room::DeviceId::new("dev1").unwrap();
+    assert!(!p.remove(uid(1), Some(dev1)).await.unwrap(), "the old page's device is not the stored one");
+    assert!(p.player_of(uid(1)).await.unwrap().is_some());
+    assert_eq!(p.purge(NOW.minus(secs(90))).await.unwrap(), 1, "the stale one");
+    assert!(p.player_of(uid(2)).await.unwrap().is_none());
+    assert!(p.remove(uid(1), None).await.unwrap());
+    assert!(p.player_of(uid(1)).await.unwrap().is_none());
+}
+
+/// Every bump makes the version larger; purging old change records never lowers it.
+pub async fn room_version_only_grows_and_survives_purges<F: StoreFixture>(f: &F) {
+    let p = f.repositories().players;
+    assert_eq!(p.version().await.unwrap(), 0);
+    let mut last = 0;
+    for i in 0..3 {
+        p.bump(NOW.plus(secs(i))).await.unwrap();
+        let v = p.version().await.unwrap();
+        assert!(v > last, "{v} > {last}");
+        last = v;
+    }
+    assert_eq!(p.purge_changes(NOW.plus(secs(3600))).await.unwrap(), 2, "all but the latest");
+    assert_eq!(p.version().await.unwrap(), last);
+    p.bump(NOW.plus(secs(3601))).await.unwrap();
+    assert!(p.version().await.unwrap() > last);
 }
