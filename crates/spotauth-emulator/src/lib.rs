@@ -311,6 +311,15 @@ impl EmulatorHandle {
         self.shared.player()
     }
 
+    /// Opens a Web Playback SDK player for the owner of `access_token`, as the fake SDK's
+    /// `connect()` does over HTTP: the new device's id.
+    ///
+    /// # Errors
+    /// A message for an unknown or expired token, or a user without Premium.
+    pub fn open_player(&self, access_token: &str, name: &str) -> Result<String, String> {
+        self.shared.open_player(access_token, name)
+    }
+
     /// Drops a device as if its player went stale (its page vanished without disconnecting):
     /// it leaves the device list, and a stream on it stops. `false` when there is no such device.
     pub fn drop_device(&self, device_id: &str) -> bool {

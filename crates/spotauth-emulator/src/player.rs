@@ -193,7 +193,7 @@ fn full_volume() -> f64 {
 }
 
 /// A Connect device id: 40 hex digits, as Spotify's.
-fn device_id() -> String {
+pub(crate) fn device_id() -> String {
     let mut bytes = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -205,18 +205,7 @@ async fn the_example_says_what_a_user_is_playing_on_the_sqlite_store() {
     let cookie = world.log_in("alice").await;
     // Alice's page opened a player and started a track on it (what the room does).
     let token = world.get("/api/auth/spotify/token", &cookie).await["accessToken"].as_str().unwrap().to_owned();
-    let device: Value = world
-        .http
-        .post(format!("{}/sdk/v1/devices", world.emu.base_url()))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "name": "Alice's laptop" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let device = device["device_id"].as_str().unwrap();
+    let device = world.emu.open_player(&token, "Alice's laptop").unwrap();
     let play = world
         .http
         .put(format!("{}/me/player/play?device_id={device}", world.emu.api_url()))

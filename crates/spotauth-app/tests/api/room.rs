@@ -26,17 +26,7 @@ async fn access_token(app: &TestApp, b: &Browser) -> String {
 
 /// What the fake SDK does on `connect()`: a device for the token's user.
 async fn open_player(app: &TestApp, b: &Browser) -> String {
-    let token = access_token(app, b).await;
-    let resp = app
-        .http
-        .post(format!("{}/sdk/v1/devices", app.emu.base_url()))
-        .bearer_auth(token)
-        .json(&json!({ "name": "Test player" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    resp.json::<Value>().await.unwrap()["device_id"].as_str().unwrap().to_owned()
+    app.emu.open_player(&access_token(app, b).await, "Test player").unwrap()
 }
 
 async fn report(app: &TestApp, b: &Browser, device: &str) -> reqwest::Response {
