@@ -137,15 +137,18 @@ pub async fn pause(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpR
 
 /// How often an idle event stream says it is still there (proxies close silent streams).
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Every this many idle keep-alives (a minute), the version again: pages re-read the list, so
+/// people whose session simply ran out leave it within a minute.
+const REMIND_AFTER: u32 = 4;
 
-/// `GET /api/room/events`: `text/event-stream`; an `event: room` with the room's version now
-/// and whenever it moves (on this instance at once, from other instances within the poll
-/// interval), and a comment every 15 s.
+/// `GET /api/room/events`: `text/event-stream`; an `event: room` with the room's version now,
+/// whenever it moves (on this instance at once, from other instances within the poll
+/// interval) and once a minute when idle, and a comment every 15 s between.
 pub async fn events(_: Auth, state: web::Data<AppState>) -> HttpResponse {
     let versions = state.feed.subscribe();
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(crate::room_feed::event_stream(versions, KEEPALIVE))
+        .streaming(crate::room_feed::event_stream(versions, KEEPALIVE, REMIND_AFTER))
 }
