@@ -125,7 +125,7 @@ pub fn document() -> &'static Value {
                 }},
                 "/api/room/events": {"get": {
                     "summary": "Live updates of the room (Server-Sent Events)",
-                    "description": "`event: room` with `data: {\"version\": N}` at once and whenever presence or players change: at once for changes on this instance, within ROOM_EVENTS_POLL_MS for changes on other instances. `: keepalive` every 15 s. Pages re-read /api/users/active on each event.",
+                    "description": "`event: room` with `data: {\"version\": N}` at once and whenever presence or players change: at once for changes on this instance, within ROOM_EVENTS_POLL_MS for changes on other instances, and once a minute when idle. `: keepalive` every 15 s between. Pages re-read /api/users/active on each event.",
                     "security": auth,
                     "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {}}}, "401": problem("unauthenticated")}
                 }},
