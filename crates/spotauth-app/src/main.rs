@@ -11,15 +11,34 @@ fn usage() -> &'static str {
      with no settings at all it runs in development mode on SQLite under ./data)"
 }
 
+/// `LOG_FORMAT`: `text` (the default) or `json` (one object per line: timestamp, level,
+/// fields, for log shippers).
+fn log_format() -> Result<bool, String> {
+    match std::env::var("LOG_FORMAT").as_deref().map(str::trim) {
+        Err(_) | Ok("" | "text") => Ok(false),
+        Ok("json") => Ok(true),
+        Ok(_) => Err("LOG_FORMAT must be `json` or `text`".to_owned()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn")),
-        )
+    let json = match log_format() {
+        Ok(json) => json,
+        Err(e) => return fail(&e),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+    // Colour only for a person at a terminal: escape codes in a file or a log shipper are noise.
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_target(false)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
     let mut args = std::env::args().skip(1);
     let mut config: Option<PathBuf> = None;
     while let Some(arg) = args.next() {

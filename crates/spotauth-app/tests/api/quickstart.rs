@@ -272,10 +272,53 @@ async fn the_binary_serves_readyz_with_no_configuration_and_stops_cleanly_on_sig
     assert_eq!(generated.len(), 1, "{log}");
     assert!(generated[0].contains("keys.env"), "{log}");
     assert!(log.contains(&format!("listening on http://127.0.0.1:{port}")), "{log}");
+    assert!(!log.contains('\u{1b}'), "no colour codes when the output is not a terminal: {log}");
     let keys = std::fs::read_to_string(data.join("keys.env")).unwrap();
     for line in keys.lines().filter(|l| !l.starts_with('#')) {
         let value = line.split_once('=').unwrap().1;
         let key = value.rsplit(':').next().unwrap();
         assert!(!log.contains(key), "a key reached the log");
     }
+}
+
+/// `LOG_FORMAT=json`: every line the binary logs is one JSON object with its time, level and
+/// message; a value it does not know is one line naming the setting.
+#[tokio::test]
+async fn the_binary_logs_json_lines_when_asked() {
+    let dir = TempDir::new("json-logs");
+    let bad = Command::new(env!("CARGO_BIN_EXE_spotauth"))
+        .env_clear()
+        .env("LOG_FORMAT", "yaml")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr), "error: LOG_FORMAT must be `json` or `text`\n");
+
+    let port = free_listener().1;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spotauth"))
+        .env_clear()
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http().get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_err() {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the service did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() >= 3, "{stdout}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(lines.iter().any(|l| l.contains("listening on http://127.0.0.1")), "{stdout}");
 }
