@@ -414,10 +414,7 @@ impl RoomService {
     }
 
     fn live_players_since(&self, now: Timestamp) -> Timestamp {
-        Timestamp::from_unix_millis(
-            now.unix_millis()
-                .saturating_sub(i64::try_from(self.policy.player_stale_after.as_millis()).unwrap_or(i64::MAX)),
-        )
+        now.minus(self.policy.player_stale_after)
     }
 
     /// A page reports its player (on `ready`, on a change, as a heartbeat). A device id not
@@ -515,8 +512,7 @@ impl RoomService {
         let mut people = Vec::new();
         let mut offset = 0u32;
         loop {
-            let page = PageRequest::new(offset, PageRequest::MAX_LIMIT).map_err(|_| RepoError::NotFound)?;
-            let got = self.ports.users.list_active(page, live).await?;
+            let got = self.ports.users.list_active(PageRequest::largest(offset), live).await?;
             let n = u32::try_from(got.items.len()).unwrap_or(u32::MAX);
             people.extend(got.items);
             offset = offset.saturating_add(n);
@@ -621,10 +617,7 @@ impl RoomService {
     pub async fn housekeeping(&self, keep_changes: Duration) -> Result<u64, RoomError> {
         let now = self.ports.clock.now();
         let players = self.ports.players.purge(self.live_players_since(now)).await?;
-        let since = Timestamp::from_unix_millis(
-            now.unix_millis().saturating_sub(i64::try_from(keep_changes.as_millis()).unwrap_or(i64::MAX)),
-        );
-        let changes = self.ports.players.purge_changes(since).await?;
+        let changes = self.ports.players.purge_changes(now.minus(keep_changes)).await?;
         Ok(players + changes)
     }
 }

@@ -176,7 +176,17 @@ impl TokenService {
         refused: &AccessToken,
         min_validity: Duration,
     ) -> Result<AccessGrant, TokenError> {
-        let want = Want { min_validity, refused: Some(refused) };
+        self.serve_given(user, stored, Want { min_validity, refused: Some(refused) }).await
+    }
+
+    /// `stored` (read by the caller) when it meets `want` and may still be used; else the full
+    /// path, which reads the row again, so no refresh or mark ever acts on a copy.
+    async fn serve_given(
+        &self,
+        user: UserId,
+        stored: Option<StoredTokens>,
+        want: Want<'_>,
+    ) -> Result<AccessGrant, TokenError> {
         if let Some(stored) = &stored
             && stored.refreshable_at(self.ports.clock.now())
             && let Some(grant) = self.usable(user, stored, &want)?
@@ -205,14 +215,7 @@ impl TokenService {
         stored: Option<StoredTokens>,
         min_validity: Duration,
     ) -> Result<AccessGrant, TokenError> {
-        let want = Want { min_validity, refused: None };
-        if let Some(stored) = &stored
-            && stored.refreshable_at(self.ports.clock.now())
-            && let Some(grant) = self.usable(user, stored, &want)?
-        {
-            return Ok(grant);
-        }
-        self.serve(user, want).await
+        self.serve_given(user, stored, Want { min_validity, refused: None }).await
     }
 
     /// Users whose tokens expire within `lookahead`, soonest first, at most `limit`, among

@@ -231,6 +231,11 @@ impl PageRequest {
     /// Largest page.
     pub const MAX_LIMIT: u32 = 100;
 
+    /// The largest page from `offset`.
+    pub const fn largest(offset: u32) -> Self {
+        PageRequest { offset, limit: Self::MAX_LIMIT }
+    }
+
     /// Validates `limit` in 1..=100.
     pub fn new(offset: u32, limit: u32) -> Result<Self, UserFieldError> {
         if limit == 0 {

@@ -81,20 +81,11 @@ impl Shared {
     }
 
     pub(crate) fn open_player(&self, access_token: &str, name: &str) -> Result<String, String> {
-        let mut st = self.lock();
-        let now = st.now();
-        let record = st.access_tokens.get(access_token).ok_or("unknown access token")?;
-        if record.force_expired || now >= record.expires_at {
-            return Err("the access token expired".into());
-        }
-        let user = record.user_id.clone();
-        if !st.users.get(&user).is_some_and(|u| u.product.is_premium()) {
-            return Err("PREMIUM_REQUIRED".into());
-        }
-        let id = crate::player::device_id();
-        let (connect, now_ms) = st.connect_now();
-        connect.register(&user, name, 1.0, id.clone(), now_ms);
-        Ok(id)
+        // The same admission and registration as the SDK's `POST /sdk/v1/devices`.
+        let refused = |resp: HttpResponse| format!("refused with {}", resp.status());
+        let caller = crate::web_api::caller_of(self, access_token).map_err(refused)?;
+        crate::player::sdk_checks(&caller).map_err(refused)?;
+        crate::player::register(self, &caller, name, 1.0).map_err(refused)
     }
 
     pub(crate) fn drop_device(&self, device_id: &str) -> bool {

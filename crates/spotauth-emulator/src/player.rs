@@ -171,13 +171,32 @@ pub(crate) async fn sdk_script() -> HttpResponse {
 fn sdk_caller(req: &HttpRequest, shared: &Shared) -> Result<Caller, HttpResponse> {
     count(req, shared, Counted::Sdk);
     let caller = check_token(req, shared)?;
+    sdk_checks(&caller)?;
+    Ok(caller)
+}
+
+/// What the SDK demands of a token's user: the `streaming` scope and Premium.
+pub(crate) fn sdk_checks(caller: &Caller) -> Result<(), HttpResponse> {
     if !caller.has_scope("streaming") {
         return Err(api_error(StatusCode::FORBIDDEN, "Invalid token scopes.", None));
     }
     if !caller.user.product.is_premium() {
         return Err(premium_required());
     }
-    Ok(caller)
+    Ok(())
+}
+
+/// Registers a player of an admitted caller: its new device id.
+pub(crate) fn register(shared: &Shared, caller: &Caller, name: &str, volume: f64) -> Result<String, HttpResponse> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 256 {
+        return Err(api_error(StatusCode::BAD_REQUEST, "A player needs a name", None));
+    }
+    let id = device_id();
+    let mut st = shared.lock();
+    let (connect, now) = st.connect_now();
+    connect.register(&caller.user.id, name, volume, id.clone(), now);
+    Ok(id)
 }
 
 /// Body of `POST /sdk/v1/devices`.
@@ -193,7 +212,7 @@ fn full_volume() -> f64 {
 }
 
 /// A Connect device id: 40 hex digits, as Spotify's.
-pub(crate) fn device_id() -> String {
+fn device_id() -> String {
     let mut bytes = [0u8; 20];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -205,19 +224,14 @@ pub(crate) async fn sdk_register(
     shared: web::Data<Shared>,
     body: web::Json<RegisterBody>,
 ) -> HttpResponse {
-    let caller = match sdk_caller(&req, &shared) {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 256 {
-        return api_error(StatusCode::BAD_REQUEST, "A player needs a name", None);
+    let registered = sdk_caller(&req, &shared).and_then(|caller| {
+        let id = register(&shared, &caller, &body.name, body.volume)?;
+        Ok((id, caller.token_expires_in))
+    });
+    match registered {
+        Ok((id, expires_in)) => HttpResponse::Ok().json(json!({ "device_id": id, "token_expires_in": expires_in })),
+        Err(resp) => resp,
     }
-    let id = device_id();
-    let mut st = shared.lock();
-    let (connect, now) = st.connect_now();
-    connect.register(&caller.user.id, name, body.volume, id.clone(), now);
-    HttpResponse::Ok().json(json!({ "device_id": id, "token_expires_in": caller.token_expires_in }))
 }
 
 /// Admits an SDK call about one device, which must be the token's user's (else 404, as for a

@@ -87,6 +87,12 @@ pub(crate) fn check_token(req: &HttpRequest, shared: &Shared) -> Result<Caller, 
     let Some(token) = bearer(req) else {
         return Err(api_error(StatusCode::UNAUTHORIZED, "No token provided", None));
     };
+    caller_of(shared, token)
+}
+
+/// The caller an access token stands for, once it checks out (known, not expired, the user on
+/// the allow-list).
+pub(crate) fn caller_of(shared: &Shared, token: &str) -> Result<Caller, HttpResponse> {
     let st = shared.lock();
     let now = st.now();
     let Some(record) = st.access_tokens.get(token) else {

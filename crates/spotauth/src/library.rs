@@ -206,7 +206,6 @@ impl Spotauth {
     /// # Errors
     /// [`Error::Store`].
     pub async fn present(&self) -> Result<Vec<RoomMember>, Error> {
-        let page = PageRequest::new(0, PageRequest::MAX_LIMIT).map_err(|e| Error::Other(e.to_string()))?;
-        Ok(self.room.members(page).await?.0)
+        Ok(self.room.members(PageRequest::largest(0)).await?.0)
     }
 }

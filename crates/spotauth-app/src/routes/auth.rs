@@ -124,10 +124,9 @@ pub async fn callback(
 /// Someone arrived or left: the room's pages re-read who is here. Best effort: the login or
 /// logout itself is done, and the pages' polling fallback catches up if this fails.
 async fn room_changed(state: &AppState) {
-    if let Err(e) = state.room.changed().await {
+    if let Err(e) = state.room_changed().await {
         tracing::warn!(error = %e, "could not tell the room about an arrival or departure");
     }
-    state.feed.refresh(&state.room).await;
 }
 
 /// 303 to `FRONTEND_URL?error=CODE[&retryAfter=SECONDS]`, clearing the login cookie.

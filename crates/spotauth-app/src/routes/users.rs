@@ -59,7 +59,6 @@ pub async fn set_active(
     let Auth(auth) = auth?;
     let user = state.service.set_active(&auth, body.is_active).await.map_err(Problem::from)?;
     // The room shows (or stops showing, and controlling) this person: pages re-read the list.
-    state.room.changed().await.map_err(Problem::from)?;
-    state.feed.refresh(&state.room).await;
+    state.room_changed().await.map_err(Problem::from)?;
     Ok(HttpResponse::Ok().json(UserDto::from(&user)))
 }

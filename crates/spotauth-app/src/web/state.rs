@@ -11,7 +11,7 @@ use super::{Cookies, TrustedOrigins, TrustedProxies};
 use crate::rate_limit::Throttle;
 use crate::room_feed::RoomFeed;
 use crate::routes::BrowserConfig;
-use spotauth_domain::room::RoomService;
+use spotauth_domain::room::{RoomError, RoomService};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -43,6 +43,16 @@ pub struct AppState {
     pub room: Arc<RoomService>,
     /// The room's version on this instance, for the event streams.
     pub feed: Arc<RoomFeed>,
+}
+
+impl AppState {
+    /// Someone arrived, left or changed how they show: record it and tell this instance's
+    /// event streams at once.
+    pub async fn room_changed(&self) -> Result<(), RoomError> {
+        self.room.changed().await?;
+        self.feed.refresh(&self.room).await;
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for AppState {
