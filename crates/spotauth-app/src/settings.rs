@@ -125,6 +125,8 @@ pub struct RawSettings {
     room_player_stale_secs: Option<String>,
     room_concurrency: Option<String>,
     room_events_poll_ms: Option<String>,
+    session_cache_staleness_ms: Option<String>,
+    session_cache_capacity: Option<String>,
     metrics_addr: Option<String>,
     dev_allow_remote: Option<String>,
 }
@@ -189,6 +191,24 @@ pub struct Settings {
     pub room_events_poll: Duration,
     /// Where `/metrics` is served instead of the public address (`METRICS_ADDR`).
     pub metrics_addr: Option<SocketAddr>,
+    /// The in-memory session cache (`SESSION_CACHE_STALENESS_MS`, `SESSION_CACHE_CAPACITY`).
+    pub cache: CacheConfig,
+}
+
+/// The session cache's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Longest a change made on another instance may go unseen here; zero is strict mode
+    /// (no cache: every request reads the database).
+    pub staleness: Duration,
+    /// Most sessions kept in memory.
+    pub capacity: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { staleness: Duration::from_secs(1), capacity: 100_000 }
+    }
 }
 
 /// Spotify's Web Playback SDK script.
@@ -462,6 +482,21 @@ impl Settings {
             Some(ms) => Duration::from_millis(number(&ms, "ROOM_EVENTS_POLL_MS")?.clamp(100, 60_000)),
             None => Duration::from_secs(1),
         };
+        let mut cache = CacheConfig::default();
+        if let Some(ms) = raw.session_cache_staleness_ms {
+            let ms = number(&ms, "SESSION_CACHE_STALENESS_MS")?;
+            if ms > 60_000 {
+                return Err(SettingsError("SESSION_CACHE_STALENESS_MS must be at most 60000 (0 = strict mode)".into()));
+            }
+            cache.staleness = Duration::from_millis(ms);
+        }
+        if let Some(n) = raw.session_cache_capacity {
+            let n = number(&n, "SESSION_CACHE_CAPACITY")?;
+            if !(1..=10_000_000).contains(&n) {
+                return Err(SettingsError("SESSION_CACHE_CAPACITY must be between 1 and 10000000".into()));
+            }
+            cache.capacity = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         let metrics_addr = match nonempty(raw.metrics_addr) {
             Some(a) => Some(
                 a.trim()
@@ -531,6 +566,7 @@ impl Settings {
             room,
             room_events_poll,
             metrics_addr,
+            cache,
         })
     }
 
@@ -858,7 +894,7 @@ mod tests {
         /// A refused value of any numeric or boolean setting is named by the setting, on one
         /// line, and never echoed (it may be a secret pasted into the wrong variable).
         #[test]
-        fn refused_values_are_never_echoed(value in "[a-zA-Z!@#%^&*+=~][ -~]{5,40}", pick in 0usize..8) {
+        fn refused_values_are_never_echoed(value in "[a-zA-Z!@#%^&*+=~][ -~]{5,40}", pick in 0usize..9) {
             let names = [
                 "SESSION_IDLE_TIMEOUT_SECS",
                 "SESSION_ROTATION_GRACE_SECS",
@@ -867,6 +903,7 @@ mod tests {
                 "RATE_LIMIT_PER_CLIENT_BURST",
                 "DB_POOL_SIZE",
                 "COOKIE_SECURE",
+                "SESSION_CACHE_STALENESS_MS",
                 "RATE_LIMITS",
             ];
             let name = names[pick];

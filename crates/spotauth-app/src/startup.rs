@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
@@ -10,8 +11,9 @@ use std::time::Duration;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use spotauth_cache::{CacheSettings, SessionCache, Stores};
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests, TokenKeyring};
-use spotauth_domain::ports::{Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher};
+use spotauth_domain::ports::{ChangeFeed, Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher};
 use spotauth_domain::room::{RoomPorts, RoomService, SpotifyPlayerPort};
 use spotauth_domain::service::{AuthPorts, AuthService};
 use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};
@@ -43,6 +45,8 @@ pub struct Application {
     /// `/metrics` alone on `METRICS_ADDR`, when set.
     metrics: Option<(u16, Server)>,
     tasks: Vec<Task>,
+    /// The session cache, when not in strict mode: its queued writes are flushed at shutdown.
+    cache: Option<Arc<SessionCache>>,
 }
 
 /// How long the room's change records are kept (only the latest matters; the rest is history).
@@ -106,8 +110,22 @@ impl Application {
         let player: Arc<dyn SpotifyPlayerPort> = spotify.clone();
         let profile: Arc<dyn SpotifyProfilePort> = spotify;
 
-        let Repositories { users, tokens, sessions, flows, rate_limits, players, health } =
+        let Repositories { users, tokens, sessions, flows, rate_limits, players, health, changes } =
             open_store(&settings).await?;
+        let stores = Stores { users, tokens, sessions, players };
+        let (cache, Stores { users, tokens, sessions, players }) = match settings.cache.staleness.is_zero() {
+            true => (None, stores),
+            false => {
+                let cache_settings = CacheSettings {
+                    staleness: settings.cache.staleness,
+                    capacity: settings.cache.capacity,
+                    // One process owns an SQLite file; MySQL is shared by every instance.
+                    shared: matches!(settings.database, Database::Mysql(_)),
+                };
+                let (cache, stores) = SessionCache::wrap(stores, cache_settings);
+                (Some(cache), stores)
+            }
+        };
         if !settings.spotify_missing.is_empty() {
             tracing::warn!(
                 "{} not set: login answers 503 spotify_not_configured (development mode; `cargo xtask dev` runs the Spotify emulator)",
@@ -170,6 +188,7 @@ impl Application {
                 }
             }
         }));
+        tasks.extend(cache_tasks(cache.clone(), changes, settings.housekeeping_interval));
         if settings.proactive.enabled && settings.spotify_missing.is_empty() {
             let sessions = settings.policy.session;
             tasks.push(proactive::spawn(token_service, refresh_metrics.clone(), settings.proactive.settings, sessions));
@@ -189,8 +208,9 @@ impl Application {
             room_page: settings.room_page,
             room,
             feed,
+            cache: cache.clone(),
         };
-        Self::serve(state, listener, metrics_listener, tasks)
+        Self::serve(state, listener, metrics_listener, tasks, cache)
     }
 
     fn serve(
@@ -198,6 +218,7 @@ impl Application {
         listener: TcpListener,
         metrics_listener: Option<TcpListener>,
         tasks: Vec<Task>,
+        cache: Option<Arc<SessionCache>>,
     ) -> Result<Self, StartupError> {
         let port = listener.local_addr().map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?.port();
         let spotify_configured = state.spotify_missing.is_empty();
@@ -256,7 +277,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError(format!("BIND_ADDR: {e}")))?
         .run();
-        Ok(Application { port, server, metrics, tasks })
+        Ok(Application { port, server, metrics, tasks, cache })
     }
 
     /// The bound port.
@@ -283,8 +304,72 @@ impl Application {
         for task in self.tasks {
             task.shutdown().await;
         }
+        if let Some(cache) = self.cache
+            && let Err(e) = cache.flush_touches().await
+        {
+            tracing::warn!(error = %e, "last-active times not written at shutdown");
+        }
         served
     }
+}
+
+/// How often queued last-active times are written (they only need minute precision: the
+/// idle timeout is counted in hours, and `touch` is asked at most once a minute per session).
+const TOUCH_FLUSH: Duration = Duration::from_secs(5);
+
+/// The session cache's background work: following the journal about four times per staleness
+/// bound (shared stores only), writing queued last-active times, and purging the journal (on
+/// every instance, cached or strict: the writes journal either way) through the head seen one
+/// housekeeping interval earlier.
+fn cache_tasks(cache: Option<Arc<SessionCache>>, changes: Arc<dyn ChangeFeed>, housekeeping: Duration) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    if let Some(cache) = cache {
+        if cache.settings().shared {
+            let (follow, feed) = (cache.clone(), changes.clone());
+            let failing = Arc::new(AtomicBool::new(false));
+            let every = (cache.settings().staleness / 4).max(Duration::from_millis(10));
+            tasks.push(Task::every(every, move || {
+                let (cache, feed, failing) = (follow.clone(), feed.clone(), failing.clone());
+                async move {
+                    match cache.follow_journal(feed.as_ref()).await {
+                        Ok(_) if failing.swap(false, Ordering::Relaxed) => {
+                            tracing::info!("change journal readable again: cached sessions served")
+                        }
+                        Ok(_) => {}
+                        Err(e) if !failing.swap(true, Ordering::Relaxed) => {
+                            tracing::warn!(error = %e, "change journal unreadable: every request reads the database")
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }));
+        }
+        tasks.push(Task::every(TOUCH_FLUSH, move || {
+            let cache = cache.clone();
+            async move {
+                if let Err(e) = cache.flush_touches().await {
+                    tracing::warn!(error = %e, "last-active times not written; kept for the next try");
+                }
+            }
+        }));
+    }
+    let seen = Arc::new(AtomicU64::new(0));
+    tasks.push(Task::every(housekeeping, move || {
+        let (changes, seen) = (changes.clone(), seen.clone());
+        async move {
+            let through = seen.load(Ordering::Relaxed);
+            if through > 0 {
+                match changes.purge_through(through).await {
+                    Ok(n) => tracing::debug!(rows = n, "change journal purged"),
+                    Err(e) => tracing::warn!(error = %e, "change journal not purged"),
+                }
+            }
+            if let Ok(head) = changes.head().await {
+                seen.store(head, Ordering::Relaxed);
+            }
+        }
+    }));
+    tasks
 }
 
 /// The repositories on the chosen store: MySQL/PlanetScale when `DATABASE_URL` is set, else

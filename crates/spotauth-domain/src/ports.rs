@@ -262,8 +262,53 @@ pub trait UserRepository: Send + Sync + 'static {
     /// as written. MUST return `NotFound` for an unknown id.
     async fn record_subscription(&self, id: UserId, subscription: Subscription) -> Result<User, RepoError>;
 
-    /// Sets `last_active`. MUST return `NotFound` for an unknown id.
+    /// Sets `last_active`. MUST return `NotFound` for an unknown id. A caching adapter MAY
+    /// record it and write it later with [`Self::touch_many`].
     async fn touch(&self, id: UserId, now: Timestamp) -> Result<(), RepoError>;
+
+    /// Sets `last_active` to `now` on each of these users whose `last_active` is earlier;
+    /// unknown ids are skipped. Returns how many rows changed.
+    async fn touch_many(&self, ids: &[UserId], now: Timestamp) -> Result<u64, RepoError>;
+}
+
+/// How current a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// An answer at most the deployment's staleness bound old is good enough: what accepting a
+    /// request needs (a cache MAY answer).
+    Cached,
+    /// The database's answer: what every refusal, revocation and write decision needs.
+    Latest,
+}
+
+/// One entry of the change journal: a write that changed what a request of `user` sees (their
+/// sessions, profile, opt-out, stored tokens), recorded by the store in the same transaction as
+/// the write. App instances that keep sessions in memory read the journal to forget them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// Its position; positions grow with time, but a later position MAY commit (become
+    /// visible) a moment before an earlier one, and a position MAY be skipped (a write rolled
+    /// back).
+    pub seq: u64,
+    /// Whose view changed.
+    pub user: UserId,
+}
+
+/// The change journal, shared by every instance through the database.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// The largest position written so far; 0 when the journal is empty. `Unavailable` when
+    /// the store cannot answer.
+    async fn head(&self) -> Result<u64, RepoError>;
+
+    /// The changes after position `after`, by position, at most `limit`, in ONE statement.
+    /// MUST return an empty list, not an error, when there are none.
+    async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<Change>, RepoError>;
+
+    /// Deletes the changes at or before `through`, always keeping the largest one (the
+    /// position counter must not restart below it). Returns how many rows went.
+    async fn purge_through(&self, through: u64) -> Result<u64, RepoError>;
 }
 
 /// A user's stored Spotify tokens, the refresh lease that serializes refreshes across
@@ -357,7 +402,10 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// one read: the hot path of every authenticated request. MUST return `Ok(None)` when no
     /// session has this id, and `owner: None` when its user row is gone; the user as
     /// `UserRepository::get` and the tokens as `TokenRepository::load_tokens` would return them.
-    async fn load_view(&self, id: SessionId) -> Result<Option<SessionView>, RepoError>;
+    /// With [`Freshness::Latest`] it MUST read the database; with [`Freshness::Cached`] an
+    /// adapter MAY answer from memory a view at most its staleness bound old (see
+    /// docs/design/session-tokens.md), and MUST read the database otherwise.
+    async fn load_view(&self, id: SessionId, freshness: Freshness) -> Result<Option<SessionView>, RepoError>;
 
     /// Rotation: replaces the token-id hash `expected` by `new` (whose token expires at
     /// `token_expires_at`), keeps `expected` as the previous hash with `rotated_at = now` (the
@@ -374,8 +422,14 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> Result<Session, RepoError>;
 
     /// Sets `last_active`. MUST return `Ok(())` for a revoked session (no effect) and `NotFound`
-    /// for an unknown id.
+    /// for an unknown id. A caching adapter MAY record it and write it later with
+    /// [`Self::touch_many`] (last-active times are coalesced, not written per request).
     async fn touch(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError>;
+
+    /// Sets `last_active` to `now` on each of these sessions whose `last_active` is earlier, in
+    /// as few statements as the store allows; unknown ids are skipped. Returns how many rows
+    /// changed.
+    async fn touch_many(&self, ids: &[SessionId], now: Timestamp) -> Result<u64, RepoError>;
 
     /// Revokes one session. Idempotent: MUST return `Ok(())` when already revoked or unknown.
     async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError>;

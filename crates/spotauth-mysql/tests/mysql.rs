@@ -15,13 +15,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection, RunQueryDsl};
+use spotauth_domain::ports::Freshness;
 use spotauth_domain::user::{PremiumStatus, Subscription};
 use spotauth_mysql::{DatabaseUrl, MysqlStore, PoolSettings, Repositories, StoreError};
 use spotauth_testkit::contract::{RawBytes, new_user};
 use spotauth_testkit::{StoreFixture, TestDb};
 
 /// Every migration in `migrations/mysql`.
-const MIGRATION_COUNT: usize = 7;
+const MIGRATION_COUNT: usize = 8;
 /// Every table the migrations create.
 const TABLES: &str = "('spotify_users','user_sessions','oauth_login_flows','spotify_rate_limits')";
 
@@ -236,7 +237,7 @@ mod unix_millis_migration {
             }
         })
         .await;
-        assert_eq!(db.store.pending_migrations().await.unwrap().len(), 3, "only the conversion and later are pending");
+        assert_eq!(db.store.pending_migrations().await.unwrap().len(), 4, "only the conversion and later are pending");
     }
 
     /// User 1 connected (with a live refresh lease), user 2 disconnected and inactive with an
@@ -367,10 +368,10 @@ mod unix_millis_migration {
             meta: SessionMeta { user_agent: Some("Mozilla/5.0".into()), ip_address: Some("192.0.2.1".into()) },
         };
         assert_eq!(
-            r.sessions.load_view(sid(1)).await.unwrap(),
+            r.sessions.load_view(sid(1), Freshness::Latest).await.unwrap(),
             Some(SessionView { session: s1, owner: Some(SessionOwner { user: u1, tokens: Some(tokens1) }) })
         );
-        let s2 = r.sessions.load_view(sid(2)).await.unwrap().unwrap().session;
+        let s2 = r.sessions.load_view(sid(2), Freshness::Latest).await.unwrap().unwrap().session;
         assert_eq!((s2.created_at, s2.last_active, s2.expires_at, s2.revoked_at), (t(17), t(18), t(19), Some(t(20))));
 
         assert_eq!(r.rate_limits.backoff_until("client-a").await.unwrap(), Some(t(26)));
@@ -453,15 +454,16 @@ mod unix_millis_migration {
             [
                 "2026-12-01-000005_times_as_unix_millis",
                 "2026-12-03-000006_rotation_grace_and_login_clients",
-                "2026-12-03-000007_room_players_and_changes"
+                "2026-12-03-000007_room_players_and_changes",
+                "2026-12-04-000008_auth_changes"
             ]
         );
         let r = db.store.repositories();
         check_rows_read_back(&r).await;
 
-        // Down (000007, 000006, then the conversion) and up again: no value moves.
+        // Down (000008, 000007, 000006, then the conversion) and up again: no value moves.
         harness(&db, |conn| {
-            for _ in 0..3 {
+            for _ in 0..4 {
                 conn.revert_last_migration(MIGRATIONS).map(|_| ()).unwrap();
             }
         })

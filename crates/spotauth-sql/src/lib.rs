@@ -5,7 +5,8 @@
 //! types and their conversions into domain values, the changesets and queries, one error
 //! classification ([`classify`]), and ONE implementation of the domain's five storage ports
 //! (`UserRepository`, `TokenRepository`, `SessionRepository`, `LoginFlowRepository`,
-//! `RateLimitRepository`) as [`SqlStore`], plus [`StoreHealth`] for readiness probes.
+//! `RateLimitRepository`) as [`SqlStore`], with the change journal (`ChangeFeed`) every write
+//! that changes a user's view records in its own transaction,, plus [`StoreHealth`] for readiness probes.
 //!
 //! ## How one implementation runs on two backends
 //!
@@ -26,6 +27,7 @@
 //! differs: connecting, pooling, TLS, the transaction policy, migrations, and reading their
 //! backend's unique-violation messages.
 
+mod changes;
 mod conn;
 mod error;
 mod flows;

@@ -144,7 +144,7 @@ impl TokenRow {
 #[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
 pub(crate) struct SessionRow {
     id: String,
-    user_id: String,
+    pub(crate) user_id: String,
     token_id_hash: Vec<u8>,
     created_at: i64,
     last_active: i64,

@@ -85,3 +85,10 @@ diesel::table! {
         changed_at -> BigInt,
     }
 }
+
+diesel::table! {
+    auth_changes (id) {
+        id -> BigInt,
+        user_id -> Text,
+    }
+}

@@ -4,12 +4,14 @@ use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use spotauth_domain::ids::{SessionId, UserId};
-use spotauth_domain::ports::{RepoError, SessionRepository, UniqueKey};
+use spotauth_domain::ports::{Freshness, RepoError, SessionRepository, UniqueKey};
 use spotauth_domain::session::{LiveAfter, NewSession, Session, SessionOwner, SessionView, TokenIdHash};
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::User;
 
+use crate::changes::journal;
 use crate::conn::{AnyConn, Connections, each_backend};
+use crate::users::TOUCH_CHUNK;
 use crate::error::is_unique_violation;
 use crate::queries::session_live;
 use crate::rows::{NewSessionRow, SessionRow, TokenRow, UserRow};
@@ -52,7 +54,7 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
         session(row)
     }
 
-    async fn load_view(&self, id: SessionId) -> Result<Option<SessionView>, RepoError> {
+    async fn load_view(&self, id: SessionId, _: Freshness) -> Result<Option<SessionView>, RepoError> {
         let id = id.to_string();
         let row: Option<(SessionRow, Option<UserRow>, Option<TokenRow>)> = self
             .read(move |mut conn| {
@@ -113,7 +115,11 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
                     ))
                     .execute(c)
                     .await)?;
-                    Ok((matched, session_row(&mut conn, &id).await?))
+                    let row = session_row(&mut conn, &id).await?;
+                    if let Some(row) = row.as_ref().filter(|_| matched > 0) {
+                        journal(&mut conn, &row.user_id).await?;
+                    }
+                    Ok((matched, row))
                 })
             })
             .await?;
@@ -140,17 +146,45 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
         if matched == 0 { Err(RepoError::NotFound) } else { Ok(()) }
     }
 
+    async fn touch_many(&self, ids: &[SessionId], now: Timestamp) -> Result<u64, RepoError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let at = now.unix_millis();
+        let mut changed = 0u64;
+        for chunk in ids.chunks(TOUCH_CHUNK) {
+            let chunk = chunk.to_vec();
+            changed += self
+                .write_one(move |mut conn| {
+                    Box::pin(async move {
+                        let n = each_backend!(&mut conn, |c| diesel::update(
+                            s::user_sessions.filter(s::id.eq_any(&chunk)).filter(s::last_active.lt(at))
+                        )
+                        .set(s::last_active.eq(at))
+                        .execute(c)
+                        .await)?;
+                        Ok(n as u64)
+                    })
+                })
+                .await?;
+        }
+        Ok(changed)
+    }
+
     async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {
         let id = id.to_string();
-        self.write_one(move |mut conn| {
+        self.write(move |mut conn| {
             Box::pin(async move {
                 // Only a live session: the first revocation time is kept.
-                each_backend!(&mut conn, |c| diesel::update(
+                let revoked = each_backend!(&mut conn, |c| diesel::update(
                     s::user_sessions.find(&id).filter(s::revoked_at.is_null())
                 )
                 .set(s::revoked_at.eq(now.unix_millis()))
                 .execute(c)
                 .await)?;
+                if revoked > 0
+                    && let Some(row) = session_row(&mut conn, &id).await?
+                {
+                    journal(&mut conn, &row.user_id).await?;
+                }
                 Ok(())
             })
         })
@@ -168,10 +202,13 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
                     let of_user = || s::user_sessions.filter(s::user_id.eq(&user_id)).filter(s::revoked_at.is_null());
                     let live_ones: i64 =
                         each_backend!(&mut conn, |c| of_user().filter(session_live(live)).count().get_result(c).await)?;
-                    each_backend!(&mut conn, |c| diesel::update(of_user())
+                    let revoked = each_backend!(&mut conn, |c| diesel::update(of_user())
                         .set(s::revoked_at.eq(live.at.unix_millis()))
                         .execute(c)
                         .await)?;
+                    if revoked > 0 {
+                        journal(&mut conn, &user_id).await?;
+                    }
                     Ok(live_ones)
                 })
             })

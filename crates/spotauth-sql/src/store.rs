@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use diesel_async::RunQueryDsl;
 use spotauth_domain::ports::{
-    LoginFlowRepository, RateLimitRepository, RepoError, SessionRepository, TokenRepository, UniqueKey, UserRepository,
+    ChangeFeed, LoginFlowRepository, RateLimitRepository, RepoError, SessionRepository, TokenRepository, UniqueKey, UserRepository,
 };
 use spotauth_domain::room::PlayerRepository;
 
@@ -38,6 +38,8 @@ pub struct Repositories {
     pub rate_limits: Arc<dyn RateLimitRepository>,
     /// The room's players and version.
     pub players: Arc<dyn PlayerRepository>,
+    /// The change journal, for instances that cache sessions.
+    pub changes: Arc<dyn ChangeFeed>,
     /// Readiness.
     pub health: Arc<dyn StoreHealth>,
 }
@@ -87,6 +89,7 @@ impl<C: Connections> SqlStore<C> {
             flows: self.clone(),
             rate_limits: self.clone(),
             players: self.clone(),
+            changes: self.clone(),
             health: self.clone(),
         }
     }

@@ -12,6 +12,7 @@ use spotauth_domain::session::LiveAfter;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::token::{RefreshedTokens, StoredTokens, TokenVersion};
 
+use crate::changes::journal;
 use crate::conn::{Connections, each_backend};
 use crate::queries::{guarded, has_live_session, lease_cleared, tokens_deleted, user_exists};
 use crate::rows::{RefreshChanges, TokenRow, corrupt, version_to_db};
@@ -47,7 +48,7 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
         let next = TokenVersion(expected.0.checked_add(1).ok_or_else(|| corrupt("token_version"))?);
         let changes = RefreshChanges::from(tokens);
         let id = id.to_string();
-        self.write_one(move |mut conn| {
+        self.write(move |mut conn| {
             Box::pin(async move {
                 // Guarded by the version, and by the refresh token still being there: a refresh
                 // that raced a disconnect never resurrects tokens.
@@ -60,6 +61,9 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
                 .set((&changes, u::token_version.eq(u::token_version + 1i64)))
                 .execute(c)
                 .await)?;
+                if matched > 0 {
+                    journal(&mut conn, &id).await?;
+                }
                 guarded(&mut conn, matched, &id).await
             })
         })
@@ -70,7 +74,7 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
     async fn mark_reauth_required(&self, id: UserId, expected: TokenVersion) -> Result<(), RepoError> {
         let expected = version_to_db(expected)?;
         let id = id.to_string();
-        self.write_one(move |mut conn| {
+        self.write(move |mut conn| {
             Box::pin(async move {
                 let matched = each_backend!(&mut conn, |c| diesel::update(
                     u::spotify_users.find(&id).filter(u::token_version.eq(expected))
@@ -78,6 +82,9 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
                 .set((u::reauth_required.eq(true), u::token_version.eq(u::token_version + 1i64)))
                 .execute(c)
                 .await)?;
+                if matched > 0 {
+                    journal(&mut conn, &id).await?;
+                }
                 guarded(&mut conn, matched, &id).await
             })
         })
@@ -86,13 +93,17 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
 
     async fn delete_tokens(&self, id: UserId) -> Result<(), RepoError> {
         let id = id.to_string();
-        self.write_one(move |mut conn| {
+        self.write(move |mut conn| {
             Box::pin(async move {
                 let matched = each_backend!(&mut conn, |c| diesel::update(u::spotify_users.find(&id))
                     .set(tokens_deleted())
                     .execute(c)
                     .await)?;
-                if matched == 0 { Err(RepoError::NotFound.into()) } else { Ok(()) }
+                if matched == 0 {
+                    return Err(RepoError::NotFound.into());
+                }
+                journal(&mut conn, &id).await?;
+                Ok(())
             })
         })
         .await

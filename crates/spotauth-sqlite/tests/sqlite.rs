@@ -106,8 +106,8 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "owner-only database file");
     assert_eq!(store.path(), file);
     let embedded = SqliteStore::embedded_migrations().unwrap();
-    assert_eq!(embedded.len(), 6);
-    assert_eq!(store.migrations_applied_at_open().len(), 6, "{:?}", store.migrations_applied_at_open());
+    assert_eq!(embedded.len(), 7);
+    assert_eq!(store.migrations_applied_at_open().len(), 7, "{:?}", store.migrations_applied_at_open());
     store.ping().await.unwrap();
     let health = store.repositories().health;
     health.ping().await.unwrap();

@@ -17,7 +17,7 @@ use spotauth_domain::login::{
     ClientKey, ConsumeOutcome, LoginFlow, NewLoginFlow, PendingLogins, ReturnTo, StateDigest,
 };
 use spotauth_domain::ports::{
-    Digests, LeaseOutcome, LoginUpdate, NewUser, RepoError, SessionRepository, TokenCipher, UniqueKey,
+    Digests, Freshness, LeaseOutcome, LoginUpdate, NewUser, RepoError, SessionRepository, TokenCipher, UniqueKey,
 };
 use spotauth_domain::secret::OAuthState;
 use spotauth_domain::session::{
@@ -232,7 +232,7 @@ fn uid(n: u8) -> UserId {
 
 /// The session as stored (`load_view` without its owner).
 async fn session_of(s: &Arc<dyn SessionRepository>, id: SessionId) -> Option<Session> {
-    s.load_view(id).await.unwrap().map(|v| v.session)
+    s.load_view(id, Freshness::Latest).await.unwrap().map(|v| v.session)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1020,14 +1020,14 @@ pub async fn session_load_view_reads_the_owner_in_one_call<F: StoreFixture>(f: &
     let live = sessions.create(new_session(1, 1)).await.unwrap();
     let orphan = sessions.create(new_session(2, 9)).await.unwrap();
     assert_eq!(
-        sessions.load_view(live.id).await.unwrap(),
+        sessions.load_view(live.id, Freshness::Latest).await.unwrap(),
         Some(SessionView { session: live.clone(), owner: Some(SessionOwner { user: owner.clone(), tokens }) })
     );
-    assert_eq!(sessions.load_view(orphan.id).await.unwrap(), Some(SessionView { session: orphan, owner: None }));
-    assert_eq!(sessions.load_view(SessionId::from_bytes([7; 16])).await.unwrap(), None);
+    assert_eq!(sessions.load_view(orphan.id, Freshness::Latest).await.unwrap(), Some(SessionView { session: orphan, owner: None }));
+    assert_eq!(sessions.load_view(SessionId::from_bytes([7; 16]), Freshness::Latest).await.unwrap(), None);
     sessions.revoke(live.id, NOW).await.unwrap();
     token_store.delete_tokens(owner.id).await.unwrap();
-    let view = sessions.load_view(live.id).await.unwrap().unwrap();
+    let view = sessions.load_view(live.id, Freshness::Latest).await.unwrap().unwrap();
     assert_eq!(view.session.revoked_at, Some(NOW));
     let now_owner = view.owner.unwrap();
     assert_eq!(Some(now_owner.user), users.get(owner.id).await.unwrap());

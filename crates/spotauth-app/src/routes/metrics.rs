@@ -66,5 +66,33 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "End of the current Spotify rate-limit backoff known to this instance (Unix seconds; 0 if none).",
         &[("", m.backoff_until_ms / 1000)],
     );
+    if let Some(cache) = &state.cache {
+        let s = cache.stats();
+        family(
+            "spotauth_session_cache_reads_total",
+            "counter",
+            "Session reads of the request path, by where they were answered.",
+            &[("{from=\"memory\"}", c(s.hits)), ("{from=\"database\"}", c(s.misses))],
+        );
+        family("spotauth_session_cache_sessions", "gauge", "Sessions held in memory.", &[("", c(s.sessions))]);
+        family(
+            "spotauth_session_cache_forgotten_total",
+            "counter",
+            "Users whose cached sessions were dropped after a write (here or on another instance).",
+            &[("", c(s.forgotten))],
+        );
+        family(
+            "spotauth_session_cache_journal_failures_total",
+            "counter",
+            "Reads of the change journal that failed (the database unreachable).",
+            &[("", c(s.journal_failures))],
+        );
+        family(
+            "spotauth_session_cache_touches_pending",
+            "gauge",
+            "Last-active times queued and not yet written.",
+            &[("", c(s.touches_pending))],
+        );
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use spotauth_cache::SessionCache;
 use spotauth_domain::service::AuthService;
 use spotauth_runtime::RefreshMetrics;
 use spotauth_sql::StoreHealth;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub room: Arc<RoomService>,
     /// The room's version on this instance, for the event streams.
     pub feed: Arc<RoomFeed>,
+    /// The session cache (`None` in strict mode), for `/metrics`.
+    pub cache: Option<Arc<SessionCache>>,
 }
 
 impl AppState {

@@ -1,7 +1,7 @@
 //! App sessions: issuing, authenticating, rotating, logging out, and purging what ended.
 
 use crate::ids::{TokenId, UserId};
-use crate::ports::{RepoError, SessionTokenError};
+use crate::ports::{Freshness, RepoError, SessionTokenError};
 use crate::secret::SessionToken;
 use crate::session::{NewSession, Session, SessionClaims, SessionMeta, SessionOwner, SessionView, TokenIdHash};
 use crate::time::Timestamp;
@@ -46,6 +46,13 @@ pub struct RefreshedSession {
     pub issued: IssuedSession,
     /// A valid Spotify access token for the user (whatever their plan), or why there is none.
     pub token: Result<ServedToken, AuthError>,
+}
+
+/// What [`AuthService::judge`] made of a view: let the request in, or refuse it (and whether
+/// the refusal revokes the session: a timeout or a reused token).
+enum Verdict {
+    Accept(Box<Authenticated>),
+    Refuse(Unauthenticated, bool),
 }
 
 /// What one housekeeping pass deleted.
@@ -127,34 +134,59 @@ impl AuthService {
         Ok(self.verify_session(token).await?.0)
     }
 
-    /// [`Self::authenticate`], also returning the verified claims.
+    /// [`Self::authenticate`], also returning the verified claims. A view the store answers from
+    /// memory (at most its staleness bound old) may only let a request in: every refusal, and
+    /// the revocation a refusal may bring, is decided on the database's latest view.
     async fn verify_session(&self, token: &str) -> Result<(Authenticated, SessionClaims), AuthError> {
         let now = self.ports.clock.now();
         let claims = self.ports.codec.verify(token, now).map_err(Unauthenticated::Token)?;
-        let SessionView { session, owner } =
-            self.ports.sessions.load_view(claims.session_id).await?.ok_or(Unauthenticated::UnknownSession)?;
+        let cached = self.ports.sessions.load_view(claims.session_id, Freshness::Cached).await?;
+        let verdict = match self.judge(cached, &claims, now) {
+            Verdict::Accept(auth) => Verdict::Accept(auth),
+            Verdict::Refuse(..) => {
+                let latest = self.ports.sessions.load_view(claims.session_id, Freshness::Latest).await?;
+                self.judge(latest, &claims, now)
+            }
+        };
+        let auth = match verdict {
+            Verdict::Accept(auth) => auth,
+            Verdict::Refuse(reason, revoke) => {
+                if revoke {
+                    self.ports.sessions.revoke(claims.session_id, now).await?;
+                }
+                return Err(reason.into());
+            }
+        };
+        if now.since(auth.session.last_active) >= self.policy.session.touch_interval {
+            self.ports.sessions.touch(auth.session.id, now).await?;
+            self.ports.users.touch(auth.user.id, now).await?;
+        }
+        Ok((*auth, claims))
+    }
+
+    /// The rules a session must pass, on one view of it: revoked, timed out, reused.
+    fn judge(&self, view: Option<SessionView>, claims: &SessionClaims, now: Timestamp) -> Verdict {
+        let Some(SessionView { session, owner }) = view else {
+            return Verdict::Refuse(Unauthenticated::UnknownSession, false);
+        };
         if session.user_id != claims.user_id {
-            return Err(Unauthenticated::UnknownSession.into());
+            return Verdict::Refuse(Unauthenticated::UnknownSession, false);
         }
         if session.revoked_at.is_some() {
-            return Err(Unauthenticated::Revoked.into());
+            return Verdict::Refuse(Unauthenticated::Revoked, false);
         }
         if !session.is_live(self.policy.session.live_after(now)) {
-            self.ports.sessions.revoke(session.id, now).await?;
-            return Err(Unauthenticated::Expired.into());
+            return Verdict::Refuse(Unauthenticated::Expired, true);
         }
         let presented = self.ports.digests.token_id(&claims.token_id);
         let superseded = presented != session.token_id_hash;
         if superseded && !self.within_grace(&session, &presented, now) {
-            self.ports.sessions.revoke(session.id, now).await?;
-            return Err(Unauthenticated::Reused.into());
+            return Verdict::Refuse(Unauthenticated::Reused, true);
         }
-        let SessionOwner { user, tokens } = owner.ok_or(Unauthenticated::UnknownSession)?;
-        if now.since(session.last_active) >= self.policy.session.touch_interval {
-            self.ports.sessions.touch(session.id, now).await?;
-            self.ports.users.touch(user.id, now).await?;
-        }
-        Ok((Authenticated { user, session, tokens, superseded }, claims))
+        let Some(SessionOwner { user, tokens }) = owner else {
+            return Verdict::Refuse(Unauthenticated::UnknownSession, false);
+        };
+        Verdict::Accept(Box::new(Authenticated { user, session, tokens, superseded }))
     }
 
     /// Whether `presented` is the token rotated out last, less than the grace window ago.
@@ -183,7 +215,7 @@ impl AuthService {
                 Ok(session) => session,
                 // A concurrent rotation of the same token won; it rotated to the same successor.
                 Err(RepoError::StaleVersion) => {
-                    let view = self.ports.sessions.load_view(auth.session.id).await?;
+                    let view = self.ports.sessions.load_view(auth.session.id, Freshness::Latest).await?;
                     let current = view.map(|v| v.session).ok_or(Unauthenticated::UnknownSession)?;
                     self.current_successor(current, &successor_hash, now).await?
                 }
@@ -227,7 +259,7 @@ impl AuthService {
         }
         match scope {
             LogoutScope::Device => {
-                let view = self.ports.sessions.load_view(claims.session_id).await?;
+                let view = self.ports.sessions.load_view(claims.session_id, Freshness::Latest).await?;
                 let session = view.map(|v| v.session).filter(|s| s.user_id == claims.user_id);
                 let live = session.as_ref().is_some_and(|s| s.is_live(self.policy.session.live_after(now)));
                 // Revoked even when it lapsed on its own, as `revoke_all_for_user` does: a

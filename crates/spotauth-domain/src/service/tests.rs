@@ -229,7 +229,7 @@ async fn code_exchange_without_refresh_token_is_a_protocol_error() {
 #[tokio::test]
 async fn a_rotated_out_token_revokes_the_session() {
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| Ok(Some(live_view(NOW, None))));
+    fx.sessions.expect_load_view().returning(|_, _| Ok(Some(live_view(NOW, None))));
     fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
     let (svc, _) = fx.auth_service();
     let err = svc.authenticate(&token_for(SID, uid(1), TokenId::from_bytes([3; 16]))).await.unwrap_err();
@@ -251,7 +251,7 @@ async fn idle_and_absolute_timeouts_are_enforced_on_the_server() {
     ];
     for (last_active, expires_at) in cases {
         let mut fx = Fixture::new();
-        fx.sessions.expect_load_view().returning(move |_| {
+        fx.sessions.expect_load_view().returning(move |_, _| {
             let mut v = live_view(last_active, None);
             v.session.expires_at = expires_at;
             Ok(Some(v))
@@ -269,7 +269,7 @@ async fn idle_and_absolute_timeouts_are_enforced_on_the_server() {
 async fn a_valid_token_authenticates_and_touches_at_most_once_a_minute() {
     // 10 s after the last touch: no write.
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| Ok(Some(live_view(NOW.minus(Duration::from_secs(10)), None))));
+    fx.sessions.expect_load_view().returning(|_, _| Ok(Some(live_view(NOW.minus(Duration::from_secs(10)), None))));
     fx.sessions.expect_touch().never();
     fx.users.expect_touch().never();
     let (svc, _) = fx.auth_service();
@@ -280,7 +280,7 @@ async fn a_valid_token_authenticates_and_touches_at_most_once_a_minute() {
     // Past the touch interval: exactly one session touch and one user touch, at now.
     let mut fx = Fixture::new();
     let last = NOW.minus(fx.policy.session.touch_interval).minus(Duration::from_secs(1));
-    fx.sessions.expect_load_view().returning(move |_| Ok(Some(live_view(last, None))));
+    fx.sessions.expect_load_view().returning(move |_, _| Ok(Some(live_view(last, None))));
     fx.sessions.expect_touch().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
     fx.users.expect_touch().with(eq(uid(1)), eq(NOW)).times(1).returning(|_, _| Ok(()));
     let (svc, _) = fx.auth_service();
@@ -291,7 +291,7 @@ async fn a_valid_token_authenticates_and_touches_at_most_once_a_minute() {
 #[tokio::test]
 async fn losing_a_concurrent_rotation_counts_as_reuse() {
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| Ok(Some(live_view(NOW, Some(stored(uid(1), 3000, 86400))))));
+    fx.sessions.expect_load_view().returning(|_, _| Ok(Some(live_view(NOW, Some(stored(uid(1), 3000, 86400))))));
     fx.sessions.expect_rotate().times(1).returning(|_, _, _, _, _| Err(RepoError::StaleVersion));
     fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
     fx.tokens.expect_load_tokens().never();
@@ -304,7 +304,7 @@ async fn losing_a_concurrent_rotation_counts_as_reuse() {
 async fn rotation_issues_a_token_with_a_new_id() {
     let tid = TokenId::from_bytes([200; 16]);
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(move |_| {
+    fx.sessions.expect_load_view().returning(move |_, _| {
         let mut v = live_view(NOW, Some(stored(uid(1), 3000, 86400)));
         v.session.token_id_hash = token_hash(&tid);
         Ok(Some(v))
@@ -323,7 +323,7 @@ async fn rotation_issues_a_token_with_a_new_id() {
 #[tokio::test]
 async fn refresh_session_rotates_and_hands_out_the_access_token() {
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().times(1).returning(|_| Ok(Some(live_view(NOW, Some(stored(uid(1), 3000, 86400))))));
+    fx.sessions.expect_load_view().times(1).returning(|_, _| Ok(Some(live_view(NOW, Some(stored(uid(1), 3000, 86400))))));
     expect_rotation(&mut fx.sessions);
     fx.sessions.expect_revoke().never();
     // The token row came with the session and is fresh: no read, no refresh.
@@ -358,7 +358,7 @@ async fn refresh_session_without_an_access_token_still_carries_the_new_session()
     ];
     for (with_session, reread, spotify, want) in cases {
         let mut fx = Fixture::new();
-        fx.sessions.expect_load_view().times(1).returning(move |_| Ok(Some(live_view(NOW, with_session.clone()))));
+        fx.sessions.expect_load_view().times(1).returning(move |_, _| Ok(Some(live_view(NOW, with_session.clone()))));
         expect_rotation(&mut fx.sessions);
         fx.sessions.expect_revoke().never();
         fx.tokens.expect_load_tokens().with(eq(uid(1))).returning(move |_| Ok(reread.clone()));
@@ -403,7 +403,7 @@ async fn log_out_everywhere_disconnects_even_with_an_expired_or_ended_session() 
 #[tokio::test]
 async fn log_out_device_ends_only_a_live_session_and_says_so() {
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| Ok(Some(live_view(NOW, None))));
+    fx.sessions.expect_load_view().returning(|_, _| Ok(Some(live_view(NOW, None))));
     fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
     fx.sessions.expect_revoke_all_for_user().never();
     fx.tokens.expect_delete_tokens().never();
@@ -412,7 +412,7 @@ async fn log_out_device_ends_only_a_live_session_and_says_so() {
     assert_eq!((out.sessions_ended, out.spotify_disconnected), (1, false));
 
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| {
+    fx.sessions.expect_load_view().returning(|_, _| {
         let mut v = live_view(NOW, None);
         v.session.revoked_at = Some(NOW.minus(secs(60)));
         Ok(Some(v))
@@ -425,7 +425,7 @@ async fn log_out_device_ends_only_a_live_session_and_says_so() {
     // A session that lapsed on its own (its token expired) is revoked all the same, so a
     // rotation that verified its token a moment earlier cannot revive it; it was not live.
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| {
+    fx.sessions.expect_load_view().returning(|_, _| {
         let mut v = live_view(NOW, None);
         v.session.token_expires_at = Some(NOW);
         Ok(Some(v))
@@ -489,7 +489,7 @@ fn rotated_view(ago: Duration) -> SessionView {
 #[tokio::test]
 async fn a_token_rotated_out_within_the_grace_window_still_authenticates_and_rotates_to_the_current_one() {
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| Ok(Some(rotated_view(secs(2)))));
+    fx.sessions.expect_load_view().returning(|_, _| Ok(Some(rotated_view(secs(2)))));
     fx.sessions.expect_revoke().never();
     fx.sessions.expect_rotate().never();
     let (svc, _) = fx.auth_service();
@@ -505,7 +505,7 @@ async fn a_token_rotated_out_within_the_grace_window_still_authenticates_and_rot
 async fn past_the_grace_window_a_rotated_out_token_is_reuse() {
     for ago in [secs(5), secs(60)] {
         let mut fx = Fixture::new();
-        fx.sessions.expect_load_view().returning(move |_| Ok(Some(rotated_view(ago))));
+        fx.sessions.expect_load_view().returning(move |_, _| Ok(Some(rotated_view(ago))));
         fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
         let (svc, _) = fx.auth_service();
         let err = svc.authenticate(&token_for(SID, uid(1), TID)).await.unwrap_err();
@@ -514,7 +514,7 @@ async fn past_the_grace_window_a_rotated_out_token_is_reuse() {
     // A grace of zero turns the window off.
     let mut fx = Fixture::new();
     fx.policy.session.rotation_grace = Duration::ZERO;
-    fx.sessions.expect_load_view().returning(|_| Ok(Some(rotated_view(Duration::ZERO))));
+    fx.sessions.expect_load_view().returning(|_, _| Ok(Some(rotated_view(Duration::ZERO))));
     fx.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
     let (svc, _) = fx.auth_service();
     assert!(svc.authenticate(&token_for(SID, uid(1), TID)).await.is_err());
@@ -523,7 +523,7 @@ async fn past_the_grace_window_a_rotated_out_token_is_reuse() {
 #[tokio::test]
 async fn a_token_older_than_the_previous_one_is_reuse_even_within_the_window() {
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().returning(|_| Ok(Some(rotated_view(secs(1)))));
+    fx.sessions.expect_load_view().returning(|_, _| Ok(Some(rotated_view(secs(1)))));
     fx.sessions.expect_revoke().times(1).returning(|_, _| Ok(()));
     let (svc, _) = fx.auth_service();
     let older = TokenId::from_bytes([7; 16]);
@@ -536,7 +536,7 @@ async fn racing_rotations_of_one_token_both_get_the_same_successor() {
     let mut fx = Fixture::new();
     let mut reads = 0;
     // First the session as both requests saw it, then as the winner left it.
-    fx.sessions.expect_load_view().returning(move |_| {
+    fx.sessions.expect_load_view().returning(move |_, _| {
         reads += 1;
         Ok(Some(if reads == 1 {
             live_view(NOW, Some(stored(uid(1), 3000, 86400)))
@@ -627,7 +627,7 @@ async fn playback_token_for_a_request_uses_the_token_row_read_with_the_session()
     let row = stored(uid(1), 301, 86400);
     let mut fx = Fixture::new();
     let with_tokens = row.clone();
-    fx.sessions.expect_load_view().times(2).returning(move |_| Ok(Some(live_view(NOW, Some(with_tokens.clone())))));
+    fx.sessions.expect_load_view().times(2).returning(move |_, _| Ok(Some(live_view(NOW, Some(with_tokens.clone())))));
     fx.tokens.expect_load_tokens().never();
     fx.accounts.expect_refresh().never();
     let (svc, _) = fx.auth_service();
