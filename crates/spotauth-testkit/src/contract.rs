@@ -101,6 +101,8 @@ macro_rules! contract_tests {
             flow_pending_logins_are_counted_per_client_and_in_all,
             room_players_are_one_per_person_and_leave_by_device,
             room_version_only_grows_and_survives_purges,
+            journal_records_every_write_that_changes_a_view,
+            touch_many_only_moves_last_active_forward,
         );
     };
     (@tests $make:path; $($name:ident),* $(,)?) => {
@@ -1233,4 +1235,100 @@ pub async fn room_version_only_grows_and_survives_purges<F: StoreFixture>(f: &F)
     assert_eq!(p.version().await.unwrap(), last);
     p.bump(NOW.plus(secs(3601))).await.unwrap();
     assert!(p.version().await.unwrap() > last);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The change journal
+// ---------------------------------------------------------------------------------------------
+
+/// The users of the journal rows after `after`, and the new head.
+async fn journaled(r: &Repositories, after: u64) -> (Vec<UserId>, u64) {
+    let changes = r.changes.changes_after(after, 1000).await.unwrap();
+    let head = r.changes.head().await.unwrap();
+    assert_eq!(changes.last().map_or(after, |c| c.seq), head.max(after));
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq), "by position");
+    (changes.iter().map(|c| c.user).collect(), head)
+}
+
+/// Every write that changes what a user's requests see (sessions rotated or revoked, profile,
+/// opt-out, subscription, stored tokens) records that user in the journal, in its own
+/// transaction; reads, touches, leases and writes that matched nothing record nothing; the
+/// purge keeps the largest position.
+pub async fn journal_records_every_write_that_changes_a_view<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let (u1, u2) = (uid(1), uid(2));
+    assert_eq!(r.changes.head().await.unwrap(), 0);
+    r.users.insert(new_user(1, PremiumStatus::Premium)).await.unwrap();
+    r.users.insert(new_user(2, PremiumStatus::Premium)).await.unwrap();
+    sign_in(&r, [1, 2]).await;
+    let (none, head) = journaled(&r, 0).await;
+    assert!(none.is_empty(), "a new user or session is in no cache: {none:?}");
+
+    let s1 = SessionId::from_bytes([1; 16]);
+    r.sessions.touch(s1, NOW.plus(secs(1))).await.unwrap();
+    r.users.touch(u1, NOW.plus(secs(1))).await.unwrap();
+    r.sessions.load_view(s1, Freshness::Latest).await.unwrap();
+    r.tokens.try_acquire_refresh_lease(u1, "me", NOW, secs(30)).await.unwrap();
+    r.tokens.release_refresh_lease(u1, "me").await.unwrap();
+    assert_eq!(journaled(&r, head).await, (vec![], head), "reads, touches and leases change no view");
+
+    r.sessions.rotate(s1, &hash(1), &hash(9), NOW, NOW.plus(secs(600))).await.unwrap();
+    let stale = r.sessions.rotate(s1, &hash(1), &hash(8), NOW, NOW.plus(secs(600))).await;
+    assert_eq!(stale.unwrap_err(), RepoError::StaleVersion);
+    r.users.set_active(u2, false, NOW).await.unwrap();
+    r.users.record_subscription(u2, new_user(2, PremiumStatus::Free).subscription).await.unwrap();
+    let v = r.tokens.load_tokens(u1).await.unwrap().unwrap().version;
+    let v = r.tokens.store_refreshed(u1, v, refreshed("x", None)).await.unwrap();
+    r.tokens.mark_reauth_required(u1, v).await.unwrap();
+    assert_eq!(r.tokens.mark_reauth_required(u1, v).await.unwrap_err(), RepoError::StaleVersion);
+    r.tokens.delete_tokens(u2).await.unwrap();
+    r.sessions.revoke(s1, NOW).await.unwrap();
+    r.sessions.revoke(s1, NOW).await.unwrap();
+    assert_eq!(r.sessions.revoke_all_for_user(u2, live()).await.unwrap(), 1);
+    assert_eq!(r.sessions.revoke_all_for_user(u2, live()).await.unwrap(), 0);
+    let (users, head) = journaled(&r, head).await;
+    assert_eq!(users, [u1, u2, u2, u1, u1, u2, u1, u2], "once per write that changed something");
+
+    let relogin = new_user(1, PremiumStatus::Premium);
+    let login = LoginUpdate {
+        spotify_id: relogin.spotify_id,
+        display_name: relogin.display_name,
+        subscription: relogin.subscription,
+        tokens: relogin.tokens,
+        now: NOW.plus(secs(5)),
+    };
+    r.users.update_on_login(u1, login).await.unwrap();
+    let (users, head) = journaled(&r, head).await;
+    assert_eq!(users, [u1]);
+
+    assert_eq!(r.changes.changes_after(head, 1000).await.unwrap(), []);
+    let purged = r.changes.purge_through(head).await.unwrap();
+    assert_eq!(purged, 8, "all but the largest of the nine");
+    assert_eq!(r.changes.head().await.unwrap(), head, "the position never goes back");
+    r.users.set_active(u2, true, NOW).await.unwrap();
+    assert!(r.changes.head().await.unwrap() > head);
+}
+
+/// `touch_many` sets `last_active` on every named row whose time is earlier, skips unknown ids
+/// and never moves a time back.
+pub async fn touch_many_only_moves_last_active_forward<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    for n in [1, 2] {
+        r.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    sign_in(&r, [1, 2]).await;
+    let (s1, s2, ghost) =
+        (SessionId::from_bytes([1; 16]), SessionId::from_bytes([2; 16]), SessionId::from_bytes([9; 16]));
+    r.sessions.touch(s2, NOW.plus(secs(100))).await.unwrap();
+    assert_eq!(r.sessions.touch_many(&[s1, s2, ghost], NOW.plus(secs(50))).await.unwrap(), 1);
+    assert_eq!(session_of(&r.sessions, s1).await.unwrap().last_active, NOW.plus(secs(50)));
+    assert_eq!(session_of(&r.sessions, s2).await.unwrap().last_active, NOW.plus(secs(100)), "never back");
+    let many: Vec<SessionId> = (0..=255).map(|b| SessionId::from_bytes([b; 16])).chain([s1]).collect();
+    assert_eq!(r.sessions.touch_many(&many, NOW.plus(secs(200))).await.unwrap(), 2, "over several statements");
+
+    r.users.touch(uid(2), NOW.plus(secs(100))).await.unwrap();
+    assert_eq!(r.users.touch_many(&[uid(1), uid(2), uid(9)], NOW.plus(secs(50))).await.unwrap(), 1);
+    assert_eq!(r.users.get(uid(1)).await.unwrap().unwrap().last_active, NOW.plus(secs(50)));
+    assert_eq!(r.users.get(uid(2)).await.unwrap().unwrap().last_active, NOW.plus(secs(100)));
+    assert_eq!(r.changes.head().await.unwrap(), 0, "touches change no view");
 }
