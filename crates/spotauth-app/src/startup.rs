@@ -13,7 +13,9 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use spotauth_cache::{CacheSettings, SessionCache, Stores};
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests, TokenKeyring};
-use spotauth_domain::ports::{ChangeFeed, Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher};
+use spotauth_domain::ports::{
+    ChangeFeed, Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher,
+};
 use spotauth_domain::room::{RoomPorts, RoomService, SpotifyPlayerPort};
 use spotauth_domain::service::{AuthPorts, AuthService};
 use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenService};

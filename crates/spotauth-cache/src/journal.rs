@@ -84,7 +84,12 @@ impl SessionCache {
         result
     }
 
-    async fn read_journal(&self, feed: &dyn ChangeFeed, cursor: &mut Cursor, started: Instant) -> Result<usize, RepoError> {
+    async fn read_journal(
+        &self,
+        feed: &dyn ChangeFeed,
+        cursor: &mut Cursor,
+        started: Instant,
+    ) -> Result<usize, RepoError> {
         if cursor.at.is_none() || !self.trusted() {
             let head = feed.head().await?;
             self.forget_everything();

@@ -66,24 +66,54 @@ impl MysqlPool {
     }
 }
 
+/// Returns the connection to the pool unless its job failed in a way that may have left it
+/// unusable (anything but an answer about the data: a lost connection, a server gone away, a
+/// broken transaction). The pool does not check connections at checkout (that doubled the
+/// statements per request), so a dead one would otherwise be handed out again and again, and
+/// the store would never recover when the database comes back.
+fn keep_if_fit<R>(conn: Object<AsyncMysqlConnection>, done: &Result<R, TxError>) {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    let about_the_data = |e: &E| {
+        matches!(
+            e,
+            E::NotFound
+                | E::DatabaseError(
+                    K::UniqueViolation | K::ForeignKeyViolation | K::CheckViolation | K::NotNullViolation,
+                    _
+                )
+        )
+    };
+    if let Err(TxError::Db(e)) = done
+        && !about_the_data(e)
+    {
+        drop(Object::take(conn));
+    }
+}
+
 impl Connections for MysqlPool {
     // "Duplicate entry 'VALUE' for key …" quotes values.
     const MESSAGES_ARE_VALUE_FREE: bool = false;
 
     async fn read<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
         let mut conn = self.conn().await?;
-        job(AnyConn::Mysql(&mut conn)).await
+        let done = job(AnyConn::Mysql(&mut conn)).await;
+        keep_if_fit(conn, &done);
+        done
     }
 
     async fn write_one<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
         let mut conn = self.conn().await?;
-        job(AnyConn::Mysql(&mut conn)).await
+        let done = job(AnyConn::Mysql(&mut conn)).await;
+        keep_if_fit(conn, &done);
+        done
     }
 
     async fn write<R: Send + 'static>(&self, job: Job<R>) -> Result<R, TxError> {
         let mut conn = self.conn().await?;
-        let conn: &mut AsyncMysqlConnection = &mut conn;
-        conn.transaction(async move |c| job(AnyConn::Mysql(c)).await).await
+        let c: &mut AsyncMysqlConnection = &mut conn;
+        let done = c.transaction(async move |c| job(AnyConn::Mysql(c)).await).await;
+        keep_if_fit(conn, &done);
+        done
     }
 
     /// MariaDB: `Duplicate entry '…' for key 'uq_…'` (or `'PRIMARY'`); MySQL 8 writes the key as

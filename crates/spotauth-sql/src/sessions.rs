@@ -11,13 +11,13 @@ use spotauth_domain::user::User;
 
 use crate::changes::journal;
 use crate::conn::{AnyConn, Connections, each_backend};
-use crate::users::TOUCH_CHUNK;
 use crate::error::is_unique_violation;
 use crate::queries::session_live;
 use crate::rows::{NewSessionRow, SessionRow, TokenRow, UserRow};
 use crate::schema::spotify_users::dsl as u;
 use crate::schema::user_sessions::dsl as s;
 use crate::store::SqlStore;
+use crate::users::TOUCH_CHUNK;
 
 /// The session row, inside a job.
 async fn session_row(conn: &mut AnyConn<'_>, id: &str) -> QueryResult<Option<SessionRow>> {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use diesel_async::RunQueryDsl;
 use spotauth_domain::ports::{
-    ChangeFeed, LoginFlowRepository, RateLimitRepository, RepoError, SessionRepository, TokenRepository, UniqueKey, UserRepository,
+    ChangeFeed, LoginFlowRepository, RateLimitRepository, RepoError, SessionRepository, TokenRepository, UniqueKey,
+    UserRepository,
 };
 use spotauth_domain::room::PlayerRepository;
 

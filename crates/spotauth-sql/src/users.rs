@@ -9,8 +9,8 @@ use spotauth_domain::session::LiveAfter;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::{Page, PageRequest, SpotifyAccountKey, Subscription, User};
 
-use crate::conn::{AnyConn, Connections, TxError, each_backend};
 use crate::changes::journal;
+use crate::conn::{AnyConn, Connections, TxError, each_backend};
 use crate::error::is_unique_violation;
 use crate::queries::{has_live_session, lease_cleared, user_exists};
 use crate::rows::{ProfileColumns, SubscriptionColumns, TokenColumns, UserRow};

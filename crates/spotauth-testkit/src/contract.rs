@@ -1025,7 +1025,10 @@ pub async fn session_load_view_reads_the_owner_in_one_call<F: StoreFixture>(f: &
         sessions.load_view(live.id, Freshness::Latest).await.unwrap(),
         Some(SessionView { session: live.clone(), owner: Some(SessionOwner { user: owner.clone(), tokens }) })
     );
-    assert_eq!(sessions.load_view(orphan.id, Freshness::Latest).await.unwrap(), Some(SessionView { session: orphan, owner: None }));
+    assert_eq!(
+        sessions.load_view(orphan.id, Freshness::Latest).await.unwrap(),
+        Some(SessionView { session: orphan, owner: None })
+    );
     assert_eq!(sessions.load_view(SessionId::from_bytes([7; 16]), Freshness::Latest).await.unwrap(), None);
     sessions.revoke(live.id, NOW).await.unwrap();
     token_store.delete_tokens(owner.id).await.unwrap();

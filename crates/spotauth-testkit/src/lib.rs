@@ -6,6 +6,8 @@
 //!   `spotauth-sqlite` do), so "same semantics" is a test result, not a promise;
 //! - [`TestDb`]: a fresh MariaDB/MySQL database per test, dropped with the guard;
 //! - [`TempDir`]: a fresh temporary directory, removed with the guard;
+//! - [`DbProxy`]: a TCP proxy in front of a test database that counts the commands sent and can
+//!   make the database unreachable;
 //! - [`ManualClock`]: the domain's `Clock`, set and advanced by the test;
 //! - [`TOKEN_KEYS`], [`SIGNING_KEY`] and [`keyring`]: fixed token-encryption and
 //!   session-signing keys, as the settings take them.
@@ -24,9 +26,11 @@ mod db;
 mod dir;
 pub mod emulator;
 mod keys;
+mod proxy;
 
 pub use clock::ManualClock;
 pub use contract::StoreFixture;
 pub use db::TestDb;
 pub use dir::TempDir;
 pub use keys::{SIGNING_KEY, TOKEN_KEYS, keyring};
+pub use proxy::DbProxy;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use spotauth_app::{Application, Settings};
 use spotauth_emulator::{AppMode, Emulator, EmulatorHandle};
 pub use spotauth_testkit::emulator::confidential_app;
-pub use spotauth_testkit::{SIGNING_KEY as SIGNING, TOKEN_KEYS as KEYS, TempDir, TestDb};
+pub use spotauth_testkit::{DbProxy, SIGNING_KEY as SIGNING, TOKEN_KEYS as KEYS, TempDir, TestDb};
 
 pub const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
 pub const FRONTEND: &str = "http://127.0.0.1:3000/";
@@ -61,11 +61,19 @@ pub struct Options {
     pub mode: AppMode,
     pub access_token_lifetime: Duration,
     pub extra: Vec<(&'static str, &'static str)>,
+    /// Run on MariaDB whatever `TEST_STORE` says, through a [`DbProxy`] (a statement counter
+    /// and a switch that makes the database unreachable).
+    pub mysql_through_proxy: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { mode: AppMode::ExtendedQuota, access_token_lifetime: Duration::from_secs(3600), extra: vec![] }
+        Options {
+            mode: AppMode::ExtendedQuota,
+            access_token_lifetime: Duration::from_secs(3600),
+            extra: vec![],
+            mysql_through_proxy: false,
+        }
     }
 }
 
@@ -78,6 +86,8 @@ pub struct TestApp {
     pub store: TestStore,
     /// The settings it runs with (for [`TestApp::sibling`]).
     pub pairs: Vec<(String, String)>,
+    /// The proxy the app reaches MariaDB through ([`Options::mysql_through_proxy`]).
+    pub proxy: Option<DbProxy>,
 }
 
 /// A logged-in browser: its session cookie (`name=value`).
@@ -110,8 +120,18 @@ pub async fn spawn(opts: Options) -> TestApp {
         .app_mode(opts.mode)
         .access_token_lifetime(opts.access_token_lifetime);
     let emu = Emulator::start(config).await.unwrap();
-    let store = TestStore::from_env().await;
-    let (store_setting, store_value) = store.setting();
+    let (store, proxy) = match opts.mysql_through_proxy {
+        true => {
+            let db = TestDb::create().await;
+            let proxy = DbProxy::start(&db).await;
+            (TestStore::Mysql(db), Some(proxy))
+        }
+        false => (TestStore::from_env().await, None),
+    };
+    let (store_setting, mut store_value) = store.setting();
+    if let Some(proxy) = &proxy {
+        store_value = proxy.url().to_owned();
+    }
     let accounts = emu.accounts_url().to_owned();
     let api = emu.api_url();
     let mut pairs: Vec<(&str, &str)> = vec![
@@ -131,7 +151,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     let (base, metrics_base) = start_instance(&pairs).await;
     let pairs = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, metrics_base, http, emu, store, pairs }
+    TestApp { base, metrics_base, http, emu, store, pairs, proxy }
 }
 
 /// Builds and runs one instance on a free port: its base URL and metrics URL.

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod browser;
+mod cache;
 mod common;
 mod flows;
 mod quickstart;

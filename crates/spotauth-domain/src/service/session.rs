@@ -131,22 +131,27 @@ impl AuthService {
     /// unless it was rotated out within the grace window. `last_active` of the session and the
     /// user is written at most once per touch interval.
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
-        Ok(self.verify_session(token).await?.0)
+        Ok(self.verify_session(token, Freshness::Cached).await?.0)
     }
 
     /// [`Self::authenticate`], also returning the verified claims. A view the store answers from
     /// memory (at most its staleness bound old) may only let a request in: every refusal, and
-    /// the revocation a refusal may bring, is decided on the database's latest view.
-    async fn verify_session(&self, token: &str) -> Result<(Authenticated, SessionClaims), AuthError> {
+    /// the revocation a refusal may bring, is decided on the database's latest view, and so is
+    /// everything when `freshness` is `Latest` (a rotation: reuse detection stays exact).
+    async fn verify_session(
+        &self,
+        token: &str,
+        freshness: Freshness,
+    ) -> Result<(Authenticated, SessionClaims), AuthError> {
         let now = self.ports.clock.now();
         let claims = self.ports.codec.verify(token, now).map_err(Unauthenticated::Token)?;
-        let cached = self.ports.sessions.load_view(claims.session_id, Freshness::Cached).await?;
-        let verdict = match self.judge(cached, &claims, now) {
-            Verdict::Accept(auth) => Verdict::Accept(auth),
-            Verdict::Refuse(..) => {
+        let view = self.ports.sessions.load_view(claims.session_id, freshness).await?;
+        let verdict = match self.judge(view, &claims, now) {
+            Verdict::Refuse(..) if freshness == Freshness::Cached => {
                 let latest = self.ports.sessions.load_view(claims.session_id, Freshness::Latest).await?;
                 self.judge(latest, &claims, now)
             }
+            verdict => verdict,
         };
         let auth = match verdict {
             Verdict::Accept(auth) => auth,
@@ -201,7 +206,7 @@ impl AuthService {
     /// both hand out the session's current token instead of revoking it; any other presentation
     /// of a rotated-out token revokes the whole session.
     pub async fn refresh_session(&self, token: &str) -> Result<RefreshedSession, AuthError> {
-        let (auth, claims) = self.verify_session(token).await?;
+        let (auth, claims) = self.verify_session(token, Freshness::Latest).await?;
         let now = self.ports.clock.now();
         let successor = self.ports.digests.successor_token_id(&claims.token_id);
         let successor_hash = self.ports.digests.token_id(&successor);

@@ -11,7 +11,7 @@ use crate::login::{
     ClientKey, ConsumeOutcome, LOGIN_FLOW_TTL, LoginFlow, LoginLimits, PendingLogins, ReturnTo, StateDigest,
 };
 use crate::ports::{
-    AccountPrompt, AuthorizationStart, MockDigests, MockSessionRepository, NewUser, PremiumProbe, RepoError,
+    AccountPrompt, AuthorizationStart, Freshness, MockDigests, MockSessionRepository, NewUser, PremiumProbe, RepoError,
     SpotifyError, UniqueKey,
 };
 use crate::secret::{AuthorizationCode, OAuthState, PkceVerifier};
@@ -323,7 +323,10 @@ async fn rotation_issues_a_token_with_a_new_id() {
 #[tokio::test]
 async fn refresh_session_rotates_and_hands_out_the_access_token() {
     let mut fx = Fixture::new();
-    fx.sessions.expect_load_view().times(1).returning(|_, _| Ok(Some(live_view(NOW, Some(stored(uid(1), 3000, 86400))))));
+    fx.sessions
+        .expect_load_view()
+        .times(1)
+        .returning(|_, _| Ok(Some(live_view(NOW, Some(stored(uid(1), 3000, 86400))))));
     expect_rotation(&mut fx.sessions);
     fx.sessions.expect_revoke().never();
     // The token row came with the session and is fresh: no read, no refresh.
@@ -549,6 +552,62 @@ async fn racing_rotations_of_one_token_both_get_the_same_successor() {
     let (svc, _) = fx.auth_service();
     let refreshed = svc.refresh_session(&token_for(SID, uid(1), TID)).await.unwrap();
     assert_eq!(refreshed.issued.token.expose(), token_for(SID, uid(1), NEXT_TID));
+}
+
+// --- A cached view only lets requests in ------------------------------------------------------
+
+#[tokio::test]
+async fn a_cached_view_that_would_refuse_is_decided_on_the_latest_one() {
+    // The cache still holds the session before another instance rotated it: the current token
+    // looks rotated out there. The latest view accepts it; nothing is revoked.
+    let mut fx = Fixture::new();
+    fx.policy.session.rotation_grace = Duration::ZERO;
+    fx.sessions
+        .expect_load_view()
+        .with(eq(SID), eq(Freshness::Cached))
+        .times(1)
+        .returning(|_, _| Ok(Some(live_view(NOW, None))));
+    fx.sessions.expect_load_view().with(eq(SID), eq(Freshness::Latest)).times(1).returning(|_, _| {
+        let mut v = rotated_view(secs(1));
+        v.owner.as_mut().unwrap().tokens = None;
+        Ok(Some(v))
+    });
+    fx.sessions.expect_revoke().never();
+    let (svc, _) = fx.auth_service();
+    let auth = svc.authenticate(&token_for(SID, uid(1), NEXT_TID)).await.unwrap();
+    assert!(!auth.superseded);
+
+    // A revocation the cache has not seen yet: refused on the latest view, with its reason.
+    let mut fx = Fixture::new();
+    fx.sessions.expect_load_view().with(eq(SID), eq(Freshness::Cached)).returning(|_, _| Ok(None));
+    fx.sessions.expect_load_view().with(eq(SID), eq(Freshness::Latest)).times(1).returning(|_, _| {
+        let mut v = live_view(NOW, None);
+        v.session.revoked_at = Some(NOW);
+        Ok(Some(v))
+    });
+    fx.sessions.expect_revoke().never();
+    let (svc, _) = fx.auth_service();
+    let err = svc.authenticate(&token_for(SID, uid(1), TID)).await.unwrap_err();
+    assert_eq!(err, AuthError::Unauthenticated(Unauthenticated::Revoked));
+}
+
+#[tokio::test]
+async fn rotation_never_trusts_a_cached_view() {
+    // Only the latest view is read: a token rotated out elsewhere is reuse at once, even when a
+    // cache would still call it current.
+    let mut fx = Fixture::new();
+    fx.policy.session.rotation_grace = Duration::ZERO;
+    fx.sessions.expect_load_view().with(eq(SID), eq(Freshness::Cached)).never();
+    fx.sessions
+        .expect_load_view()
+        .with(eq(SID), eq(Freshness::Latest))
+        .times(1)
+        .returning(|_, _| Ok(Some(rotated_view(secs(1)))));
+    fx.sessions.expect_revoke().with(eq(SID), eq(NOW)).times(1).returning(|_, _| Ok(()));
+    fx.sessions.expect_rotate().never();
+    let (svc, _) = fx.auth_service();
+    let err = svc.refresh_session(&token_for(SID, uid(1), TID)).await.unwrap_err();
+    assert_eq!(err, AuthError::Unauthenticated(Unauthenticated::Reused));
 }
 
 // --- Account: Premium and the playback token --------------------------------------------------
