@@ -93,6 +93,30 @@ fn the_runtime_knows_no_sql_http_or_spotify_wire_format() {
 }
 
 #[test]
+fn the_cache_knows_only_the_domain_ports() {
+    let deps = normal_deps("spotauth-cache");
+    assert!(deps.iter().any(|d| d == "spotauth-domain"), "cargo tree printed nothing useful: {deps:?}");
+    for dep in deps {
+        for forbidden in [
+            "diesel",
+            "reqwest",
+            "hyper",
+            "actix",
+            "serde_json",
+            "mysql_async",
+            "libsqlite3-sys",
+            "spotauth-sql",
+            "spotauth-mysql",
+            "spotauth-sqlite",
+            "spotauth-spotify",
+            "spotauth-app",
+        ] {
+            assert!(!dep.starts_with(forbidden), "spotauth-cache must not depend on {dep}");
+        }
+    }
+}
+
+#[test]
 fn the_crypto_adapter_knows_no_http_sql_runtime_or_configuration() {
     for dep in normal_deps("spotauth-crypto") {
         for forbidden in ["diesel", "reqwest", "hyper", "actix", "tokio", "mysql_async", "config"] {

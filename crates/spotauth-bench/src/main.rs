@@ -134,7 +134,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
         None => std::env::current_exe().ctx("current_exe")?.with_file_name("spotauth"),
     };
     let connections = connections.unwrap_or(if smoke { 8 } else { 32 }).max(1);
-    let users = users.unwrap_or(if smoke { 16 } else { 100 }).max(connections);
+    // Issue #14 measures memory with 10,000 sessions.
+    let users = users.unwrap_or(if smoke { 16 } else { 10_000 }).max(connections);
     let duration = Duration::from_secs(duration.unwrap_or(if smoke { 1 } else { 5 }) as u64);
     Ok(Options {
         smoke,

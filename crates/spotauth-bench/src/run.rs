@@ -4,14 +4,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use hyper::Method;
 use rand::Rng;
 use spotauth_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TestUser};
 
 use crate::error::{Context, Result, bail};
+use crate::http::Conn;
 use crate::load::{self, Measured, Workload};
-use crate::report::{self, CaseResult, CpuUse, PassResult, SweepPoint};
+use crate::report::{self, CaseResult, CpuUse, PassResult, Revocation, STRICT, SweepPoint};
 use crate::room;
-use crate::service::{BenchDb, Service, cpu_time_of};
+use crate::service::{BenchDb, DbCounter, Service, cpu_time_of};
 use crate::{Options, Store};
 
 const CLIENT_ID: &str = "bench-client";
@@ -119,7 +121,15 @@ async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
         }
     }
     let db_pid = db.as_ref().and_then(|d| d.server_pid);
-    let result = pass_body(store, opts, &emulator, &env, (&users, &storm_users, &fan_users), db_pid).await;
+    let counter = match &db {
+        Some(db) => Some(DbCounter::new(db).await?),
+        None => None,
+    };
+    let dbs = Dbs { pid: db_pid, counter: counter.as_ref() };
+    let result = pass_body(store, opts, &emulator, &env, (&users, &storm_users, &fan_users), dbs).await;
+    if let Some(counter) = counter {
+        counter.close().await;
+    }
     emulator.stop().await;
     if let Some(db) = db
         && let Err(e) = db.drop_db().await
@@ -164,11 +174,18 @@ impl Cpu {
     }
 }
 
+/// The database server of a pass, when it is MariaDB: its process and its statement counter.
+#[derive(Clone, Copy)]
+struct Dbs<'a> {
+    pid: Option<u32>,
+    counter: Option<&'a DbCounter>,
+}
+
 struct Ctx<'a> {
     store: Store,
     opts: &'a Options,
     service: &'a Service,
-    db_pid: Option<u32>,
+    db: Dbs<'a>,
 }
 
 impl Ctx<'_> {
@@ -179,10 +196,31 @@ impl Ctx<'_> {
         connections: usize,
         duration: Duration,
     ) -> Result<CaseResult> {
-        let cpu = Cpu::now(self.service, self.db_pid)?;
-        let m = load::drive(self.service.addr, workload, connections, self.opts.warmup, duration).await?;
-        let used = cpu.since(self.service, self.db_pid)?;
-        let result = CaseResult::from_measured(self.store, name, connections, &m, used);
+        let cpu = Cpu::now(self.service, self.db.pid)?;
+        // Statements are counted in the measured window only (steady state): the warm-up is
+        // where each session is read into the cache once.
+        let load = load::drive(self.service.addr, workload, connections, self.opts.warmup, duration);
+        let mark = async {
+            let counter = self.db.counter?;
+            tokio::time::sleep(self.opts.warmup).await;
+            Some((counter.statements().await, Instant::now()))
+        };
+        let (m, mark) = tokio::join!(load, mark);
+        let m = m?;
+        let after = match self.db.counter {
+            Some(c) => Some((c.statements().await?, Instant::now())),
+            None => None,
+        };
+        let used = cpu.since(self.service, self.db.pid)?;
+        let mut result = CaseResult::from_measured(self.store, name, connections, &m, used);
+        if let (Some((before, from)), Some((after, to))) = (mark, after)
+            && m.rps() > 0.0
+        {
+            // The counter's own read counts once.
+            let wall = to.duration_since(from).as_secs_f64().max(1e-9);
+            let per_second = after.saturating_sub(before?).saturating_sub(1) as f64 / wall;
+            result.db_statements_per_request = Some((per_second / m.rps() * 1e4).round() / 1e4);
+        }
         eprintln!("{}", result.line());
         Ok(result)
     }
@@ -194,8 +232,9 @@ async fn pass_body(
     emulator: &EmulatorHandle,
     env: &[(String, String)],
     (users, storm_users, fan_users): (&[String], &[String], &[String]),
-    db_pid: Option<u32>,
+    db: Dbs<'_>,
 ) -> Result<PassResult> {
+    let db_pid = db.pid;
     let log = std::path::absolute(opts.out.join(format!("service-{}.log", store.name()))).ctx("log path")?;
     let service = match Service::start(&opts.service_bin, env, &log).await {
         Ok(s) => s,
@@ -216,7 +255,7 @@ async fn pass_body(
         storm_users.len(),
         seeding.elapsed().as_secs_f64()
     );
-    let ctx = Ctx { store, opts, service: &service, db_pid };
+    let ctx = Ctx { store, opts, service: &service, db };
     let conns = opts.connections;
     let cookies = Arc::new(cookies);
     let get = |path: &'static str, cookies: &Arc<Vec<String>>| Workload::Get { path, cookies: Arc::clone(cookies) };
@@ -245,12 +284,44 @@ async fn pass_body(
     let login = Workload::Login { emulator: emulator.addr(), users: Arc::new(users.to_vec()) };
     cases.push(ctx.case("login + callback round trip", &login, conns, opts.duration).await?);
     let peak_rss_kib = service.peak_rss_kib()?;
-    eprintln!("service peak RSS: {:.1} MiB", peak_rss_kib as f64 / 1024.0);
+    eprintln!("service peak RSS: {:.1} MiB with {} sessions seeded", peak_rss_kib as f64 / 1024.0, users.len());
+    let (mut idle, mut revocation) = (None, None);
+    if let Some(counter) = db.counter {
+        idle = Some(idle_statements(counter).await?);
+        let log = std::path::absolute(opts.out.join(format!("service-{}-b.log", store.name()))).ctx("log path")?;
+        let other = Service::start(&opts.service_bin, env, &log).await?;
+        // Until its first journal read, an instance serves nothing from memory (every request
+        // reads the database, so a logout would reach it at once and measure nothing).
+        tokio::time::sleep(BOUND * 2).await;
+        let trials = if opts.smoke { 5 } else { 20 };
+        let measured = revocation_delays(&service, &other, emulator.addr(), users, trials).await;
+        other.stop().await;
+        revocation = Some(measured?);
+    }
     // Group playback last: its people join the room (the cases above never see them).
     let fan_cookies = load::seed(service.addr, emulator.addr(), fan_users, 8).await?;
     let rounds = if opts.smoke { 4 } else { 10 };
     let fan_out = room::fan_out(service.addr, emulator, fan_cookies, &fan_out_sizes(opts), rounds).await?;
     service.stop().await;
+
+    // Strict mode, side by side: the same cases on a service that reads the database on every
+    // request (the sessions seeded above are still there).
+    let mut strict_env = env.to_vec();
+    strict_env.push(("SESSION_CACHE_STALENESS_MS".into(), "0".into()));
+    let strict_log =
+        std::path::absolute(opts.out.join(format!("service-{}-strict.log", store.name()))).ctx("log path")?;
+    let strict = Service::start(&opts.service_bin, &strict_env, &strict_log).await?;
+    let sctx = Ctx { store, opts, service: &strict, db };
+    // The refresh case rotated the first sessions' tokens (their old cookies are reuse now).
+    let untouched = Arc::new(cookies.iter().skip(conns).cloned().collect::<Vec<_>>());
+    let cookies = if untouched.is_empty() { cookies } else { untouched };
+    for (path, with_cookies) in
+        [("/healthz", false), ("/api/users/me", true), ("/api/users/active", true), ("/api/auth/spotify/token", true)]
+    {
+        let workload = get(path, if with_cookies { &cookies } else { &none });
+        cases.push(sctx.case(&format!("GET {path}{STRICT}"), &workload, conns, opts.duration).await?);
+    }
+    strict.stop().await;
 
     // The storm: a restarted service that wants more validity than any stored token has left.
     let age = storm_seeded.elapsed();
@@ -291,7 +362,83 @@ async fn pass_body(
 
     let mut pass = PassResult::measured(store, cases, sweep, peak_rss_kib, storm_rss_kib);
     pass.fan_out = fan_out;
+    pass.seeded_sessions = users.len();
+    pass.idle_statements_per_s = idle;
+    pass.revocation = revocation;
     Ok(pass)
+}
+
+/// The staleness bound the services run with (the default).
+const BOUND: Duration = Duration::from_secs(1);
+
+/// Statements per second an idle service sends the database, over 5 s.
+async fn idle_statements(counter: &DbCounter) -> Result<f64> {
+    let window = Duration::from_secs(5);
+    let before = counter.statements().await?;
+    tokio::time::sleep(window).await;
+    let after = counter.statements().await?;
+    let per_second = after.saturating_sub(before).saturating_sub(1) as f64 / window.as_secs_f64();
+    eprintln!("idle service: {per_second:.1} database statements/s");
+    Ok(per_second)
+}
+
+/// Session reads a service answered from memory so far (its `/metrics`).
+async fn memory_reads(conn: &mut Conn) -> Result<u64> {
+    let reply = conn.send(Method::GET, "/metrics", None).await?.expect(200, "GET /metrics")?;
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("spotauth_session_cache_reads_total{from=\"memory\"}"))
+        .ctx("no session cache in /metrics")?;
+    line.rsplit(' ').next().unwrap_or_default().parse().ctx("cache reads")
+}
+
+/// Logs a user in on `a`, has `b` serve the session (cached there), logs out on `a`, and times
+/// until `b` refuses it; `trials` times.
+async fn revocation_delays(
+    a: &Service,
+    b: &Service,
+    emulator: std::net::SocketAddr,
+    users: &[String],
+    trials: usize,
+) -> Result<Revocation> {
+    let (mut on_a, mut on_b, mut emu) = (Conn::new(a.addr)?, Conn::new(b.addr)?, Conn::new(emulator)?);
+    let served_from_memory_before = memory_reads(&mut on_b).await?;
+    let mut delays = Vec::with_capacity(trials);
+    for user in users.iter().cycle().take(trials) {
+        let cookie = load::login(&mut on_a, &mut emu, user).await?;
+        for _ in 0..3 {
+            on_b.send(Method::GET, "/api/users/me", Some(&cookie)).await?.expect(200, "GET /me on B")?;
+        }
+        on_a.send(Method::POST, "/api/auth/spotify/logout?scope=device", Some(&cookie))
+            .await?
+            .expect(200, "logout on A")?;
+        let started = Instant::now();
+        loop {
+            let reply = on_b.send(Method::GET, "/api/users/me", Some(&cookie)).await?;
+            if reply.status == 401 {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("B still served a logged-out session after 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        delays.push(started.elapsed());
+    }
+    if memory_reads(&mut on_b).await? <= served_from_memory_before {
+        bail!("the second instance served nothing from memory: the delays measure no cache");
+    }
+    delays.sort_unstable();
+    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+    let r = Revocation {
+        trials,
+        bound_ms: ms(BOUND),
+        p50_ms: ms(delays[delays.len() / 2]),
+        max_ms: ms(delays[delays.len() - 1]),
+    };
+    eprintln!("logout on A → refused on B: p50 {} ms, worst {} ms ({trials} logouts)", r.p50_ms, r.max_ms);
+    Ok(r)
 }
 
 /// How many people group playback is measured with (issue #15: 50 and 500).

@@ -151,6 +151,37 @@ impl BenchDb {
     }
 }
 
+/// The database server's statement counter (MariaDB's global `Questions`: every statement any
+/// client sent; nothing else should use the server during a bench).
+#[derive(Debug)]
+pub struct DbCounter {
+    pool: mysql_async::Pool,
+}
+
+impl DbCounter {
+    /// A connection to the server of `db`.
+    pub async fn new(db: &BenchDb) -> Result<DbCounter> {
+        let opts = mysql_async::Opts::from_url(&db.admin_url)
+            .map_err(|_| Error("--database-url is not a mysql:// URL".into()))?;
+        let counter = DbCounter { pool: mysql_async::Pool::new(opts) };
+        counter.statements().await?;
+        Ok(counter)
+    }
+
+    /// Statements received so far (this read counts as one).
+    pub async fn statements(&self) -> Result<u64> {
+        let mut conn = self.pool.get_conn().await.ctx("connect to MariaDB (--database-url)")?;
+        let row: Option<(String, String)> =
+            conn.query_first("SHOW GLOBAL STATUS LIKE 'Questions'").await.ctx("SHOW GLOBAL STATUS")?;
+        row.ctx("no Questions status")?.1.parse().ctx("Questions")
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        let _ = self.pool.disconnect().await;
+    }
+}
+
 /// The pid in the server's `@@pid_file` when that file is readable here and the process is
 /// alive; `None` for a remote server (its CPU then goes unmeasured).
 async fn local_server_pid(url: &str) -> Option<u32> {

@@ -80,6 +80,12 @@ struct Listed<T> {
     value: T,
 }
 
+/// An active-list page: offset and limit.
+pub(crate) type PageKey = (u32, u32);
+
+/// The live players as read, and the cut-off they were read for.
+type LivePlayers = (Timestamp, Vec<Player>);
+
 /// What was forgotten, by generation: a view read at ticket `t` is stale when its user or its
 /// session was forgotten at a generation above `t`, or when everything was (the floor).
 #[derive(Default)]
@@ -121,8 +127,8 @@ pub struct SessionCache {
     generation: AtomicU64,
     /// Milliseconds after `epoch` until which cached answers may be served.
     trusted_until: AtomicU64,
-    lists: Mutex<HashMap<(u32, u32), Listed<Page<User>>>>,
-    players: Mutex<Option<Listed<(Timestamp, Vec<Player>)>>>,
+    lists: Mutex<HashMap<PageKey, Listed<Page<User>>>>,
+    players: Mutex<Option<Listed<LivePlayers>>>,
     touched_sessions: Mutex<HashMap<SessionId, Timestamp>>,
     touched_users: Mutex<HashMap<UserId, Timestamp>>,
     pub(crate) cursor: tokio::sync::Mutex<Cursor>,
@@ -284,13 +290,13 @@ impl SessionCache {
 
     /// The cached active list for `key`, while younger than the bound and nothing was forgotten
     /// since its read started.
-    pub(crate) fn list(&self, key: (u32, u32)) -> Option<Page<User>> {
+    pub(crate) fn list(&self, key: PageKey) -> Option<Page<User>> {
         let lists = locked(&self.lists);
         let listed = lists.get(&key)?;
         self.current(listed).then(|| listed.value.clone())
     }
 
-    pub(crate) fn keep_list(&self, key: (u32, u32), ticket: u64, at: Instant, value: &Page<User>) {
+    pub(crate) fn keep_list(&self, key: PageKey, ticket: u64, at: Instant, value: &Page<User>) {
         let mut lists = locked(&self.lists);
         lists.retain(|_, l| self.current(l));
         lists.insert(key, Listed { at, ticket, value: value.clone() });

@@ -2,11 +2,10 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 use spotauth_domain::user::PageRequest;
 
 use crate::problem::Problem;
-use crate::web::{AppState, Auth, PresenceDto, UserDto};
+use crate::web::{ActivePageDto, AppState, Auth, PresenceDto, UserDto};
 
 /// `GET /api/users/me`.
 pub async fn me(Auth(auth): Auth) -> HttpResponse {
@@ -32,13 +31,8 @@ fn default_limit() -> u32 {
 pub async fn active(_: Auth, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, Problem> {
     let page = PageRequest::new(q.offset, q.limit).map_err(|e| Problem::bad_request("invalid_page", e.to_string()))?;
     let (members, total) = state.room.members(page).await?;
-    let items: Vec<PresenceDto> = members.iter().map(PresenceDto::from).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "items": items,
-        "total": total,
-        "offset": page.offset,
-        "limit": page.limit,
-    })))
+    let items = members.iter().map(PresenceDto::from).collect();
+    Ok(HttpResponse::Ok().json(ActivePageDto { items, total, offset: page.offset, limit: page.limit }))
 }
 
 /// Body of `PUT /api/users/me/active`.

@@ -64,6 +64,19 @@ pub struct PresenceDto {
     now_playing: Option<NowPlayingDto>,
 }
 
+/// A page of the active list (`GET /api/users/active`).
+#[derive(Debug, Serialize)]
+pub struct ActivePageDto {
+    /// The people on this page.
+    pub items: Vec<PresenceDto>,
+    /// How many people are listed in all.
+    pub total: u64,
+    /// The page's offset.
+    pub offset: u32,
+    /// The page's size.
+    pub limit: u32,
+}
+
 /// What a person's player plays, as their page said.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -205,8 +205,10 @@ async fn refresh_racing_other_requests_with_the_same_cookie_never_locks_the_user
         assert_eq!(me.status(), StatusCode::OK, "round {round}: a request racing the rotation");
         let mut newest = Vec::new();
         for resp in [refreshed, second] {
-            assert_eq!(resp.status(), StatusCode::OK, "round {round}: a second rotation gets the successor");
-            newest.push(Browser { session: cookie_pair(resp.headers(), "__Host-spotauth_session").unwrap() });
+            let (status, session) = (resp.status(), cookie_pair(resp.headers(), "__Host-spotauth_session"));
+            let body = resp.text().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "round {round}: a second rotation gets the successor: {body}");
+            newest.push(Browser { session: session.unwrap() });
         }
         rotated_out.push(current);
         // Whichever cookie the browser kept last, it works.
