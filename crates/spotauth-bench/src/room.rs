@@ -109,7 +109,11 @@ pub async fn fan_out(
             let answer: serde_json::Value = serde_json::from_slice(&reply.expect(200, path)?.body).ctx(path)?;
             let ok = answer["outcomes"].as_array().map_or(0, |o| o.iter().filter(|x| x["outcome"] == done).count());
             if ok != size {
-                bail!("{path} with {size} players: {ok} {done}");
+                let mut kinds = std::collections::BTreeMap::new();
+                for o in answer["outcomes"].as_array().into_iter().flatten() {
+                    *kinds.entry(o["outcome"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
+                }
+                bail!("{path} with {size} players: {ok} {done}; outcomes {kinds:?}");
             }
         }
         let calls = emulator.counters().total.player.saturating_sub(before);

@@ -117,10 +117,21 @@ impl UserRepository for CachedUsers {
         if let Some(listed) = self.cache.list(key) {
             return Ok(listed);
         }
+        // One read at a time: the requests that found the list expired wait for it, instead of
+        // all reading it at once (the count behind it grows with the number of people).
+        let _single = self.cache.reading_lists().await;
+        if let Some(listed) = self.cache.list(key) {
+            return Ok(listed);
+        }
         let (ticket, at) = (self.cache.ticket(), Instant::now());
         let listed = self.inner.list_active(page, live).await?;
         self.cache.keep_list(key, ticket, at, &listed);
         Ok(listed)
+    }
+
+    async fn list_present(&self, live: LiveAfter) -> Result<Vec<User>, RepoError> {
+        // A command to everyone: rare, and it must not miss anyone who just arrived.
+        self.inner.list_present(live).await
     }
 
     async fn set_active(&self, id: UserId, active: bool, now: Timestamp) -> Result<User, RepoError> {
@@ -219,8 +230,15 @@ impl PlayerRepository for CachedPlayers {
     }
 
     async fn live(&self, seen_after: Timestamp) -> Result<Vec<Player>, RepoError> {
-        if let Some(players) = self.cache.players(seen_after) {
-            return Ok(players.into_iter().filter(|p| p.seen_at >= seen_after).collect());
+        let cached = |cache: &SessionCache| {
+            cache.players(seen_after).map(|players| players.into_iter().filter(|p| p.seen_at >= seen_after).collect())
+        };
+        if let Some(players) = cached(&self.cache) {
+            return Ok(players);
+        }
+        let _single = self.cache.reading_lists().await;
+        if let Some(players) = cached(&self.cache) {
+            return Ok(players);
         }
         let (ticket, at) = (self.cache.ticket(), Instant::now());
         let players = self.inner.live(seen_after).await?;

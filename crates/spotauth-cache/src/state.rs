@@ -132,6 +132,7 @@ pub struct SessionCache {
     touched_sessions: Mutex<HashMap<SessionId, Timestamp>>,
     touched_users: Mutex<HashMap<UserId, Timestamp>>,
     pub(crate) cursor: tokio::sync::Mutex<Cursor>,
+    list_reads: tokio::sync::Mutex<()>,
     counters: Counters,
 }
 
@@ -168,6 +169,7 @@ impl SessionCache {
             touched_sessions: Mutex::new(HashMap::new()),
             touched_users: Mutex::new(HashMap::new()),
             cursor: tokio::sync::Mutex::new(Cursor::default()),
+            list_reads: tokio::sync::Mutex::new(()),
             counters: Counters::default(),
         });
         let stores = Stores {
@@ -300,6 +302,11 @@ impl SessionCache {
         let mut lists = locked(&self.lists);
         lists.retain(|_, l| self.current(l));
         lists.insert(key, Listed { at, ticket, value: value.clone() });
+    }
+
+    /// Held while a list is read from the database (one such read at a time per instance).
+    pub(crate) async fn reading_lists(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.list_reads.lock().await
     }
 
     /// The live players read for a cut-off at most the bound earlier than `seen_after`.

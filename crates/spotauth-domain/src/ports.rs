@@ -253,6 +253,11 @@ pub trait UserRepository: Send + Sync + 'static {
     /// an empty page (with the true `total`) past the end, never an error.
     async fn list_active(&self, page: PageRequest, live: LiveAfter) -> Result<Page<User>, RepoError>;
 
+    /// Every user [`Self::list_active`] would list under `live`, in the same order, in ONE
+    /// statement (no count, no pages): what a command to everyone present needs. MUST return an
+    /// empty list, not an error, when nobody is present.
+    async fn list_present(&self, live: LiveAfter) -> Result<Vec<User>, RepoError>;
+
     /// Sets the active flag (whether the user may be listed; `false` is an opt-out that
     /// survives later logins) and `last_active` to `now`, and returns the user as written.
     /// MUST return `NotFound` for an unknown id.

@@ -151,6 +151,23 @@ impl<C: Connections> UserRepository for SqlStore<C> {
         Ok(Page { items, total: u64::try_from(total).unwrap_or(0), request: page })
     }
 
+    async fn list_present(&self, live: LiveAfter) -> Result<Vec<User>, RepoError> {
+        let rows: Vec<UserRow> = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    Ok(each_backend!(&mut conn, |c| u::spotify_users
+                        .filter(u::is_active.eq(true))
+                        .filter(has_live_session(live))
+                        .order((u::last_active.desc(), u::id.asc()))
+                        .select(UserRow::as_select())
+                        .load(c)
+                        .await)?)
+                })
+            })
+            .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
     async fn set_active(&self, id: UserId, active: bool, now: Timestamp) -> Result<User, RepoError> {
         let id = id.to_string();
         self.write(move |mut conn| {

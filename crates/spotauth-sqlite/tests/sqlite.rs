@@ -130,7 +130,15 @@ async fn open_creates_the_directory_and_the_file_in_wal_mode() {
     let tables: Vec<_> = tables.into_iter().map(|t| t.v).collect();
     assert_eq!(
         tables,
-        ["oauth_login_flows", "room_changes", "room_players", "spotify_rate_limits", "spotify_users", "user_sessions"]
+        [
+            "auth_changes",
+            "oauth_login_flows",
+            "room_changes",
+            "room_players",
+            "spotify_rate_limits",
+            "spotify_users",
+            "user_sessions"
+        ]
     );
     let fks: Vec<Text> =
         diesel::sql_query("SELECT sql AS v FROM sqlite_master WHERE sql LIKE '%REFERENCES%'").load(&mut raw).unwrap();

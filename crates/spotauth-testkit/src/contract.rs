@@ -805,7 +805,13 @@ pub async fn user_active_list_shows_only_people_signed_in_who_did_not_opt_out<F:
     };
     assert!(!r.users.update_on_login(uid(6), update).await.unwrap().is_active, "the opt-out survives a login");
     let page = r.users.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
-    assert_eq!(listed(page), vec![uid(1)]);
+    assert_eq!(listed(page.clone()), vec![uid(1)]);
+    // Everyone present in one read: the same people, in the same order.
+    sign_in(&r, [2]).await;
+    let page = r.users.list_active(PageRequest::new(0, 100).unwrap(), live()).await.unwrap();
+    let present: Vec<UserId> = r.users.list_present(live()).await.unwrap().iter().map(|u| u.id).collect();
+    assert_eq!(present.len(), 2);
+    assert_eq!(present, listed(page), "list_present lists as list_active does");
 }
 
 /// The token lifecycle: a user with tokens, inactive since before the cutoff and without any

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::ports::MockUserRepository;
 use crate::test_support::*;
-use crate::user::{Page, PremiumStatus};
+use crate::user::PremiumStatus;
 
 fn device(id: &str) -> DeviceId {
     DeviceId::new(id).unwrap()
@@ -105,10 +105,7 @@ async fn group_play_controls_only_those_it_can_and_retries_a_new_device_once() {
     let no_player = user(uid(4), PremiumStatus::Unknown);
     let people = vec![premium.clone(), free, lapsed, no_player];
     let mut users = MockUserRepository::new();
-    users
-        .expect_list_active()
-        .times(1)
-        .returning(move |page, _| Ok(Page { items: people.clone(), total: 4, request: page }));
+    users.expect_list_present().times(1).returning(move |_| Ok(people.clone()));
     let mut players = MockPlayerRepository::new();
     players
         .expect_live()
