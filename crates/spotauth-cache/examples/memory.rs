@@ -103,7 +103,8 @@ async fn main() {
         repos.sessions.load_view(SessionId::from_bytes(id_bytes(n, 2)), Freshness::Latest).await.unwrap();
     }
     let inner = Stores { users: repos.users, tokens: repos.tokens, sessions: repos.sessions, players: repos.players };
-    let settings = CacheSettings { staleness: Duration::from_secs(1), capacity: total as usize, shared: false };
+    // Room to spare: quick_cache starts evicting a little below its nominal capacity.
+    let settings = CacheSettings { staleness: Duration::from_secs(1), capacity: 2 * total as usize, shared: false };
     let (cache, cached) = SessionCache::wrap(inner, settings);
     let base = rss_kib();
     let mut filled = 0;
