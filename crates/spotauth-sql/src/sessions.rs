@@ -100,6 +100,20 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
         let (matched, row) = self
             .write(move |mut conn| {
                 Box::pin(async move {
+                    // MySQL: take the row's lock by primary key first. Two rotations of one token
+                    // otherwise deadlock on the unique token-hash index (the second looks the row
+                    // up through it and waits there while the first needs a gap lock beside it);
+                    // this way the second waits for the first and then matches nothing. SQLite
+                    // has one writer: nothing to order.
+                    if let AnyConn::Mysql(c) = &mut conn {
+                        s::user_sessions
+                            .find(&id)
+                            .select(s::id)
+                            .for_update()
+                            .first::<String>(&mut **c)
+                            .await
+                            .optional()?;
+                    }
                     let matched = each_backend!(&mut conn, |c| diesel::update(
                         s::user_sessions
                             .find(&id)
