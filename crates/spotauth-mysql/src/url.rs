@@ -186,4 +186,55 @@ mod tests {
         let ok = DatabaseUrl::parse("mysql://u:hunter2@h/db").unwrap();
         assert!(!format!("{ok} {ok:?}").contains("hunter2"));
     }
+
+    /// Property tests (`PROPTEST_CASES=N` for a long run): any `DATABASE_URL` gives a typed
+    /// answer, never a panic, and the password appears in no error, `Display` or `Debug`.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn params() -> impl Strategy<Value = String> {
+            let one = prop_oneof![
+                "(ssl-mode|sslmode|ssl_mode)=(DISABLED|REQUIRED|VERIFY_CA|VERIFY_IDENTITY|bogus|)",
+                "sslaccept=(strict|accept_invalid_certs|x)",
+                "(ssl-ca|sslrootcert)=/nonexistent/[a-z]{1,8}.pem",
+                "(pool_min|pool_max|prefer_socket|stmt_cache_size|[a-z_]{1,12})=[ -~&&[^&#]]{0,12}",
+            ];
+            proptest::collection::vec(one, 0..4).prop_map(|v| v.join("&"))
+        }
+
+        proptest! {
+            #[test]
+            fn the_password_never_leaves_the_parser(
+                password in "pw[A-Za-z0-9]{10,20}",
+                user in "[a-z]{1,8}",
+                host in "(127\\.0\\.0\\.1|localhost|[a-z]{1,10}\\.example|\\[::1\\]|)",
+                port in proptest::option::of(0u32..70000),
+                db in "[a-z_/]{0,10}",
+                query in params(),
+                scheme in "(mysql|mysqlx|postgres|MYSQL)",
+            ) {
+                let port = port.map_or_else(String::new, |p| format!(":{p}"));
+                let raw = format!("{scheme}://{user}:{password}@{host}{port}/{db}?{query}");
+                match DatabaseUrl::parse(&raw) {
+                    Ok(url) => {
+                        let (shown, debug) = (url.to_string(), format!("{url:?}"));
+                        prop_assert!(!shown.contains(&password), "{}", shown);
+                        prop_assert!(!debug.contains(&password), "{}", debug);
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        prop_assert!(!text.contains(&password), "{}", text);
+                        prop_assert!(text.starts_with("DATABASE_URL: ") && !text.contains('\n'), "{}", text);
+                    }
+                }
+            }
+
+            #[test]
+            fn any_text_is_a_typed_answer(raw in "\\PC{0,120}") {
+                let _ = DatabaseUrl::parse(&raw);
+            }
+        }
+    }
 }

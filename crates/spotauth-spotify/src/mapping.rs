@@ -246,4 +246,110 @@ mod tests {
             Err(SpotifyError::RateLimited { retry_after: Duration::from_secs(7) })
         );
     }
+
+    /// Property tests of the parsers of Spotify's answers (`PROPTEST_CASES=N` for a long run).
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn statuses() -> impl Strategy<Value = StatusCode> {
+            (400u16..600).prop_map(|s| StatusCode::from_u16(s).unwrap())
+        }
+
+        /// A `Retry-After` value as a server might send it: digits, junk, dates, negatives.
+        fn retry_values() -> impl Strategy<Value = Option<String>> {
+            prop_oneof![
+                Just(None),
+                any::<u64>().prop_map(|n| Some(n.to_string())),
+                "[ -~]{0,40}".prop_map(Some),
+                Just(Some("Wed, 21 Oct 2015 07:28:00 GMT".to_owned())),
+                Just(Some("-5".to_owned())),
+            ]
+        }
+
+        fn headers(retry: Option<&str>) -> HeaderMap {
+            let mut m = HeaderMap::new();
+            if let Some(v) = retry.and_then(|r| reqwest::header::HeaderValue::from_str(r).ok()) {
+                m.insert(RETRY_AFTER, v);
+            }
+            m
+        }
+
+        /// Bodies: arbitrary bytes, JSON of the right and wrong shapes, each carrying `secret`
+        /// somewhere other than Spotify's own `error_description`.
+        fn bodies(secret: String) -> impl Strategy<Value = Vec<u8>> {
+            let s = secret.clone();
+            let t = secret.clone();
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                "(invalid_grant|invalid_client|invalid_request|server_error|[a-z_]{1,20})".prop_map(move |e| {
+                    serde_json::json!({ "error": e, "access_token": s, "refresh_token": s }).to_string().into_bytes()
+                }),
+                "[A-Z_]{0,20}".prop_map(move |reason| {
+                    serde_json::json!({ "error": { "status": 403, "message": t, "reason": reason } })
+                        .to_string()
+                        .into_bytes()
+                }),
+                Just(format!("{{\"error\": {{\"message\": \"{secret}\"}}}}").into_bytes()),
+            ]
+        }
+
+        fn check_message(e: &SpotifyError, secret: &str) -> Result<(), TestCaseError> {
+            let text = e.to_string();
+            let (control, long) = (text.chars().any(char::is_control), text.chars().count() > 400);
+            prop_assert!(!text.contains(secret), "a value from the body was echoed: {}", text);
+            prop_assert!(!control && !long, "{:?}", text);
+            Ok(())
+        }
+
+        proptest! {
+            /// Any `Retry-After` gives a wait between 1 s and 24 h; a number of seconds is
+            /// honoured within those bounds.
+            #[test]
+            fn retry_after_is_always_bounded(value in retry_values()) {
+                let wait = retry_after(&headers(value.as_deref()));
+                prop_assert!((Duration::from_secs(1)..=MAX_RETRY_AFTER).contains(&wait));
+                if let Some(n) = value.as_deref().and_then(|v| v.trim().parse::<u64>().ok()) {
+                    prop_assert_eq!(wait, Duration::from_secs(n.clamp(1, MAX_RETRY_AFTER.as_secs())));
+                }
+            }
+
+            /// The token endpoint's error answers, whatever their body: a typed error, never a
+            /// panic, and nothing of the body but Spotify's own (sanitised) description.
+            #[test]
+            fn token_errors_are_typed_and_never_echo_the_body(
+                status in statuses(),
+                retry in retry_values(),
+                (secret, body) in "zq[a-z0-9]{12}".prop_flat_map(|s| (Just(s.clone()), bodies(s))),
+            ) {
+                let e = token_error(status, &headers(retry.as_deref()), &body);
+                check_message(&e, &secret)?;
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    let limited = matches!(e, SpotifyError::RateLimited { .. });
+                    prop_assert!(limited, "{:?}", e);
+                }
+            }
+
+            /// Web API error answers and the Premium probe, whatever their body: typed, never a
+            /// panic, the message never echoed.
+            #[test]
+            fn api_errors_and_probe_answers_are_typed_and_never_echo_the_body(
+                status in statuses(),
+                retry in retry_values(),
+                (secret, body) in "zq[a-z0-9]{12}".prop_flat_map(|s| (Just(s.clone()), bodies(s))),
+            ) {
+                let hm = headers(retry.as_deref());
+                let e = api_error("GET /v1/me", status, &hm, &body);
+                check_message(&e, &secret)?;
+                match probe_answer(status, &hm, &body) {
+                    Ok(_) => {}
+                    Err(e) => check_message(&e, &secret)?,
+                }
+                if status == StatusCode::UNAUTHORIZED {
+                    prop_assert_eq!(e, SpotifyError::AccessTokenInvalid);
+                }
+            }
+        }
+    }
 }
