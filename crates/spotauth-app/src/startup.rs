@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
@@ -315,14 +315,17 @@ impl Application {
     }
 }
 
+/// How long the change journal keeps a row at least (the purge runs with housekeeping).
+const JOURNAL_KEPT: Duration = Duration::from_secs(600);
+
 /// How often queued last-active times are written (they only need minute precision: the
 /// idle timeout is counted in hours, and `touch` is asked at most once a minute per session).
 const TOUCH_FLUSH: Duration = Duration::from_secs(5);
 
 /// The session cache's background work: following the journal about four times per staleness
 /// bound (shared stores only), writing queued last-active times, and purging the journal (on
-/// every instance, cached or strict: the writes journal either way) through the head seen one
-/// housekeeping interval earlier.
+/// every instance, cached or strict: the writes journal either way) of rows older than
+/// [`JOURNAL_KEPT`].
 fn cache_tasks(cache: Option<Arc<SessionCache>>, changes: Arc<dyn ChangeFeed>, housekeeping: Duration) -> Vec<Task> {
     let mut tasks = Vec::new();
     if let Some(cache) = cache {
@@ -355,19 +358,26 @@ fn cache_tasks(cache: Option<Arc<SessionCache>>, changes: Arc<dyn ChangeFeed>, h
             }
         }));
     }
-    let seen = Arc::new(AtomicU64::new(0));
+    // The head noted at one pass is purged through at the first pass at least JOURNAL_KEPT
+    // later: far longer than any staleness bound (60 s at most), so no instance that is still
+    // trusted can find a row it has not read gone.
+    let noted: Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>> = Arc::default();
     tasks.push(Task::every(housekeeping, move || {
-        let (changes, seen) = (changes.clone(), seen.clone());
+        let (changes, noted) = (changes.clone(), noted.clone());
         async move {
-            let through = seen.load(Ordering::Relaxed);
-            if through > 0 {
+            let due = noted.lock().ok().and_then(|n| *n).filter(|(at, _)| at.elapsed() >= JOURNAL_KEPT);
+            if let Some((_, through)) = due {
                 match changes.purge_through(through).await {
                     Ok(n) => tracing::debug!(rows = n, "change journal purged"),
                     Err(e) => tracing::warn!(error = %e, "change journal not purged"),
                 }
             }
-            if let Ok(head) = changes.head().await {
-                seen.store(head, Ordering::Relaxed);
+            let unnoted = noted.lock().map(|n| n.is_none()).unwrap_or(false);
+            if (due.is_some() || unnoted)
+                && let Ok(head) = changes.head().await
+                && let Ok(mut n) = noted.lock()
+            {
+                *n = Some((std::time::Instant::now(), head));
             }
         }
     }));

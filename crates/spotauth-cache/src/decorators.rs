@@ -46,8 +46,12 @@ impl SessionRepository for CachedSessions {
             return Ok(Some(view));
         }
         let ticket = self.cache.ticket();
-        let view = self.inner.load_view(id, Freshness::Latest).await?;
-        if let Some(view) = &view {
+        let mut view = self.inner.load_view(id, Freshness::Latest).await?;
+        if let Some(view) = &mut view {
+            // A use queued here and not yet written still counts (the idle timeout).
+            if let Some(at) = self.cache.queued_touch(id) {
+                view.session.last_active = view.session.last_active.max(at);
+            }
             self.cache.keep(ticket, view);
         }
         Ok(view)

@@ -28,8 +28,8 @@ pub(crate) struct Cursor {
     at: Option<u64>,
     /// Positions above `at` already acted on.
     seen: BTreeSet<u64>,
-    /// Since when the position after `at` has been missing while later ones were seen.
-    gap_since: Option<Instant>,
+    /// The missing position after `at` (while later ones were seen), and since when.
+    gap: Option<(u64, Instant)>,
 }
 
 impl Cursor {
@@ -37,32 +37,38 @@ impl Cursor {
         *self = Cursor { at: Some(head.saturating_sub(REJOIN_OVERLAP)), ..Cursor::default() };
     }
 
-    /// Moves `at` over the positions seen in a row, and over a gap waited for long enough.
-    fn advance(&mut self, now: Instant) {
-        let Some(mut at) = self.at else { return };
+    /// Moves `at` over the positions seen in a row, and over a gap waited for long enough
+    /// (each missing position is waited for [`GAP_WAIT`] from when it became the first one
+    /// missing). Returns whether a gap was given up: a write that commits later still would
+    /// never be read, so the caller forgets everything.
+    fn advance(&mut self, now: Instant) -> bool {
+        let Some(mut at) = self.at else { return false };
+        let mut gave_up = false;
         loop {
             while self.seen.remove(&(at + 1)) {
                 at += 1;
             }
-            match self.seen.first().copied() {
-                None => {
-                    self.gap_since = None;
-                    break;
-                }
-                Some(next) => match self.gap_since {
-                    Some(since) if now.saturating_duration_since(since) >= GAP_WAIT => {
-                        at = next - 1;
-                        self.gap_since = None;
-                    }
-                    Some(_) => break,
-                    None => {
-                        self.gap_since = Some(now);
+            let Some(next) = self.seen.first().copied() else {
+                self.gap = None;
+                break;
+            };
+            match self.gap {
+                Some((missing, since)) if missing == at + 1 => {
+                    if now.saturating_duration_since(since) < GAP_WAIT {
                         break;
                     }
-                },
+                    at = next - 1;
+                    self.gap = None;
+                    gave_up = true;
+                }
+                _ => {
+                    self.gap = Some((at + 1, now));
+                    break;
+                }
             }
         }
         self.at = Some(at);
+        gave_up
     }
 }
 
@@ -110,7 +116,9 @@ impl SessionCache {
                 _ => break,
             }
         }
-        cursor.advance(started);
+        if cursor.advance(started) {
+            self.forget_everything();
+        }
         Ok(new)
     }
 }
@@ -120,33 +128,48 @@ mod tests {
     use super::*;
 
     fn cursor(at: u64, seen: &[u64]) -> Cursor {
-        Cursor { at: Some(at), seen: seen.iter().copied().collect(), gap_since: None }
+        Cursor { at: Some(at), seen: seen.iter().copied().collect(), gap: None }
     }
 
     #[test]
     fn moves_over_what_was_seen_in_a_row() {
         let mut c = cursor(10, &[11, 12, 13]);
-        c.advance(Instant::now());
-        assert_eq!((c.at, c.seen.len(), c.gap_since), (Some(13), 0, None));
+        assert!(!c.advance(Instant::now()));
+        assert_eq!((c.at, c.seen.len(), c.gap), (Some(13), 0, None));
     }
 
     #[test]
     fn waits_at_a_gap_then_gives_it_up() {
         let t0 = Instant::now();
         let mut c = cursor(10, &[12, 13]);
-        c.advance(t0);
+        assert!(!c.advance(t0));
         assert_eq!(c.at, Some(10), "11 may still commit");
-        assert!(c.gap_since.is_some());
-        c.advance(t0 + Duration::from_secs(1));
+        assert!(!c.advance(t0 + Duration::from_secs(1)));
         assert_eq!(c.at, Some(10));
         // 11 committed late: seen, and the cursor moves over all of it.
         c.seen.insert(11);
-        c.advance(t0 + Duration::from_secs(2));
-        assert_eq!((c.at, c.gap_since), (Some(13), None));
+        assert!(!c.advance(t0 + Duration::from_secs(2)));
+        assert_eq!((c.at, c.gap), (Some(13), None));
 
         let mut c = cursor(10, &[12]);
         c.advance(t0);
-        c.advance(t0 + GAP_WAIT);
+        assert!(c.advance(t0 + GAP_WAIT), "giving up is reported (the caller forgets everything)");
         assert_eq!((c.at, c.seen.len()), (Some(12), 0), "11 was rolled back");
+    }
+
+    #[test]
+    fn each_missing_position_gets_its_own_wait() {
+        let t0 = Instant::now();
+        let mut c = cursor(10, &[12]);
+        c.advance(t0);
+        // Just before 11's wait ends, 11 and 16 arrive: 13 is now the first missing position,
+        // and its wait starts now, not when 11's did.
+        c.seen.extend([11, 16]);
+        c.advance(t0 + GAP_WAIT - Duration::from_millis(100));
+        assert_eq!(c.at, Some(12));
+        assert!(!c.advance(t0 + GAP_WAIT), "13 has waited 0.1 s only");
+        assert_eq!(c.at, Some(12));
+        assert!(c.advance(t0 + 2 * GAP_WAIT));
+        assert_eq!(c.at, Some(16));
     }
 }

@@ -146,6 +146,13 @@ impl std::fmt::Debug for SessionCache {
 /// (one re-read per cached session) and the record starts over.
 const MAX_FORGOTTEN_KEYS: usize = 100_000;
 
+/// Most active-list pages kept at once.
+const MAX_LISTS: usize = 64;
+
+/// Queued last-active times are written rounded down to this: one statement per bucket and 500
+/// ids, and a time never later than the use it records (so never a longer idle timeout).
+const TOUCH_BUCKET_MS: i64 = 5_000;
+
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -259,8 +266,10 @@ impl SessionCache {
     }
 
     fn forget(&self, key: Option<Key>) {
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        // The generation is raised under the lock, so two forgets record theirs in order (a
+        // later one is never overwritten by an earlier one).
         let mut forgotten = self.forgotten.write().unwrap_or_else(PoisonError::into_inner);
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         match key {
             Some(key) if forgotten.keys.len() < MAX_FORGOTTEN_KEYS => {
                 forgotten.keys.insert(key, generation);
@@ -301,6 +310,10 @@ impl SessionCache {
     pub(crate) fn keep_list(&self, key: PageKey, ticket: u64, at: Instant, value: &Page<User>) {
         let mut lists = locked(&self.lists);
         lists.retain(|_, l| self.current(l));
+        // The pages are the client's choice: keep a bounded few.
+        if lists.len() >= MAX_LISTS {
+            lists.clear();
+        }
         lists.insert(key, Listed { at, ticket, value: value.clone() });
     }
 
@@ -321,8 +334,14 @@ impl SessionCache {
         *locked(&self.players) = Some(Listed { at, ticket, value: (seen_after, value.to_vec()) });
     }
 
-    /// A player was written here: the next read of the players goes to the database.
+    /// A player was written here: the next read of the players goes to the database, and a
+    /// read that started before this write is not kept (the generation moves on; the cached
+    /// views are unaffected, their users were not forgotten).
     pub(crate) fn forget_players(&self) {
+        {
+            let _ordered = self.forgotten.write().unwrap_or_else(PoisonError::into_inner);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         *locked(&self.players) = None;
     }
 
@@ -353,37 +372,61 @@ impl SessionCache {
         *at = (*at).max(now);
     }
 
-    /// Writes the queued last-active times: one statement per 500 sessions and per 500 users,
-    /// each set to the latest time queued (at most one flush interval later than its use).
-    /// What could not be written stays queued for the next flush: nothing is lost while the
-    /// database is away. Returns how many rows changed.
+    /// The queued last-active time of session `id`, if any (a view read from the database does
+    /// not have it yet).
+    pub(crate) fn queued_touch(&self, id: SessionId) -> Option<Timestamp> {
+        locked(&self.touched_sessions).get(&id).copied()
+    }
+
+    /// Writes the queued last-active times, each rounded down to 5 s (never later than the use
+    /// it records): one statement per 5-s bucket and 500 ids. What could not be written stays
+    /// queued for the next flush: nothing is lost while the database is away. Returns how many
+    /// rows changed.
     pub async fn flush_touches(&self) -> Result<u64, RepoError> {
         let sessions = std::mem::take(&mut *locked(&self.touched_sessions));
         let users = std::mem::take(&mut *locked(&self.touched_users));
         let mut changed = 0;
-        if let Some(at) = sessions.values().max().copied() {
-            let ids: Vec<SessionId> = sessions.keys().copied().collect();
-            match self.inner.sessions.touch_many(&ids, at).await {
-                Ok(n) => changed += n,
-                Err(e) => {
-                    requeue(&self.touched_sessions, sessions);
-                    requeue(&self.touched_users, users);
-                    return Err(e);
-                }
+        let sessions_written = async {
+            let mut n = 0;
+            for (at, ids) in buckets(&sessions) {
+                n += self.inner.sessions.touch_many(&ids, at).await?;
+            }
+            Ok::<_, RepoError>(n)
+        };
+        match sessions_written.await {
+            Ok(n) => changed += n,
+            Err(e) => {
+                requeue(&self.touched_sessions, sessions);
+                requeue(&self.touched_users, users);
+                return Err(e);
             }
         }
-        if let Some(at) = users.values().max().copied() {
-            let ids: Vec<UserId> = users.keys().copied().collect();
-            match self.inner.users.touch_many(&ids, at).await {
-                Ok(n) => changed += n,
-                Err(e) => {
-                    requeue(&self.touched_users, users);
-                    return Err(e);
-                }
+        let users_written = async {
+            let mut n = 0;
+            for (at, ids) in buckets(&users) {
+                n += self.inner.users.touch_many(&ids, at).await?;
+            }
+            Ok::<_, RepoError>(n)
+        };
+        match users_written.await {
+            Ok(n) => changed += n,
+            Err(e) => {
+                requeue(&self.touched_users, users);
+                return Err(e);
             }
         }
         Ok(changed)
     }
+}
+
+/// The queued ids grouped by their time rounded down to [`TOUCH_BUCKET_MS`].
+fn buckets<K: Copy>(queued: &HashMap<K, Timestamp>) -> Vec<(Timestamp, Vec<K>)> {
+    let mut by_bucket: std::collections::BTreeMap<i64, Vec<K>> = std::collections::BTreeMap::new();
+    for (k, at) in queued {
+        let ms = at.unix_millis();
+        by_bucket.entry(ms - ms.rem_euclid(TOUCH_BUCKET_MS)).or_default().push(*k);
+    }
+    by_bucket.into_iter().map(|(ms, ids)| (Timestamp::from_unix_millis(ms), ids)).collect()
 }
 
 fn requeue<K: std::hash::Hash + Eq>(queue: &Mutex<HashMap<K, Timestamp>>, back: HashMap<K, Timestamp>) {
@@ -391,5 +434,24 @@ fn requeue<K: std::hash::Hash + Eq>(queue: &Mutex<HashMap<K, Timestamp>>, back: 
     for (k, at) in back {
         let slot = queue.entry(k).or_insert(at);
         *slot = (*slot).max(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_touches_are_written_rounded_down_never_later() {
+        let t = Timestamp::from_unix_millis;
+        let queued: HashMap<u8, Timestamp> = [(1, t(12_345)), (2, t(14_999)), (3, t(15_000)), (4, t(10_000))].into();
+        let mut got = buckets(&queued);
+        for (_, ids) in &mut got {
+            ids.sort_unstable();
+        }
+        assert_eq!(got, vec![(t(10_000), vec![1, 2, 4]), (t(15_000), vec![3])]);
+        for (at, ids) in &got {
+            assert!(ids.iter().all(|id| queued[id] >= *at), "a written time is never later than its use");
+        }
     }
 }
