@@ -16,8 +16,7 @@ use crate::queries::session_live;
 use crate::rows::{NewSessionRow, SessionRow, TokenRow, UserRow};
 use crate::schema::spotify_users::dsl as u;
 use crate::schema::user_sessions::dsl as s;
-use crate::store::SqlStore;
-use crate::users::TOUCH_CHUNK;
+use crate::store::{SqlStore, job};
 
 /// The session row, inside a job.
 async fn session_row(conn: &mut AnyConn<'_>, id: &str) -> QueryResult<Option<SessionRow>> {
@@ -161,26 +160,20 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
     }
 
     async fn touch_many(&self, ids: &[SessionId], now: Timestamp) -> Result<u64, RepoError> {
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let at = now.unix_millis();
-        let mut changed = 0u64;
-        for chunk in ids.chunks(TOUCH_CHUNK) {
-            let chunk = chunk.to_vec();
-            changed += self
-                .write_one(move |mut conn| {
-                    Box::pin(async move {
-                        let n = each_backend!(&mut conn, |c| diesel::update(
-                            s::user_sessions.filter(s::id.eq_any(&chunk)).filter(s::last_active.lt(at))
-                        )
-                        .set(s::last_active.eq(at))
-                        .execute(c)
-                        .await)?;
-                        Ok(n as u64)
-                    })
+        self.write_one_per_chunk(ids.iter().map(ToString::to_string).collect(), move |chunk| {
+            job(move |mut conn| {
+                Box::pin(async move {
+                    Ok(each_backend!(&mut conn, |c| diesel::update(
+                        s::user_sessions.filter(s::id.eq_any(&chunk)).filter(s::last_active.lt(at))
+                    )
+                    .set(s::last_active.eq(at))
+                    .execute(c)
+                    .await)?)
                 })
-                .await?;
-        }
-        Ok(changed)
+            })
+        })
+        .await
     }
 
     async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError> {

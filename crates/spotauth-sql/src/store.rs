@@ -10,8 +10,19 @@ use spotauth_domain::ports::{
 };
 use spotauth_domain::room::PlayerRepository;
 
-use crate::conn::{AnyConn, BoxFuture, Connections, TxError, each_backend};
+use crate::conn::{AnyConn, BoxFuture, Connections, Job, TxError, each_backend};
 use crate::error::classify;
+
+/// Most ids one statement names (`IN (…)`).
+pub(crate) const ID_CHUNK: usize = 500;
+
+/// A [`Job`] from a closure (the bound lets the closure's signature be inferred).
+pub(crate) fn job<R, F>(f: F) -> Job<R>
+where
+    F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
+{
+    Box::new(f)
+}
 
 /// What the app's readiness probe asks of the store.
 #[async_trait]
@@ -132,6 +143,21 @@ impl<C: Connections> SqlStore<C> {
         F: for<'c> FnOnce(AnyConn<'c>) -> BoxFuture<'c, Result<R, TxError>> + Send + 'static,
     {
         self.run(Access::WriteOne, None, Box::new(job)).await
+    }
+
+    /// [`Self::write_one`] once per chunk of at most [`ID_CHUNK`] of `ids`: `statement(chunk)`
+    /// makes the chunk's job (ONE statement, answering the rows it changed); the sum.
+    pub(crate) async fn write_one_per_chunk(
+        &self,
+        ids: Vec<String>,
+        statement: impl Fn(Vec<String>) -> Job<usize>,
+    ) -> Result<u64, RepoError> {
+        let mut changed = 0u64;
+        for chunk in ids.chunks(ID_CHUNK) {
+            let n = self.run(Access::WriteOne, None, statement(chunk.to_vec())).await?;
+            changed += u64::try_from(n).unwrap_or(u64::MAX);
+        }
+        Ok(changed)
     }
 
     /// [`Self::write_one`] for a single INSERT into the table whose primary key is `primary`: a

@@ -15,10 +15,7 @@ use crate::error::is_unique_violation;
 use crate::queries::{has_live_session, lease_cleared, user_exists};
 use crate::rows::{ProfileColumns, SubscriptionColumns, TokenColumns, UserRow};
 use crate::schema::spotify_users::dsl as u;
-use crate::store::SqlStore;
-
-/// Most ids one coalesced last-active write names (one statement each).
-pub(crate) const TOUCH_CHUNK: usize = 500;
+use crate::store::{SqlStore, job};
 
 /// The user row, inside a job.
 pub(crate) async fn user_row(conn: &mut AnyConn<'_>, id: &str) -> QueryResult<Option<UserRow>> {
@@ -204,26 +201,20 @@ impl<C: Connections> UserRepository for SqlStore<C> {
     }
 
     async fn touch_many(&self, ids: &[UserId], now: Timestamp) -> Result<u64, RepoError> {
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         let at = now.unix_millis();
-        let mut changed = 0u64;
-        for chunk in ids.chunks(TOUCH_CHUNK) {
-            let chunk = chunk.to_vec();
-            changed += self
-                .write_one(move |mut conn| {
-                    Box::pin(async move {
-                        let n = each_backend!(&mut conn, |c| diesel::update(
-                            u::spotify_users.filter(u::id.eq_any(&chunk)).filter(u::last_active.lt(at))
-                        )
-                        .set(u::last_active.eq(at))
-                        .execute(c)
-                        .await)?;
-                        Ok(n as u64)
-                    })
+        self.write_one_per_chunk(ids.iter().map(ToString::to_string).collect(), move |chunk| {
+            job(move |mut conn| {
+                Box::pin(async move {
+                    Ok(each_backend!(&mut conn, |c| diesel::update(
+                        u::spotify_users.filter(u::id.eq_any(&chunk)).filter(u::last_active.lt(at))
+                    )
+                    .set(u::last_active.eq(at))
+                    .execute(c)
+                    .await)?)
                 })
-                .await?;
-        }
-        Ok(changed)
+            })
+        })
+        .await
     }
 
     async fn touch(&self, id: UserId, now: Timestamp) -> Result<(), RepoError> {
