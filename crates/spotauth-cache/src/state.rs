@@ -385,37 +385,23 @@ impl SessionCache {
     pub async fn flush_touches(&self) -> Result<u64, RepoError> {
         let sessions = std::mem::take(&mut *locked(&self.touched_sessions));
         let users = std::mem::take(&mut *locked(&self.touched_users));
-        let mut changed = 0;
-        let sessions_written = async {
-            let mut n = 0;
+        let written = async {
+            let mut changed = 0;
             for (at, ids) in buckets(&sessions) {
-                n += self.inner.sessions.touch_many(&ids, at).await?;
+                changed += self.inner.sessions.touch_many(&ids, at).await?;
             }
-            Ok::<_, RepoError>(n)
-        };
-        match sessions_written.await {
-            Ok(n) => changed += n,
-            Err(e) => {
-                requeue(&self.touched_sessions, sessions);
-                requeue(&self.touched_users, users);
-                return Err(e);
-            }
-        }
-        let users_written = async {
-            let mut n = 0;
             for (at, ids) in buckets(&users) {
-                n += self.inner.users.touch_many(&ids, at).await?;
+                changed += self.inner.users.touch_many(&ids, at).await?;
             }
-            Ok::<_, RepoError>(n)
+            Ok::<_, RepoError>(changed)
         };
-        match users_written.await {
-            Ok(n) => changed += n,
-            Err(e) => {
-                requeue(&self.touched_users, users);
-                return Err(e);
-            }
+        let written = written.await;
+        if written.is_err() {
+            // Writing a time again is harmless (`touch_many` only moves it forward).
+            requeue(&self.touched_sessions, sessions);
+            requeue(&self.touched_users, users);
         }
-        Ok(changed)
+        written
     }
 }
 
