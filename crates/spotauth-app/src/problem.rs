@@ -173,6 +173,8 @@ impl From<AuthError> for Problem {
                     .detail("This Spotify app is in Development Mode and this user is not on its allow-list.")
             }
             AuthError::UserNotFound => Problem::new(S::NOT_FOUND, "user_not_found", "User not found"),
+            AuthError::SessionNotFound => Problem::new(S::NOT_FOUND, "session_not_found", "Session not found")
+                .detail("You have no live session with this id."),
             AuthError::RateLimited { retry_after } => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "spotify_rate_limited", "Spotify is rate limiting this app")
                     .retry_after(retry_after)

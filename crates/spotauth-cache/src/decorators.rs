@@ -82,8 +82,18 @@ impl SessionRepository for CachedSessions {
         then_forget(self.inner.revoke(id, now), || self.cache.forget_session(id)).await
     }
 
-    async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError> {
-        then_forget(self.inner.revoke_all_for_user(user_id, live), || self.cache.forget_user(user_id)).await
+    async fn revoke_all_for_user(
+        &self,
+        user_id: UserId,
+        live: LiveAfter,
+        keep: Option<SessionId>,
+    ) -> Result<u64, RepoError> {
+        then_forget(self.inner.revoke_all_for_user(user_id, live, keep), || self.cache.forget_user(user_id)).await
+    }
+
+    async fn list_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<Vec<Session>, RepoError> {
+        // The user is choosing which sessions to end: the database's list.
+        self.inner.list_for_user(user_id, live).await
     }
 
     async fn purge_ended(&self, ended_before: LiveAfter) -> Result<u64, RepoError> {
@@ -153,6 +163,15 @@ impl UserRepository for CachedUsers {
 
     async fn touch_many(&self, ids: &[UserId], now: Timestamp) -> Result<u64, RepoError> {
         self.inner.touch_many(ids, now).await
+    }
+
+    async fn erase(&self, id: UserId) -> Result<bool, RepoError> {
+        // Their room player goes in the same transaction.
+        then_forget(self.inner.erase(id), || {
+            self.cache.forget_user(id);
+            self.cache.forget_players();
+        })
+        .await
     }
 }
 

@@ -107,7 +107,11 @@ impl SessionCache {
             let changes = feed.changes_after(after, PAGE).await?;
             for change in &changes {
                 if cursor.seen.insert(change.seq) {
-                    self.forget_user(change.user);
+                    match change.user {
+                        Some(user) => self.forget_user(user),
+                        // An erased account: its id is stored nowhere, so forget everyone.
+                        None => self.forget_everything(),
+                    }
                     new += 1;
                 }
             }

@@ -274,6 +274,14 @@ pub trait UserRepository: Send + Sync + 'static {
     /// Sets `last_active` to `now` on each of these users whose `last_active` is earlier;
     /// unknown ids are skipped. Returns how many rows changed.
     async fn touch_many(&self, ids: &[UserId], now: Timestamp) -> Result<u64, RepoError>;
+
+    /// Erases the user and everything stored about them, in one transaction: the user row
+    /// (profile and encrypted Spotify tokens), every session, their room player, and their
+    /// entries in the change journal (rewritten as erasures, `Change { user: None }`, and one
+    /// more erasure appended so instances that cache sessions forget them). Afterwards no table
+    /// holds the user's id. Returns whether the user existed; MUST return `Ok(false)`, not an
+    /// error, for an unknown id.
+    async fn erase(&self, id: UserId) -> Result<bool, RepoError>;
 }
 
 /// How current a read must be.
@@ -295,8 +303,9 @@ pub struct Change {
     /// visible) a moment before an earlier one, and a position MAY be skipped (a write rolled
     /// back).
     pub seq: u64,
-    /// Whose view changed.
-    pub user: UserId,
+    /// Whose view changed; `None` when an account was erased ([`UserRepository::erase`]): the
+    /// erased user's id is stored nowhere any more, so every instance forgets every user.
+    pub user: Option<UserId>,
 }
 
 /// The change journal, shared by every instance through the database.
@@ -439,11 +448,22 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// Revokes one session. Idempotent: MUST return `Ok(())` when already revoked or unknown.
     async fn revoke(&self, id: SessionId, now: Timestamp) -> Result<(), RepoError>;
 
-    /// Revokes (at `live.at`) every unrevoked session of the user, live or lapsed (a request
-    /// that verified a token just before it lapsed, or on an instance whose clock runs behind,
-    /// could still rotate a lapsed one), and returns how many of them were live after `live`
-    /// ([`LiveAfter`], evaluated as its docs say), counted in the same transaction.
-    async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError>;
+    /// Revokes (at `live.at`) every unrevoked session of the user but `keep` (when given), live
+    /// or lapsed (a request that verified a token just before it lapsed, or on an instance whose
+    /// clock runs behind, could still rotate a lapsed one), and returns how many of them were
+    /// live after `live` ([`LiveAfter`], evaluated as its docs say), counted in the same
+    /// transaction.
+    async fn revoke_all_for_user(
+        &self,
+        user_id: UserId,
+        live: LiveAfter,
+        keep: Option<SessionId>,
+    ) -> Result<u64, RepoError>;
+
+    /// The user's sessions live after `live` ([`LiveAfter`], evaluated as its docs say), most
+    /// recently used first (then newest first), read from the database (never from memory:
+    /// the user is deciding which to end). MUST return an empty list for an unknown user.
+    async fn list_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<Vec<Session>, RepoError>;
 
     /// Deletes the sessions that are not live after `ended_before` ([`LiveAfter`], evaluated as
     /// its docs say): revoked, past their absolute end, idle past the timeout or with their

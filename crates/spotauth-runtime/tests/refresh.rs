@@ -401,7 +401,7 @@ async fn the_proactive_refresher_renews_tokens_before_they_expire_and_stops_clea
     for id in [alice, bob, dave] {
         env.sign_in(id).await;
     }
-    env.repos.sessions.revoke_all_for_user(dave, sessions.live_after(env.clock.now())).await.unwrap();
+    env.repos.sessions.revoke_all_for_user(dave, sessions.live_after(env.clock.now()), None).await.unwrap();
     env.clock.advance(Duration::from_secs(1800));
     let carol = env.connect("carol").await; // connected later: expires later
     env.sign_in(carol).await;

@@ -18,6 +18,22 @@ pub(crate) async fn journal(conn: &mut AnyConn<'_>, user_id: &str) -> QueryResul
     Ok(())
 }
 
+/// What an erasure leaves in the journal's `user_id` column: the nil UUID, which no user id is
+/// (ids are random v4 UUIDs). Read back as `Change { user: None }`.
+const ERASED: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Records, inside the caller's transaction, that a user was erased: their earlier entries
+/// become erasures (their id must not outlive them; an instance that has not read those rows
+/// yet forgets everything instead of them) and one erasure is appended for the instances that
+/// have.
+pub(crate) async fn journal_erasure(conn: &mut AnyConn<'_>, user_id: &str) -> QueryResult<()> {
+    each_backend!(conn, |c| diesel::update(ch::auth_changes.filter(ch::user_id.eq(user_id)))
+        .set(ch::user_id.eq(ERASED))
+        .execute(c)
+        .await)?;
+    journal(conn, ERASED).await
+}
+
 fn position(id: i64) -> u64 {
     u64::try_from(id).unwrap_or(0)
 }
@@ -52,7 +68,10 @@ impl<C: Connections> ChangeFeed for SqlStore<C> {
             .await?;
         rows.into_iter()
             .map(|(id, user)| {
-                let user = user.parse::<UserId>().map_err(|_| corrupt("auth_changes.user_id"))?;
+                let user = match user.as_str() {
+                    ERASED => None,
+                    id => Some(id.parse::<UserId>().map_err(|_| corrupt("auth_changes.user_id"))?),
+                };
                 Ok(Change { seq: position(id), user })
             })
             .collect()

@@ -198,15 +198,27 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
         .await
     }
 
-    async fn revoke_all_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<u64, RepoError> {
+    async fn revoke_all_for_user(
+        &self,
+        user_id: UserId,
+        live: LiveAfter,
+        keep: Option<SessionId>,
+    ) -> Result<u64, RepoError> {
         let user_id = user_id.to_string();
+        // The empty string is no session id: keeping it keeps nothing.
+        let keep = keep.map(|id| id.to_string()).unwrap_or_default();
         let live_ones: i64 = self
             .write(move |mut conn| {
                 Box::pin(async move {
                     // Counted and revoked in one transaction. Every unrevoked row is revoked, the
                     // lapsed ones too: a request that verified a token just before it lapsed (or
                     // on an instance whose clock runs behind) could otherwise still rotate it.
-                    let of_user = || s::user_sessions.filter(s::user_id.eq(&user_id)).filter(s::revoked_at.is_null());
+                    let of_user = || {
+                        s::user_sessions
+                            .filter(s::user_id.eq(&user_id))
+                            .filter(s::revoked_at.is_null())
+                            .filter(s::id.ne(&keep))
+                    };
                     let live_ones: i64 =
                         each_backend!(&mut conn, |c| of_user().filter(session_live(live)).count().get_result(c).await)?;
                     let revoked = each_backend!(&mut conn, |c| diesel::update(of_user())
@@ -221,6 +233,24 @@ impl<C: Connections> SessionRepository for SqlStore<C> {
             })
             .await?;
         Ok(u64::try_from(live_ones).unwrap_or(0))
+    }
+
+    async fn list_for_user(&self, user_id: UserId, live: LiveAfter) -> Result<Vec<Session>, RepoError> {
+        let user_id = user_id.to_string();
+        let rows: Vec<SessionRow> = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    Ok(each_backend!(&mut conn, |c| s::user_sessions
+                        .filter(s::user_id.eq(&user_id))
+                        .filter(session_live(live))
+                        .order((s::last_active.desc(), s::created_at.desc(), s::id.asc()))
+                        .select(SessionRow::as_select())
+                        .load(c)
+                        .await)?)
+                })
+            })
+            .await?;
+        rows.into_iter().map(Session::try_from).collect()
     }
 
     async fn purge_ended(&self, ended_before: LiveAfter) -> Result<u64, RepoError> {

@@ -9,12 +9,14 @@ use spotauth_domain::session::LiveAfter;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::{Page, PageRequest, SpotifyAccountKey, Subscription, User};
 
-use crate::changes::journal;
+use crate::changes::{journal, journal_erasure};
 use crate::conn::{AnyConn, Connections, TxError, each_backend};
 use crate::error::is_unique_violation;
 use crate::queries::{has_live_session, lease_cleared, user_exists};
 use crate::rows::{ProfileColumns, SubscriptionColumns, TokenColumns, UserRow};
+use crate::schema::room_players::dsl as p;
 use crate::schema::spotify_users::dsl as u;
+use crate::schema::user_sessions::dsl as s;
 use crate::store::{SqlStore, job};
 
 /// The user row, inside a job.
@@ -226,6 +228,28 @@ impl<C: Connections> UserRepository for SqlStore<C> {
                     .execute(c)
                     .await)?;
                 if matched == 0 { Err(RepoError::NotFound.into()) } else { Ok(()) }
+            })
+        })
+        .await
+    }
+
+    async fn erase(&self, id: UserId) -> Result<bool, RepoError> {
+        let id = id.to_string();
+        self.write(move |mut conn| {
+            Box::pin(async move {
+                // The user row first: on MySQL it takes the row's lock, so a login or a refresh
+                // of this user waits for the erasure and then finds nothing to update.
+                let users = each_backend!(&mut conn, |c| diesel::delete(u::spotify_users.find(&id)).execute(c).await)?;
+                let sessions =
+                    each_backend!(&mut conn, |c| diesel::delete(s::user_sessions.filter(s::user_id.eq(&id)))
+                        .execute(c)
+                        .await)?;
+                let players = each_backend!(&mut conn, |c| diesel::delete(p::room_players.find(&id)).execute(c).await)?;
+                let existed = users + sessions + players > 0;
+                if existed {
+                    journal_erasure(&mut conn, &id).await?;
+                }
+                Ok(users > 0)
             })
         })
         .await

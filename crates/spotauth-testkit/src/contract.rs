@@ -91,6 +91,8 @@ macro_rules! contract_tests {
             session_concurrent_rotation_has_one_winner,
             session_load_view_reads_the_owner_in_one_call,
             session_revoke_all_and_purge,
+            session_list_for_user_and_revoke_all_but_one,
+            user_erase_leaves_nothing_of_the_user,
             flow_create_and_consume_once,
             flow_unknown_state,
             flow_expired_is_not_consumable,
@@ -983,7 +985,7 @@ pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
     let mut lapsed_one = new_session(6, 1);
     lapsed_one.token_expires_at = revoked_at;
     s.create(lapsed_one).await.unwrap();
-    assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at)).await.unwrap(), 2);
+    assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at), None).await.unwrap(), 2);
     let lapsed_id = SessionId::from_bytes([6; 16]);
     assert_eq!(session_of(&s, lapsed_id).await.unwrap().revoked_at, Some(revoked_at));
     assert_eq!(
@@ -991,8 +993,8 @@ pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
         RepoError::StaleVersion,
         "a rotation that verified the token before the logout finds it revoked"
     );
-    assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at)).await.unwrap(), 0);
-    assert_eq!(s.revoke_all_for_user(uid(7), ended_before(revoked_at)).await.unwrap(), 0);
+    assert_eq!(s.revoke_all_for_user(uid(1), ended_before(revoked_at), None).await.unwrap(), 0);
+    assert_eq!(s.revoke_all_for_user(uid(7), ended_before(revoked_at), None).await.unwrap(), 0);
     assert!(session_of(&s, SessionId::from_bytes([3; 16])).await.unwrap().revoked_at.is_none());
     assert_eq!(s.purge_ended(ended_before(NOW.plus(secs(9)))).await.unwrap(), 0, "still live then");
     assert_eq!(s.purge_ended(ended_before(revoked_at)).await.unwrap(), 3, "revoked or lapsed by the cutoff");
@@ -1014,6 +1016,35 @@ pub async fn session_revoke_all_and_purge<F: StoreFixture>(f: &F) {
     assert_eq!(s.purge_ended(ended_before(NOW.plus(secs(3600)))).await.unwrap(), 1, "its token expired");
     let idled_out = NOW.plus(policy.idle_timeout).plus(Duration::from_millis(1));
     assert_eq!(s.purge_ended(ended_before(idled_out)).await.unwrap(), 1, "unused past the idle timeout");
+}
+
+/// `list_for_user` lists the user's live sessions, most recently used first; `revoke_all_for_user`
+/// with `keep` spares that one session ("log out of all other devices").
+pub async fn session_list_for_user_and_revoke_all_but_one<F: StoreFixture>(f: &F) {
+    let s = f.repositories().sessions;
+    let sid = |n: u8| SessionId::from_bytes([n; 16]);
+    for (id, user) in [(1, 1), (2, 1), (3, 2)] {
+        s.create(new_session(id, user)).await.unwrap();
+    }
+    let mut lapsed = new_session(4, 1);
+    lapsed.token_expires_at = NOW;
+    s.create(lapsed).await.unwrap();
+    s.touch(sid(2), NOW.plus(secs(5))).await.unwrap();
+    let listed = s.list_for_user(uid(1), live()).await.unwrap();
+    assert_eq!(listed.iter().map(|x| x.id).collect::<Vec<_>>(), [sid(2), sid(1)], "live ones, last used first");
+    assert_eq!(listed[1].meta, new_session(1, 1).meta, "read back whole");
+    assert_eq!(listed[1], session_of(&s, sid(1)).await.unwrap(), "as load_view reads it");
+    assert!(s.list_for_user(uid(9), live()).await.unwrap().is_empty());
+
+    assert_eq!(s.revoke_all_for_user(uid(1), live(), Some(sid(2))).await.unwrap(), 1, "all but the kept one");
+    assert!(session_of(&s, sid(1)).await.unwrap().revoked_at.is_some());
+    assert!(session_of(&s, sid(4)).await.unwrap().revoked_at.is_some(), "the lapsed one too");
+    assert!(session_of(&s, sid(2)).await.unwrap().revoked_at.is_none());
+    assert!(session_of(&s, sid(3)).await.unwrap().revoked_at.is_none(), "another user's");
+    let listed = s.list_for_user(uid(1), live()).await.unwrap();
+    assert_eq!(listed.iter().map(|x| x.id).collect::<Vec<_>>(), [sid(2)]);
+    assert_eq!(s.revoke_all_for_user(uid(1), live(), Some(sid(3))).await.unwrap(), 1, "keeping another's keeps none");
+    assert!(s.list_for_user(uid(1), live()).await.unwrap().is_empty());
 }
 
 /// The hot-path read: a session with its owner and the owner's tokens; the owner as
@@ -1251,7 +1282,7 @@ pub async fn room_version_only_grows_and_survives_purges<F: StoreFixture>(f: &F)
 // ---------------------------------------------------------------------------------------------
 
 /// The users of the journal rows after `after`, and the new head.
-async fn journaled(r: &Repositories, after: u64) -> (Vec<UserId>, u64) {
+async fn journaled(r: &Repositories, after: u64) -> (Vec<Option<UserId>>, u64) {
     let changes = r.changes.changes_after(after, 1000).await.unwrap();
     let head = r.changes.head().await.unwrap();
     assert_eq!(changes.last().map_or(after, |c| c.seq), head.max(after));
@@ -1272,29 +1303,31 @@ pub async fn journal_records_every_write_that_changes_a_view<F: StoreFixture>(f:
     sign_in(&r, [1, 2]).await;
     let (none, head) = journaled(&r, 0).await;
     assert!(none.is_empty(), "a new user or session is in no cache: {none:?}");
+    let (u1, u2) = (Some(u1), Some(u2));
 
     let s1 = SessionId::from_bytes([1; 16]);
+    let (id1, id2) = (uid(1), uid(2));
     r.sessions.touch(s1, NOW.plus(secs(1))).await.unwrap();
-    r.users.touch(u1, NOW.plus(secs(1))).await.unwrap();
+    r.users.touch(id1, NOW.plus(secs(1))).await.unwrap();
     r.sessions.load_view(s1, Freshness::Latest).await.unwrap();
-    r.tokens.try_acquire_refresh_lease(u1, "me", NOW, secs(30)).await.unwrap();
-    r.tokens.release_refresh_lease(u1, "me").await.unwrap();
+    r.tokens.try_acquire_refresh_lease(id1, "me", NOW, secs(30)).await.unwrap();
+    r.tokens.release_refresh_lease(id1, "me").await.unwrap();
     assert_eq!(journaled(&r, head).await, (vec![], head), "reads, touches and leases change no view");
 
     r.sessions.rotate(s1, &hash(1), &hash(9), NOW, NOW.plus(secs(600))).await.unwrap();
     let stale = r.sessions.rotate(s1, &hash(1), &hash(8), NOW, NOW.plus(secs(600))).await;
     assert_eq!(stale.unwrap_err(), RepoError::StaleVersion);
-    r.users.set_active(u2, false, NOW).await.unwrap();
-    r.users.record_subscription(u2, new_user(2, PremiumStatus::Free).subscription).await.unwrap();
-    let v = r.tokens.load_tokens(u1).await.unwrap().unwrap().version;
-    let v = r.tokens.store_refreshed(u1, v, refreshed("x", None)).await.unwrap();
-    r.tokens.mark_reauth_required(u1, v).await.unwrap();
-    assert_eq!(r.tokens.mark_reauth_required(u1, v).await.unwrap_err(), RepoError::StaleVersion);
-    r.tokens.delete_tokens(u2).await.unwrap();
+    r.users.set_active(id2, false, NOW).await.unwrap();
+    r.users.record_subscription(id2, new_user(2, PremiumStatus::Free).subscription).await.unwrap();
+    let v = r.tokens.load_tokens(id1).await.unwrap().unwrap().version;
+    let v = r.tokens.store_refreshed(id1, v, refreshed("x", None)).await.unwrap();
+    r.tokens.mark_reauth_required(id1, v).await.unwrap();
+    assert_eq!(r.tokens.mark_reauth_required(id1, v).await.unwrap_err(), RepoError::StaleVersion);
+    r.tokens.delete_tokens(id2).await.unwrap();
     r.sessions.revoke(s1, NOW).await.unwrap();
     r.sessions.revoke(s1, NOW).await.unwrap();
-    assert_eq!(r.sessions.revoke_all_for_user(u2, live()).await.unwrap(), 1);
-    assert_eq!(r.sessions.revoke_all_for_user(u2, live()).await.unwrap(), 0);
+    assert_eq!(r.sessions.revoke_all_for_user(id2, live(), None).await.unwrap(), 1);
+    assert_eq!(r.sessions.revoke_all_for_user(id2, live(), None).await.unwrap(), 0);
     let (users, head) = journaled(&r, head).await;
     assert_eq!(users, [u1, u2, u2, u1, u1, u2, u1, u2], "once per write that changed something");
 
@@ -1306,7 +1339,7 @@ pub async fn journal_records_every_write_that_changes_a_view<F: StoreFixture>(f:
         tokens: relogin.tokens,
         now: NOW.plus(secs(5)),
     };
-    r.users.update_on_login(u1, login).await.unwrap();
+    r.users.update_on_login(id1, login).await.unwrap();
     let (users, head) = journaled(&r, head).await;
     assert_eq!(users, [u1]);
 
@@ -1314,8 +1347,45 @@ pub async fn journal_records_every_write_that_changes_a_view<F: StoreFixture>(f:
     let purged = r.changes.purge_through(head).await.unwrap();
     assert_eq!(purged, 8, "all but the largest of the nine");
     assert_eq!(r.changes.head().await.unwrap(), head, "the position never goes back");
-    r.users.set_active(u2, true, NOW).await.unwrap();
+    r.users.set_active(id2, true, NOW).await.unwrap();
     assert!(r.changes.head().await.unwrap() > head);
+}
+
+/// `erase` deletes the user row, every session and the room player in one go, rewrites the
+/// user's journal entries as erasures and appends one; other users keep everything; an unknown
+/// or already erased id is `Ok(false)`.
+pub async fn user_erase_leaves_nothing_of_the_user<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    let (u1, u2) = (uid(1), uid(2));
+    for n in [1, 2] {
+        r.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    sign_in(&r, [1, 2]).await;
+    r.sessions.create(new_session(3, 1)).await.unwrap();
+    r.players.upsert(room_player(1, "dev1", NOW, None)).await.unwrap();
+    r.players.upsert(room_player(2, "dev2", NOW, None)).await.unwrap();
+    r.users.set_active(u1, false, NOW).await.unwrap();
+    r.users.set_active(u2, false, NOW).await.unwrap();
+    let head = r.changes.head().await.unwrap();
+
+    assert!(r.users.erase(u1).await.unwrap());
+    assert_eq!(r.users.get(u1).await.unwrap(), None);
+    assert_eq!(r.tokens.load_tokens(u1).await.unwrap_err(), RepoError::NotFound, "no row to hold tokens");
+    for n in [1, 3] {
+        assert_eq!(session_of(&r.sessions, SessionId::from_bytes([n; 16])).await, None);
+    }
+    assert_eq!(r.players.player_of(u1).await.unwrap(), None);
+    let all = r.changes.changes_after(0, 1000).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.user).collect::<Vec<_>>(), [None, Some(u2), None], "rewritten, one appended");
+    assert!(all.last().unwrap().seq > head);
+
+    assert!(r.users.get(u2).await.unwrap().is_some(), "the other user keeps everything");
+    assert!(r.tokens.load_tokens(u2).await.unwrap().is_some());
+    assert!(session_of(&r.sessions, SessionId::from_bytes([2; 16])).await.is_some());
+    assert!(r.players.player_of(u2).await.unwrap().is_some());
+    assert!(!r.users.erase(u1).await.unwrap(), "already erased");
+    assert!(!r.users.erase(uid(9)).await.unwrap(), "unknown");
+    assert_eq!(r.changes.head().await.unwrap(), all.last().unwrap().seq, "nothing to record");
 }
 
 /// `touch_many` sets `last_active` on every named row whose time is earlier, skips unknown ids

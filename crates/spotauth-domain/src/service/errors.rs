@@ -76,6 +76,10 @@ pub enum AuthError {
     /// The user does not exist.
     #[error("user not found")]
     UserNotFound,
+    /// The caller has no live session with this id (another user's session is reported the
+    /// same way as an unknown one).
+    #[error("session not found")]
+    SessionNotFound,
     /// Spotify rate limiting.
     #[error("Spotify rate limited; retry after {retry_after:?}")]
     RateLimited {

@@ -1,6 +1,6 @@
 //! App sessions: issuing, authenticating, rotating, logging out, and purging what ended.
 
-use crate::ids::{TokenId, UserId};
+use crate::ids::{SessionId, TokenId, UserId};
 use crate::ports::{Freshness, RepoError, SessionTokenError};
 use crate::secret::SessionToken;
 use crate::session::{NewSession, Session, SessionClaims, SessionMeta, SessionOwner, SessionView, TokenIdHash};
@@ -276,7 +276,7 @@ impl AuthService {
             }
             LogoutScope::Everywhere => {
                 let live = self.policy.session.live_after(now);
-                let ended = self.ports.sessions.revoke_all_for_user(claims.user_id, live).await?;
+                let ended = self.ports.sessions.revoke_all_for_user(claims.user_id, live, None).await?;
                 let disconnected = match self.ports.tokens.delete_tokens(claims.user_id).await {
                     Ok(()) => true,
                     // The user row is gone: nothing stored to disconnect.
@@ -286,6 +286,46 @@ impl AuthService {
                 Ok(LogoutOutcome { scope, sessions_ended: ended, spotify_disconnected: disconnected })
             }
         }
+    }
+
+    /// The caller's live sessions (this one among them), most recently used first, as the
+    /// database has them.
+    pub async fn sessions_of(&self, auth: &Authenticated) -> Result<Vec<Session>, AuthError> {
+        let live = self.policy.session.live_after(self.ports.clock.now());
+        Ok(self.ports.sessions.list_for_user(auth.user.id, live).await?)
+    }
+
+    /// Ends one of the caller's live sessions (the current one too: that is a logout of this
+    /// device). `SessionNotFound` when the caller has no live session with this id: another
+    /// user's session answers exactly as an unknown one, so ids cannot be probed.
+    pub async fn end_session(&self, auth: &Authenticated, id: SessionId) -> Result<(), AuthError> {
+        let now = self.ports.clock.now();
+        let view = self.ports.sessions.load_view(id, Freshness::Latest).await?;
+        let live = self.policy.session.live_after(now);
+        match view.map(|v| v.session) {
+            Some(session) if session.user_id == auth.user.id && session.is_live(live) => {
+                self.ports.sessions.revoke(id, now).await?;
+                Ok(())
+            }
+            _ => Err(AuthError::SessionNotFound),
+        }
+    }
+
+    /// Ends every session of the caller but the one making the request ("log out of all other
+    /// devices"); Spotify stays connected. Returns how many live sessions ended.
+    pub async fn end_other_sessions(&self, auth: &Authenticated) -> Result<u64, AuthError> {
+        let live = self.policy.session.live_after(self.ports.clock.now());
+        Ok(self.ports.sessions.revoke_all_for_user(auth.user.id, live, Some(auth.session.id)).await?)
+    }
+
+    /// Deletes the caller's account and everything stored about them (profile, encrypted
+    /// Spotify tokens, every session, room presence) at once; see [`UserRepository::erase`].
+    /// Spotify keeps its own record of the grant: the user removes it in their Spotify account
+    /// settings (Spotify offers no revocation endpoint).
+    ///
+    /// [`UserRepository::erase`]: crate::ports::UserRepository::erase
+    pub async fn delete_account(&self, auth: &Authenticated) -> Result<(), AuthError> {
+        if self.ports.users.erase(auth.user.id).await? { Ok(()) } else { Err(AuthError::UserNotFound) }
     }
 
     /// The data lifecycle, run periodically by the housekeeping task on every instance (each

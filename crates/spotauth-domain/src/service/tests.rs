@@ -389,7 +389,11 @@ async fn log_out_everywhere_disconnects_even_with_an_expired_or_ended_session() 
         // The session row is never needed: the verified token names the user.
         fx.sessions.expect_load_view().never();
         let live = fx.policy.session.live_after(NOW);
-        fx.sessions.expect_revoke_all_for_user().with(eq(uid(1)), eq(live)).times(1).returning(|_, _| Ok(1));
+        fx.sessions
+            .expect_revoke_all_for_user()
+            .with(eq(uid(1)), eq(live), eq(None))
+            .times(1)
+            .returning(|_, _, _| Ok(1));
         fx.tokens.expect_delete_tokens().with(eq(uid(1))).times(1).returning(|_| Ok(()));
         // Presence follows live sessions: the opt-out flag is not logout's business.
         fx.users.expect_set_active().never();
@@ -437,6 +441,80 @@ async fn log_out_device_ends_only_a_live_session_and_says_so() {
     let (svc, _) = fx.auth_service();
     let out = svc.log_out(&token_for(SID, uid(1), TID), LogoutScope::Device).await.unwrap();
     assert_eq!((out.sessions_ended, out.spotify_disconnected), (0, false));
+}
+
+// --- Managing one's sessions and account -------------------------------------------------------
+
+#[tokio::test]
+async fn ending_a_session_needs_it_to_be_a_live_one_of_the_caller() {
+    const OTHER: SessionId = SessionId::from_bytes([7; 16]);
+    let alice = authenticated(user(uid(1), PremiumStatus::Premium), None);
+    // Alice's other live session: revoked.
+    let mut fx = Fixture::new();
+    fx.sessions
+        .expect_load_view()
+        .with(eq(OTHER), eq(Freshness::Latest))
+        .returning(|id, _| Ok(Some(view(session(id, uid(1), TID, NOW), user(uid(1), PremiumStatus::Premium)))));
+    fx.sessions.expect_revoke().with(eq(OTHER), eq(NOW)).times(1).returning(|_, _| Ok(()));
+    let (svc, _) = fx.auth_service();
+    svc.end_session(&alice, OTHER).await.unwrap();
+
+    // Bob's session, an ended one of Alice's, or no session at all: the same answer, no write.
+    for case in ["bob's", "ended", "unknown"] {
+        let mut fx = Fixture::new();
+        fx.sessions.expect_load_view().returning(move |id, _| {
+            let owner = if case == "bob's" { uid(2) } else { uid(1) };
+            let mut s = session(id, owner, TID, NOW);
+            if case == "ended" {
+                s.revoked_at = Some(NOW.minus(secs(1)));
+            }
+            Ok((case != "unknown").then(|| view(s, user(owner, PremiumStatus::Premium))))
+        });
+        fx.sessions.expect_revoke().never();
+        let (svc, _) = fx.auth_service();
+        assert_eq!(svc.end_session(&alice, OTHER).await.unwrap_err(), AuthError::SessionNotFound, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn ending_the_other_sessions_keeps_the_callers_and_spotify() {
+    let mut fx = Fixture::new();
+    let live = fx.policy.session.live_after(NOW);
+    fx.sessions
+        .expect_revoke_all_for_user()
+        .with(eq(uid(1)), eq(live), eq(Some(SID)))
+        .times(1)
+        .returning(|_, _, _| Ok(2));
+    fx.tokens.expect_delete_tokens().never();
+    let (svc, _) = fx.auth_service();
+    let alice = authenticated(user(uid(1), PremiumStatus::Premium), None);
+    assert_eq!(svc.end_other_sessions(&alice).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn listing_sessions_reads_the_callers_live_ones() {
+    let mut fx = Fixture::new();
+    let live = fx.policy.session.live_after(NOW);
+    fx.sessions
+        .expect_list_for_user()
+        .with(eq(uid(1)), eq(live))
+        .times(1)
+        .returning(|u, _| Ok(vec![session(SID, u, TID, NOW)]));
+    let (svc, _) = fx.auth_service();
+    let alice = authenticated(user(uid(1), PremiumStatus::Premium), None);
+    assert_eq!(svc.sessions_of(&alice).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_the_account_erases_the_user() {
+    for existed in [true, false] {
+        let mut fx = Fixture::new();
+        fx.users.expect_erase().with(eq(uid(1))).times(1).returning(move |_| Ok(existed));
+        let (svc, _) = fx.auth_service();
+        let alice = authenticated(user(uid(1), PremiumStatus::Premium), None);
+        let out = svc.delete_account(&alice).await;
+        assert_eq!(out, if existed { Ok(()) } else { Err(AuthError::UserNotFound) });
+    }
 }
 
 #[tokio::test]
