@@ -6,6 +6,7 @@ use actix_web::web;
 
 use crate::web::{AppState, cors::cors, csrf};
 
+mod account;
 mod auth;
 mod browser;
 mod health;
@@ -45,6 +46,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             .wrap(no_store())
             .wrap(cors(origins))
             .route("/me", web::get().to(users::me))
+            .route("/me", web::delete().to(account::delete_account))
+            .route("/me/sessions", web::get().to(account::list))
+            .route("/me/sessions", web::delete().to(account::end_others))
+            .route("/me/sessions/{id}", web::delete().to(account::end_one))
             .route("/active", web::get().to(users::active))
             .route("/me/active", web::put().to(users::set_active)),
     )

@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat};
 use serde::Serialize;
 use spotauth_domain::room::{Outcome, PersonOutcome, RoomMember};
 use spotauth_domain::service::{LogoutOutcome, LogoutScope, ServedToken};
+use spotauth_domain::session::Session;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::{Presence, User};
 
@@ -167,6 +168,64 @@ impl From<LogoutOutcome> for LogoutDto {
     }
 }
 
+/// One of the caller's sessions (`GET /api/users/me/sessions`): where and when, never a token.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDto {
+    id: String,
+    created_at: String,
+    last_seen_at: String,
+    expires_at: String,
+    device: String,
+    user_agent: Option<String>,
+    ip_address: Option<String>,
+    current: bool,
+}
+
+impl SessionDto {
+    /// `current`: whether this is the session making the request.
+    pub fn new(s: &Session, current: bool) -> Self {
+        SessionDto {
+            id: s.id.to_string(),
+            created_at: iso(s.created_at),
+            last_seen_at: iso(s.last_active),
+            // The session ends at its absolute end or when its current token expires unused.
+            expires_at: iso(s.token_expires_at.map_or(s.expires_at, |t| t.min(s.expires_at))),
+            device: device(s.meta.user_agent.as_deref()),
+            user_agent: s.meta.user_agent.clone(),
+            ip_address: s.meta.ip_address.clone(),
+            current,
+        }
+    }
+}
+
+/// A readable device from a user agent: "Firefox on Linux", "Safari on iPhone", or what is known.
+pub fn device(user_agent: Option<&str>) -> String {
+    let parsed = user_agent.and_then(|ua| woothee::parser::Parser::new().parse(ua));
+    let known = |v: &str| (!v.is_empty() && v != woothee::woothee::VALUE_UNKNOWN).then(|| v.to_owned());
+    let (browser, os) = parsed.map_or((None, None), |p| (known(p.name), known(p.os)));
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "Unknown device".to_owned(),
+    }
+}
+
+/// The caller's sessions.
+#[derive(Debug, Serialize)]
+pub struct SessionListDto {
+    /// Live sessions, most recently used first.
+    pub items: Vec<SessionDto>,
+}
+
+/// What ending sessions did (`DELETE /api/users/me/sessions`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsEndedDto {
+    /// How many live sessions ended.
+    pub sessions_ended: u64,
+}
+
 /// A Spotify access token for the Web Playback SDK.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -208,6 +267,18 @@ mod tests {
     use spotauth_domain::token::AccessGrant;
 
     use super::*;
+
+    #[test]
+    fn devices_are_readable_whatever_the_user_agent() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(device(Some(firefox)), "Firefox on Linux");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+        assert_eq!(device(Some(iphone)), "Safari on iPhone");
+        for unknown in [None, Some(""), Some("curl/8.5.0 \u{0}"), Some("\u{1f600}")] {
+            assert!(!device(unknown).is_empty(), "{unknown:?}");
+        }
+        assert_eq!(device(None), "Unknown device");
+    }
 
     #[test]
     fn debug_never_prints_the_tokens() {

@@ -16,7 +16,10 @@ pub mod throttle;
 pub use client::TrustedProxies;
 pub use cookies::Cookies;
 pub use csrf::TrustedOrigins;
-pub use dto::{AccessTokenDto, ActivePageDto, LogoutDto, OutcomeDto, PresenceDto, UserDto, iso, logout_scope};
+pub use dto::{
+    AccessTokenDto, ActivePageDto, LogoutDto, OutcomeDto, PresenceDto, SessionDto, SessionListDto, SessionsEndedDto,
+    UserDto, iso, logout_scope,
+};
 pub use extract::{Auth, SessionTokenIn, TokenSource, session_meta};
 pub use state::AppState;
 pub use throttle::Throttled;

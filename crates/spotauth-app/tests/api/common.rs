@@ -48,6 +48,50 @@ impl TestStore {
         }
     }
 
+    /// Every row of every table, one line per row (`table: 'value'|'value'|…`, values as SQL
+    /// literals), to search for what must not be stored.
+    pub async fn dump(&self) -> String {
+        match self {
+            TestStore::Sqlite(dir) => {
+                use diesel::{Connection, QueryableByName, RunQueryDsl, sql_query, sql_types::Text};
+                #[derive(QueryableByName)]
+                struct Line {
+                    #[diesel(sql_type = Text)]
+                    line: String,
+                }
+                let path = dir.path().join("spotauth.db");
+                let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+                let mut lines = |q: String| -> Vec<String> {
+                    sql_query(q).load::<Line>(&mut c).unwrap().into_iter().map(|l| l.line).collect()
+                };
+                let mut out = String::new();
+                for table in lines("SELECT name AS line FROM sqlite_master WHERE type = 'table'".into()) {
+                    let columns = lines(format!("SELECT name AS line FROM pragma_table_info('{table}')"));
+                    let row = columns.iter().map(|c| format!("quote(\"{c}\")")).collect::<Vec<_>>().join(" || '|' || ");
+                    for line in lines(format!("SELECT {row} AS line FROM \"{table}\"")) {
+                        out.push_str(&format!("{table}: {line}\n"));
+                    }
+                }
+                out
+            }
+            TestStore::Mysql(db) => {
+                use mysql_async::prelude::Queryable;
+                let mut c = mysql_async::Conn::from_url(db.url()).await.unwrap();
+                let tables: Vec<String> = c.query("SHOW TABLES").await.unwrap();
+                let mut out = String::new();
+                for table in tables {
+                    let rows: Vec<mysql_async::Row> = c.query(format!("SELECT * FROM `{table}`")).await.unwrap();
+                    for row in rows {
+                        let values: Vec<String> = row.unwrap().iter().map(|v| v.as_sql(false)).collect();
+                        out.push_str(&format!("{table}: {}\n", values.join("|")));
+                    }
+                }
+                c.disconnect().await.unwrap();
+                out
+            }
+        }
+    }
+
     /// The settings that select this store.
     pub fn setting(&self) -> (&'static str, String) {
         match self {
@@ -210,9 +254,19 @@ impl TestApp {
     }
 
     pub async fn login(&self, user: &str) -> Browser {
+        self.login_from(user, None).await
+    }
+
+    /// [`Self::login`] from a browser that sends this `User-Agent`.
+    pub async fn login_from(&self, user: &str, user_agent: Option<&str>) -> Browser {
         let (authorize_url, login_cookie) = self.start_login(None).await;
         let query = self.authorize(&authorize_url, user, false).await;
-        let resp = self.callback(&query, Some(&login_cookie)).await;
+        let mut req =
+            self.http.get(self.url(&format!("/api/auth/spotify/callback?{query}"))).header("Cookie", &login_cookie);
+        if let Some(ua) = user_agent {
+            req = req.header("User-Agent", ua);
+        }
+        let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
         assert_eq!(resp.headers()[LOCATION], FRONTEND);
         let session = cookie_pair(resp.headers(), "__Host-spotauth_session").expect("session cookie");
@@ -225,6 +279,10 @@ impl TestApp {
 
     pub async fn post(&self, b: &Browser, path: &str) -> reqwest::Response {
         self.http.post(self.url(path)).header("Cookie", &b.session).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, b: &Browser, path: &str) -> reqwest::Response {
+        self.http.delete(self.url(path)).header("Cookie", &b.session).send().await.unwrap()
     }
 
     /// Asks the emulator whose token this is.

@@ -10,3 +10,4 @@ mod flows;
 mod quickstart;
 mod refresh;
 mod room;
+mod sessions;
