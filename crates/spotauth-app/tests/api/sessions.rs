@@ -138,7 +138,10 @@ async fn deleting_the_account_leaves_no_row_of_the_user_in_any_table() {
         .unwrap();
     assert_eq!(report.status(), StatusCode::NO_CONTENT);
     let put = |on: bool| {
-        app.http.put(app.url("/api/users/me/active")).header("Cookie", &alice_phone.session).json(&json!({"isActive": on}))
+        app.http
+            .put(app.url("/api/users/me/active"))
+            .header("Cookie", &alice_phone.session)
+            .json(&json!({"isActive": on}))
     };
     assert_eq!(put(false).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(put(true).send().await.unwrap().status(), StatusCode::OK);

@@ -111,6 +111,23 @@ export interface LogoutResult {
   spotifyDisconnected: boolean;
 }
 
+/** One of the user's live sessions (`GET /api/users/me/sessions`). Never a token. */
+export interface SessionInfo {
+  id: string;
+  /** RFC 3339: the login. */
+  createdAt: string;
+  /** RFC 3339: last use (coalesced: up to a few seconds behind). */
+  lastSeenAt: string;
+  /** RFC 3339: when it ends unless used and rotated before. */
+  expiresAt: string;
+  /** Readable, from the User-Agent at login: "Firefox on Linux", "Safari on iPhone". */
+  device: string;
+  userAgent: string | null;
+  ipAddress: string | null;
+  /** The session of this browser. */
+  current: boolean;
+}
+
 /** `GET /api/users/me`: the logged-in user. */
 export interface User {
   id: string;
@@ -298,6 +315,22 @@ export interface SpotauthClient {
   activeUsers(opts?: { offset?: number; limit?: number }): Promise<Page<Presence>>;
   /** `PUT /api/users/me/active` (false: leave the active list; true: come back). */
   setActive(active: boolean): Promise<User>;
+  /** `GET /api/users/me/sessions`: where this user is signed in, most recently used first. */
+  sessions(): Promise<SessionInfo[]>;
+  /**
+   * `DELETE /api/users/me/sessions/{id}`: ends one session at once (404 `session_not_found`
+   * unless it is a live one of this user). Given this browser's own session (`current`), the
+   * tokens in memory are forgotten and the other tabs told, as by `logout`.
+   */
+  endSession(session: string | Pick<SessionInfo, 'id' | 'current'>): Promise<void>;
+  /** `DELETE /api/users/me/sessions`: logs out every other device; this one stays signed in. */
+  endOtherSessions(): Promise<{ sessionsEnded: number }>;
+  /**
+   * `DELETE /api/users/me`: deletes the account and everything stored about it (profile,
+   * Spotify tokens, sessions, room presence). The grant at Spotify stays until the user removes
+   * it at spotify.com/account/apps.
+   */
+  deleteAccount(): Promise<void>;
   /** `GET /api/auth/spotify/subscription`. */
   subscription(): Promise<Subscription>;
   /**

@@ -41,6 +41,7 @@ const CONFIG_PATH = '/api/config';
 const ME_PATH = '/api/users/me';
 const ACTIVE_PATH = '/api/users/active';
 const ME_ACTIVE_PATH = '/api/users/me/active';
+const SESSIONS_PATH = '/api/users/me/sessions';
 const ROOM_PLAYER_PATH = '/api/room/player';
 const ROOM_PLAY_PATH = '/api/room/play';
 const ROOM_PAUSE_PATH = '/api/room/pause';
@@ -788,6 +789,47 @@ export function createClient(options = {}) {
     return call('PUT', ME_ACTIVE_PATH, { isActive: active });
   }
 
+  // --- Sessions and account ---
+
+  /** @returns {Promise<import('./spotauth').SessionInfo[]>} */
+  async function sessions() {
+    const data = await call('GET', SESSIONS_PATH);
+    if (!isObject(data) || !Array.isArray(data.items)) throw invalidAnswer(200);
+    return data.items;
+  }
+
+  /**
+   * @param {string | { id: string, current?: boolean }} session
+   * @returns {Promise<void>}
+   */
+  async function endSession(session) {
+    const id = typeof session === 'string' ? session : isObject(session) ? session.id : undefined;
+    if (typeof id !== 'string' || id === '') throw new TypeError('endSession takes a session id or a session');
+    await withRotation(() => once('DELETE', `${SESSIONS_PATH}/${encodeURIComponent(id)}`, undefined, { noContent: true }));
+    // Ending this browser's own session is a logout of this device.
+    if (isObject(session) && session.current === true) {
+      dropSession();
+      broadcast({ type: 'logout' });
+    }
+  }
+
+  /** @returns {Promise<{ sessionsEnded: number }>} */
+  async function endOtherSessions() {
+    const data = await call('DELETE', SESSIONS_PATH);
+    if (!isObject(data) || typeof data.sessionsEnded !== 'number') throw invalidAnswer(200);
+    return { sessionsEnded: data.sessionsEnded };
+  }
+
+  /** @returns {Promise<void>} */
+  async function deleteAccount() {
+    try {
+      await withRotation(() => once('DELETE', ME_PATH, undefined, { noContent: true }));
+    } finally {
+      dropSession();
+      broadcast({ type: 'logout' });
+    }
+  }
+
   // --- Listening together ---
 
   /**
@@ -1028,6 +1070,10 @@ export function createClient(options = {}) {
     me: () => call('GET', ME_PATH),
     activeUsers,
     setActive,
+    sessions,
+    endSession,
+    endOtherSessions,
+    deleteAccount,
     reportPlayer,
     leavePlayer,
     groupPlay,

@@ -187,3 +187,41 @@ test('the client and its methods work unbound', async () => {
   off();
   off();
 });
+
+test('sessions: listed, one ended, the others ended; ending this one forgets the tokens', async () => {
+  const c = clock();
+  const svc = fakeService({ now: c.now });
+  const mine = { id: 's1', current: true, device: 'Firefox on Linux' };
+  const other = { id: 's/2', current: false, device: 'Safari on iPhone' };
+  svc.override = (call) => {
+    if (call.route === 'GET /api/users/me/sessions') return json(200, { items: [mine, other] });
+    if (call.route === 'DELETE /api/users/me/sessions') return json(200, { sessionsEnded: 1 });
+    if (call.route.startsWith('DELETE /api/users/me/sessions/')) return new Response(null, { status: 204 });
+    return null;
+  };
+  const client = createClient({ fetch: svc.fetch, now: c.now, channelName: null, locks: null });
+  assert.deepEqual(await client.sessions(), [mine, other]);
+  await client.endSession(other);
+  assert.equal(svc.calls.at(-1).url, '/api/users/me/sessions/s%2F2', 'the id is escaped');
+  assert.deepEqual(await client.endOtherSessions(), { sessionsEnded: 1 });
+  await client.accessToken();
+  await client.endSession(mine);
+  svc.session = 'over';
+  await assert.rejects(client.accessToken(), (e) => e.kind === 'not_logged_in', 'asked again, not from memory');
+  await assert.rejects(client.endSession(''), TypeError);
+});
+
+test('deleteAccount: DELETE /api/users/me, then nothing is kept in memory', async () => {
+  const c = clock();
+  const svc = fakeService({ now: c.now });
+  svc.override = (call) => {
+    if (call.route !== 'DELETE /api/users/me') return null;
+    svc.session = 'over';
+    return new Response(null, { status: 204 });
+  };
+  const client = createClient({ fetch: svc.fetch, now: c.now, channelName: null, locks: null });
+  await client.accessToken();
+  await client.deleteAccount();
+  assert.equal(svc.count('DELETE /api/users/me'), 1);
+  await assert.rejects(client.accessToken(), (e) => e.kind === 'not_logged_in');
+});
