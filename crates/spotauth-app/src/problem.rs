@@ -101,6 +101,10 @@ impl ResponseError for Problem {
         if let Some(ra) = self.retry_after {
             body["retryAfter"] = json!(ra.as_secs().max(1));
         }
+        // The id the request's log lines carry: what a user reports, what an operator greps.
+        if let Some(id) = crate::web::RequestId::current() {
+            body["requestId"] = json!(id.as_str());
+        }
         let mut resp = HttpResponse::build(self.status);
         resp.content_type("application/problem+json").insert_header((header::CACHE_CONTROL, "no-store"));
         if self.status == StatusCode::UNAUTHORIZED {

@@ -245,7 +245,7 @@ impl Application {
             None => None,
         };
         // The access log costs CPU even when its lines are filtered out (docs/benchmarks.md);
-        // wire it only when `info` can be logged at all (`RUST_LOG=warn` turns it off).
+        // written only when `info` can be logged at all (`RUST_LOG=warn` turns it off).
         let access_log = tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO;
         let server = HttpServer::new(move || {
             App::new()
@@ -253,13 +253,10 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(json_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(security_headers())
-                // The path only (%U): the callback's query carries the authorization code.
-                .wrap(actix_web::middleware::Condition::new(
-                    access_log,
-                    actix_web::middleware::Logger::new("%a %{method}xi %U %s %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string())
-                        .exclude("/healthz"),
-                ))
+                // Outermost: every answer, and every log line of the request, has its id.
+                .wrap(actix_web::middleware::from_fn(move |req, next| {
+                    crate::web::request_id::middleware(access_log, req, next)
+                }))
                 .configure(|cfg| {
                     // Registered first, so these win over the real handlers.
                     if !spotify_configured {

@@ -10,6 +10,7 @@ pub mod cors;
 pub mod csrf;
 pub mod dto;
 pub mod extract;
+pub mod request_id;
 pub mod state;
 pub mod throttle;
 
@@ -21,5 +22,6 @@ pub use dto::{
     UserDto, iso, logout_scope,
 };
 pub use extract::{Auth, SessionTokenIn, TokenSource, session_meta};
+pub use request_id::RequestId;
 pub use state::AppState;
 pub use throttle::Throttled;

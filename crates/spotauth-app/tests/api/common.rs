@@ -304,9 +304,13 @@ impl TestApp {
 pub async fn problem(resp: reqwest::Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(resp.status(), status);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let request_id = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status.as_u16());
+    // Every problem names its request, as the answer's header does.
+    assert!(request_id.is_some(), "X-Request-Id on every answer");
+    assert_eq!(body["requestId"].as_str(), request_id.as_deref(), "{body}");
     body
 }
 

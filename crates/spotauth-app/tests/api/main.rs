@@ -7,6 +7,7 @@ mod browser;
 mod cache;
 mod common;
 mod flows;
+mod logs;
 mod quickstart;
 mod refresh;
 mod room;

@@ -56,6 +56,8 @@ export interface SpotauthErrorInit {
   retryAfter?: number | null;
   /** Default null. */
   problem?: unknown;
+  /** Default null. */
+  requestId?: string | null;
   /** Default: a sentence for the kind, with the code. */
   message?: string;
   cause?: unknown;
@@ -82,6 +84,11 @@ export class SpotauthError extends Error {
   retryAfter: number | null;
   /** The RFC 9457 problem document the service sent (`{type,title,status,code,detail?}`), or null. */
   problem: unknown | null;
+  /**
+   * The service's id of the failed request (`requestId` of the problem, or `X-Request-Id`): quote
+   * it in a support report; the service's log lines of that request carry it. null when none.
+   */
+  requestId: string | null;
 }
 
 /** `GET /api/config`. */

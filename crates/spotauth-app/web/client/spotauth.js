@@ -150,11 +150,12 @@ export class SpotauthError extends Error {
    * @param {number} [init.status]
    * @param {number | null} [init.retryAfter]
    * @param {unknown} [init.problem]
+   * @param {string | null} [init.requestId]
    * @param {string} [init.message]
    * @param {unknown} [init.cause]
    */
   constructor(init) {
-    const { kind, code, status = 0, retryAfter = null, problem = null, message, cause } = init;
+    const { kind, code, status = 0, retryAfter = null, problem = null, requestId = null, message, cause } = init;
     super(message || `${KIND_TEXT[kind] || KIND_TEXT.server} (${code})`);
     this.name = 'SpotauthError';
     /** @type {OutcomeKind} */
@@ -167,6 +168,8 @@ export class SpotauthError extends Error {
     this.retryAfter = retryAfter;
     /** @type {unknown} */
     this.problem = problem;
+    /** @type {string | null} the service's id of the request, for a support report and its logs */
+    this.requestId = requestId;
     if (cause !== undefined) {
       Object.defineProperty(this, 'cause', { value: cause, writable: true, configurable: true });
     }
@@ -467,7 +470,10 @@ export function createClient(options = {}) {
     const detail = typeof problem?.detail === 'string' ? problem.detail : '';
     const said = [title, detail].filter(Boolean).join(': ');
     const message = `${said || KIND_TEXT[kind]} (${res.status} ${code})`;
-    return new SpotauthError({ kind, code, status: res.status, retryAfter, problem, message });
+    const header = res.headers?.get('x-request-id');
+    const requestId =
+      typeof problem?.requestId === 'string' ? problem.requestId : typeof header === 'string' ? header : null;
+    return new SpotauthError({ kind, code, status: res.status, retryAfter, problem, requestId, message });
   }
 
   /**

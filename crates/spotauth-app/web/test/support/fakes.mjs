@@ -39,9 +39,10 @@ export function json(status, body, headers = {}) {
 }
 
 /** An RFC 9457 problem as the service sends it (Retry-After both as header and in the body). */
-export function problem(status, code, { retryAfter, detail, header = true } = {}) {
+export function problem(status, code, { retryAfter, detail, header = true, requestId } = {}) {
   const body = { type: `urn:spotauth:problem:${code}`, title: `Problem ${code}`, status, code };
   if (detail) body.detail = detail;
+  if (requestId) body.requestId = requestId;
   const headers = { 'content-type': 'application/problem+json' };
   if (retryAfter !== undefined) {
     body.retryAfter = retryAfter;

@@ -204,3 +204,15 @@ test('SpotauthError can be made and inspected by pages', () => {
   const bare = new SpotauthError({ kind: 'network', code: 'network' });
   assert.deepEqual([bare.status, bare.retryAfter, bare.problem], [0, null, null]);
 });
+
+test('an error names the request the service logged it under', async () => {
+  const answers = [
+    problem(500, 'internal', { requestId: 'req-1' }),
+    new Response('', { status: 502, headers: { 'x-request-id': 'req-2' } }),
+    new Response('', { status: 502 }),
+  ];
+  const client = createClient({ fetch: async () => answers.shift(), channelName: null, locks: null });
+  for (const want of ['req-1', 'req-2', null]) {
+    await assert.rejects(client.me(), (e) => e.requestId === want);
+  }
+});
