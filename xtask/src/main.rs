@@ -102,6 +102,32 @@ fn ci() -> Result<(), String> {
     Ok(())
 }
 
+/// The served OpenAPI document, checked by a validator that shares no code with ours
+/// (`openapi-spec-validator`, PyPI): `spotauth openapi` prints what `/openapi.json` serves.
+fn openapi() -> Result<(), String> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let out = Command::new(format!("{target}/debug/spotauth"))
+        .arg("openapi")
+        .output()
+        .map_err(|e| format!("spotauth openapi: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("spotauth openapi: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let path = format!("{target}/openapi.json");
+    std::fs::write(&path, &out.stdout).map_err(|e| format!("{path}: {e}"))?;
+    let has_validator = Command::new("python3")
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_validator {
+        return Err("openapi-spec-validator is not installed (pip install openapi-spec-validator)".into());
+    }
+    run(
+        "OpenAPI document (openapi-spec-validator)",
+        Command::new("python3").args(["-m", "openapi_spec_validator", &path]),
+    )
+}
+
 /// Where the browser side lives: the client module, the room, their tests, `package.json`.
 const WEB_DIR: &str = "crates/spotauth-app/web";
 /// Debian's Chromium (`apt-get install chromium`); `CHROMIUM` overrides.
@@ -120,6 +146,7 @@ fn browser() -> Result<(), String> {
         cargo().args(["build", "--locked", "--package", "spotauth-emulator", "--bin", "spotauth-emulator"]),
     )?;
     run("build service", cargo().args(["build", "--locked", "--package", "spotauth-app", "--bin", "spotauth"]))?;
+    openapi()?;
     if !std::path::Path::new(WEB_DIR).join("node_modules/playwright-core").is_dir() {
         // playwright-core only: it never downloads a browser.
         run("npm ci", npm().args(["ci", "--no-audit", "--no-fund"]))?;

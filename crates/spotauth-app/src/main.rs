@@ -7,8 +7,9 @@ use spotauth_app::settings::{AppEnv, Database};
 use spotauth_app::{Application, Settings};
 
 fn usage() -> &'static str {
-    "usage: spotauth [--config PATH]   (settings: see README; environment overrides the file; \
-     with no settings at all it runs in development mode on SQLite under ./data)"
+    "usage: spotauth [--config PATH]   runs the service (settings: see README; environment overrides the \
+     file; with no settings at all it runs in development mode on SQLite under ./data)\n       \
+     spotauth openapi            prints the OpenAPI document it serves at /openapi.json"
 }
 
 /// `LOG_FORMAT`: `text` (the default) or `json` (one object per line: timestamp, level,
@@ -47,6 +48,11 @@ async fn main() -> ExitCode {
                 Some(p) => config = Some(p.into()),
                 None => return fail("--config needs a PATH"),
             },
+            "openapi" => {
+                // The document the service serves at /openapi.json, for tools and CI.
+                println!("{}", spotauth_app::routes::openapi_json());
+                return ExitCode::SUCCESS;
+            }
             "--help" | "-h" => {
                 println!("{}", usage());
                 return ExitCode::SUCCESS;

@@ -8,10 +8,11 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 use spotauth_domain::ports::{CipherError, RepoError};
 use spotauth_domain::room::RoomError;
 use spotauth_domain::service::{AuthError, LoginRejected};
+use utoipa::ToSchema;
 
 /// An error answer: `application/problem+json` with `type`, `title`, `status`, `detail`, `code`.
 #[derive(Debug, Clone)]
@@ -77,6 +78,32 @@ impl Problem {
     }
 }
 
+/// The JSON of a problem: RFC 9457's members and ours.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Problem)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProblemDto {
+    /// `urn:spotauth:problem:<code>`.
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    kind: String,
+    /// A short human summary.
+    title: &'static str,
+    /// The HTTP status.
+    status: u16,
+    /// The stable, machine-readable code (see the README's table).
+    code: &'static str,
+    /// What happened and what to do, for a person; never a secret or an internal cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    /// Seconds to wait before trying again (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+    /// The request's id (also in `X-Request-Id`): the service's log lines of the request carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status.as_u16(), self.code)
@@ -89,22 +116,16 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({
-            "type": format!("urn:spotauth:problem:{}", self.code),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "code": self.code,
-        });
-        if let Some(detail) = &self.detail {
-            body["detail"] = json!(detail);
-        }
-        if let Some(ra) = self.retry_after {
-            body["retryAfter"] = json!(ra.as_secs().max(1));
-        }
-        // The id the request's log lines carry: what a user reports, what an operator greps.
-        if let Some(id) = crate::web::RequestId::current() {
-            body["requestId"] = json!(id.as_str());
-        }
+        let body = ProblemDto {
+            kind: format!("urn:spotauth:problem:{}", self.code),
+            title: self.title,
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: self.detail.clone(),
+            retry_after: self.retry_after.map(|ra| ra.as_secs().max(1)),
+            // The id the request's log lines carry: what a user reports, what an operator greps.
+            request_id: crate::web::RequestId::current().map(|id| id.as_str().to_owned()),
+        };
         let mut resp = HttpResponse::build(self.status);
         resp.content_type("application/problem+json").insert_header((header::CACHE_CONTROL, "no-store"));
         if self.status == StatusCode::UNAUTHORIZED {
@@ -118,7 +139,7 @@ impl ResponseError for Problem {
                 resp.append_header((header::SET_COOKIE, v));
             }
         }
-        resp.body(body.to_string())
+        resp.body(serde_json::to_string(&body).unwrap_or_default())
     }
 }
 

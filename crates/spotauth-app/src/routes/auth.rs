@@ -5,21 +5,25 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 use spotauth_domain::login::ReturnTo;
 use spotauth_domain::ports::AccountPrompt;
 use spotauth_domain::secret::{AccessToken, AuthorizationCode, OAuthState};
 use spotauth_domain::service::{AuthError, CallbackInput, LogoutScope};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::problem::{Problem, login_rejected_code};
 use crate::web::{
-    AccessTokenDto, AppState, Auth, LogoutDto, SessionTokenIn, Throttled, TokenSource, iso, logout_scope, session_meta,
+    AccessTokenDto, AppState, Auth, LoginResponseDto, LogoutDto, SessionTokenIn, SubscriptionDto, Throttled,
+    TokenSource, iso, logout_scope, session_meta,
 };
 
 /// Body of `POST /api/auth/spotify/login` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = LoginRequest)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginBody {
+    /// A same-origin relative path (`/rooms/7`) to send the browser to after the login.
+    #[schema(pattern = r"^/(?![/\\])")]
     return_to: Option<String>,
 }
 
@@ -32,6 +36,18 @@ fn no_body(req: &HttpRequest) -> bool {
 }
 
 /// `POST /api/auth/spotify/login` → `{"authorizeUrl"}` and the login cookie.
+#[utoipa::path(
+    post,
+    path = "/api/auth/spotify/login",
+    tag = "auth",
+    request_body(content = Option<LoginBody>, description = "Optional: where to send the browser after the login"),
+    responses(
+        (status = 200, description = "Authorize URL; sets the short-lived login cookie that binds state and PKCE verifier to this browser", body = crate::web::LoginResponseDto),
+        (status = 400, description = "invalid_return_to: returnTo is not a same-origin relative path; or invalid_json", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited (this client's budget is spent) or too_many_logins (too many unfinished logins), with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 503, description = "spotify_not_configured, or store_unavailable", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn login(
     Throttled(client): Throttled,
     req: HttpRequest,
@@ -56,18 +72,32 @@ pub async fn login(
             header::SET_COOKIE,
             state.cookies.login(&start.state, &start.pkce_verifier, start.started_at, start.expires_at),
         ))
-        .json(json!({ "authorizeUrl": start.authorize_url })))
+        .json(LoginResponseDto { authorize_url: start.authorize_url }))
 }
 
-/// Query of the OAuth callback.
-#[derive(Debug, Deserialize)]
+/// Query of the OAuth callback (Spotify's redirect).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// The authorization code, on success.
     code: Option<String>,
+    /// The state the login began with.
     state: Option<String>,
+    /// Spotify's error (`access_denied` when the user declined).
     error: Option<String>,
 }
 
 /// `GET /api/auth/spotify/callback` → 303 to the frontend, with a session or `?error=`.
+#[utoipa::path(
+    get,
+    path = "/api/auth/spotify/callback",
+    tag = "auth",
+    params(CallbackQuery),
+    responses(
+        (status = 303, description = "To FRONTEND_URL (+returnTo) with the session cookie, or to FRONTEND_URL?error=<code>[&retryAfter=<seconds>]: state_missing, state_mismatch, state_unknown, login_expired, state_reused, code_refused, access_denied, authorization_error, premium_required, not_allow_listed, rate_limited, spotify_rate_limited, spotify_unavailable, login_failed", headers(("Location" = String, description = "Where the browser goes"))),
+        (status = 503, description = "spotify_not_configured", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn callback(
     throttled: Result<Throttled, Problem>,
     req: HttpRequest,
@@ -174,6 +204,20 @@ fn login_error_code(e: &AuthError) -> &'static str {
 }
 
 /// `POST /api/auth/spotify/refresh`: rotates the session and hands out a fresh Spotify token.
+#[utoipa::path(
+    post,
+    path = "/api/auth/spotify/refresh",
+    tag = "auth",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A new session cookie (Bearer clients also get sessionToken) and a fresh Spotify access token. The old session token still works for SESSION_ROTATION_GRACE_SECS (refreshing with it again returns the same current token); presented after that, it revokes the session", body = crate::web::AccessTokenDto),
+        (status = 401, description = "unauthenticated, or spotify_reauth_required", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 403, description = "premium_required", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 409, description = "spotify_not_connected", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited, with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 503, description = "spotify_unavailable or spotify_rate_limited, with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn refresh(_: Throttled, req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let presented = SessionTokenIn::of(&req, &state.cookies)?.ok_or_else(Problem::unauthenticated)?;
     let refreshed = match state.service.refresh_session(&presented.token).await {
@@ -198,15 +242,31 @@ pub async fn refresh(_: Throttled, req: HttpRequest, state: web::Data<AppState>)
 }
 
 /// `GET /api/auth/spotify/token`: a valid Spotify access token for the Web Playback SDK.
+#[utoipa::path(
+    get,
+    path = "/api/auth/spotify/token",
+    tag = "auth",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A valid Spotify access token for the Web Playback SDK's getOAuthToken; refreshed only when near expiry", body = crate::web::AccessTokenDto),
+        (status = 401, description = "unauthenticated, or spotify_reauth_required after invalid_grant", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 403, description = "premium_required for a user known to be on a free plan", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 409, description = "spotify_not_connected", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 503, description = "spotify_unavailable or spotify_rate_limited, with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn token(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let served = state.service.playback_token(auth).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(AccessTokenDto::new(&served, None)))
 }
 
 /// Body of `POST /api/auth/spotify/token`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RefusedToken)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefusedBody {
+    /// The access token the SDK refused.
+    #[schema(min_length = 1)]
     refused: String,
 }
 
@@ -220,6 +280,22 @@ impl std::fmt::Debug for RefusedBody {
 /// the token this client handed it (it asks again only then): a replacement, refreshed once
 /// however many tabs report the same token. Throttled like the other calls that can reach
 /// Spotify's token endpoint.
+#[utoipa::path(
+    post,
+    path = "/api/auth/spotify/token",
+    tag = "auth",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    request_body(content = RefusedBody),
+    responses(
+        (status = 200, description = "A token other than the refused one", body = crate::web::AccessTokenDto),
+        (status = 400, description = "invalid_json or invalid_token", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated, or spotify_reauth_required after invalid_grant", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 403, description = "premium_required, or cross_origin_refused", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 409, description = "spotify_not_connected", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited, with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 503, description = "spotify_unavailable or spotify_rate_limited, with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn replace_token(
     _: Throttled,
     body: Result<web::Json<RefusedBody>, actix_web::Error>,
@@ -235,9 +311,13 @@ pub async fn replace_token(
 }
 
 /// Query of `POST /api/auth/spotify/logout`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogoutQuery {
+    /// `everywhere` (default): every session of the user ends and Spotify is disconnected (the
+    /// stored tokens deleted); `device`: this session only.
     #[serde(default)]
+    #[param(pattern = "^(everywhere|device)$")]
     scope: Option<String>,
 }
 
@@ -245,6 +325,18 @@ pub struct LogoutQuery {
 /// this session; `everywhere` ends every session of the user and disconnects Spotify (deletes
 /// the stored tokens). Works with an expired or ended session token too; a 401 says that no
 /// user could be identified and nothing was done. The session cookie is cleared either way.
+#[utoipa::path(
+    post,
+    path = "/api/auth/spotify/logout",
+    tag = "auth",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    params(LogoutQuery),
+    responses(
+        (status = 200, description = "What was done; the session cookie is cleared, and the browser marked as logged out (its next login asks Spotify for the account chooser)", body = crate::web::LogoutDto),
+        (status = 400, description = "invalid_scope", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated: no user could be identified; nothing was logged out or disconnected", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -275,12 +367,24 @@ pub async fn logout(
 }
 
 /// `GET /api/auth/spotify/subscription`: Premium status, re-checked when stale.
+#[utoipa::path(
+    get,
+    path = "/api/auth/spotify/subscription",
+    tag = "auth",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Premium status; isPremium is null when unknown", body = crate::web::SubscriptionDto),
+        (status = 401, description = "unauthenticated, or spotify_reauth_required", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 409, description = "spotify_not_connected", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 503, description = "spotify_unavailable or spotify_rate_limited, with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn subscription(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let sub = state.service.subscription(auth).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "isPremium": sub.status.as_option(),
-        "product": sub.product,
-        "checkedAt": sub.checked_at.map(iso),
-        "source": sub.source.as_str(),
-    })))
+    Ok(HttpResponse::Ok().json(SubscriptionDto {
+        is_premium: sub.status.as_option(),
+        product: sub.product,
+        checked_at: sub.checked_at.map(iso),
+        source: sub.source.as_str(),
+    }))
 }

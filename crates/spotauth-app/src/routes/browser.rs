@@ -4,11 +4,9 @@
 //!
 //! The files are compiled into the binary (no directory to deploy or to serve by mistake).
 
+use crate::web::{AppState, ClientConfigDto};
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use serde_json::json;
-
-use crate::web::AppState;
 
 const CLIENT_JS: &str = include_str!("../../web/client/spotauth.js");
 const CLIENT_TYPES: &str = include_str!("../../web/client/spotauth.d.ts");
@@ -45,10 +43,16 @@ impl BrowserConfig {
 }
 
 /// `GET /api/config` (public): `{"sdkUrl", "spotifyApiUrl"}`.
+#[utoipa::path(
+    get,
+    path = "/api/config",
+    tag = "browser",
+    responses((status = 200, description = "Public; the same for everyone", body = crate::web::ClientConfigDto)),
+)]
 pub async fn config(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .json(json!({ "sdkUrl": state.browser.sdk_url, "spotifyApiUrl": state.browser.spotify_api_url }))
+        .json(ClientConfigDto { sdk_url: &state.browser.sdk_url, spotify_api_url: &state.browser.spotify_api_url })
 }
 
 /// A static file; `no-cache`: browsers revalidate, so a new release is picked up at once.
@@ -60,16 +64,37 @@ fn file(content_type: &'static str, body: &'static str) -> HttpResponse {
 }
 
 /// `GET /client/spotauth.js`: the browser client, an ES module.
+#[utoipa::path(
+    get,
+    path = "/client/spotauth.js",
+    tag = "browser",
+    responses((status = 200, description = "The browser client: an ES module (login, logout, me, sessions, activeUsers, the SDK's getOAuthToken, automatic session rotation, typed errors); readable with CORS by the trusted origins", content_type = "text/javascript", body = String)),
+)]
 pub async fn client_js() -> HttpResponse {
     file(JAVASCRIPT, CLIENT_JS)
 }
 
 /// `GET /client/spotauth.d.ts`: its TypeScript types.
+#[utoipa::path(
+    get,
+    path = "/client/spotauth.d.ts",
+    tag = "browser",
+    responses((status = 200, description = "TypeScript declarations", content_type = "text/plain", body = String)),
+)]
 pub async fn client_types() -> HttpResponse {
     file("text/plain; charset=utf-8", CLIENT_TYPES)
 }
 
 /// `GET /`: the listening room, under its own Content-Security-Policy.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "browser",
+    responses(
+        (status = 200, description = "The listening room (when ROOM_PAGE is on: by default in development only), under a Content-Security-Policy allowing only itself, the SDK's origin and the Web API's", content_type = "text/html", body = String),
+        (status = 404, description = "not_found: ROOM_PAGE is off", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn room(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
@@ -79,11 +104,13 @@ pub async fn room(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /room/room.js`.
+#[utoipa::path(get, path = "/room/room.js", tag = "browser", responses((status = 200, description = "The room page's script", content_type = "text/javascript", body = String)))]
 pub async fn room_js() -> HttpResponse {
     file(JAVASCRIPT, ROOM_JS)
 }
 
 /// `GET /room/room.css`.
+#[utoipa::path(get, path = "/room/room.css", tag = "browser", responses((status = 200, description = "The room page's styles", content_type = "text/css", body = String)))]
 pub async fn room_css() -> HttpResponse {
     file("text/css; charset=utf-8", ROOM_CSS)
 }

@@ -7,6 +7,15 @@ use actix_web::{HttpResponse, web};
 use crate::web::AppState;
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition (on METRICS_ADDR alone when that is set)", content_type = "text/plain", body = String),
+        (status = 404, description = "not_found on the public address when METRICS_ADDR is set", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = state.refresh_metrics.snapshot();
     let mut out = String::with_capacity(2048);

@@ -21,6 +21,7 @@ fn no_store() -> DefaultHeaders {
 }
 
 pub use browser::BrowserConfig;
+pub use openapi::{ApiDoc, json as openapi_json};
 
 /// Registers every route but `/metrics` (see [`metrics_route`]). Unsafe methods under `/api`
 /// pass the cross-origin guard first; the API and the client module answer CORS for the

@@ -6,14 +6,15 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 use spotauth_domain::room::{DeviceId, GroupPlay, NowPlaying, PlayerReport, RoomFieldError, ShortName, SpotifyUri};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::problem::Problem;
-use crate::web::{AppState, Auth, OutcomeDto};
+use crate::web::{AppState, Auth, GroupOutcomesDto, OutcomeDto};
 
 /// What a page says its player plays.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NowPlayingReport)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NowPlayingBody {
     uri: String,
@@ -22,11 +23,17 @@ pub struct NowPlayingBody {
 }
 
 /// Body of `PUT /api/room/player`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = PlayerReport)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlayerBody {
+    /// The SDK's device id.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     device_id: String,
+    /// The name the player shows in Spotify Connect.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// What it plays, as the page knows it.
     #[serde(default)]
     now_playing: Option<NowPlayingBody>,
 }
@@ -56,6 +63,22 @@ impl PlayerBody {
 /// `PUT /api/room/player`: the page's Web Playback SDK player (on `ready`, on a change, and as
 /// a heartbeat). A device seen for the first time is checked against the user's own Spotify
 /// devices.
+#[utoipa::path(
+    put,
+    path = "/api/room/player",
+    tag = "room",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    request_body(content = PlayerBody),
+    responses(
+        (status = 204, description = "Stored; a player not reported for ROOM_PLAYER_STALE_SECS is gone"),
+        (status = 400, description = "invalid_json, invalid_device or invalid_track", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated, or spotify_reauth_required", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 403, description = "premium_required, or cross_origin_refused", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 404, description = "device_not_found: not (yet) one of this account's Spotify devices; retry in a moment", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 409, description = "spotify_not_connected", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 503, description = "spotify_unavailable or spotify_rate_limited, with Retry-After", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn report_player(
     body: Result<web::Json<PlayerBody>, actix_web::Error>,
     auth: Result<Auth, Problem>,
@@ -69,13 +92,27 @@ pub async fn report_player(
 }
 
 /// `?deviceId=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceQuery {
+    /// The SDK's device id.
     device_id: String,
 }
 
 /// `DELETE /api/room/player?deviceId=`: the page's player went away (idempotent).
+#[utoipa::path(
+    delete,
+    path = "/api/room/player",
+    tag = "room",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    params(DeviceQuery),
+    responses(
+        (status = 204, description = "Forgotten (idempotent)"),
+        (status = 400, description = "invalid_device", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn leave(
     Auth(auth): Auth,
     q: web::Query<DeviceQuery>,
@@ -88,13 +125,20 @@ pub async fn leave(
 }
 
 /// Body of `POST /api/room/play`.
-#[derive(Debug, Deserialize)]
+///
+/// Exactly one of `uris` (tracks or episodes) and `contextUri` (album, playlist, artist, show).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = GroupPlay)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlayBody {
+    /// Spotify URIs of tracks or episodes, 1 to 50.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 50)]
     uris: Option<Vec<String>>,
+    /// A Spotify URI of an album, playlist, artist or show.
     #[serde(default)]
     context_uri: Option<String>,
+    /// Where to start, in milliseconds.
     #[serde(default)]
     position_ms: u64,
 }
@@ -111,11 +155,23 @@ impl PlayBody {
 }
 
 fn outcomes(list: &[spotauth_domain::room::PersonOutcome]) -> HttpResponse {
-    let outcomes: Vec<OutcomeDto> = list.iter().map(OutcomeDto::from).collect();
-    HttpResponse::Ok().json(json!({ "outcomes": outcomes }))
+    HttpResponse::Ok().json(GroupOutcomesDto { outcomes: list.iter().map(OutcomeDto::from).collect() })
 }
 
 /// `POST /api/room/play`: the same music for everyone present, each on their own account.
+#[utoipa::path(
+    post,
+    path = "/api/room/play",
+    tag = "room",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    request_body(content = PlayBody),
+    responses(
+        (status = 200, description = "Each person's outcome; never a token", body = crate::web::GroupOutcomesDto),
+        (status = 400, description = "invalid_target or invalid_json", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 401, description = "unauthenticated", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 403, description = "not_host, premium_required or cross_origin_refused", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn play(
     body: Result<web::Json<PlayBody>, actix_web::Error>,
     auth: Result<Auth, Problem>,
@@ -129,6 +185,17 @@ pub async fn play(
 }
 
 /// `POST /api/room/pause`: pause everyone present.
+#[utoipa::path(
+    post,
+    path = "/api/room/pause",
+    tag = "room",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Each person's outcome", body = crate::web::GroupOutcomesDto),
+        (status = 401, description = "unauthenticated", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+        (status = 403, description = "not_host, premium_required or cross_origin_refused", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn pause(Auth(auth): Auth, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let done = state.room.pause_everyone(&auth.user).await?;
     state.feed.refresh(&state.room).await;
@@ -144,6 +211,16 @@ const REMIND_AFTER: u32 = 4;
 /// `GET /api/room/events`: `text/event-stream`; an `event: room` with the room's version now,
 /// whenever it moves (on this instance at once, from other instances within the poll
 /// interval) and once a minute when idle, and a comment every 15 s between.
+#[utoipa::path(
+    get,
+    path = "/api/room/events",
+    tag = "room",
+    security(("sessionCookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`event: room` with `data: {\"version\": N}` at once and whenever presence or players change (at once on this instance, within ROOM_EVENTS_POLL_MS from other instances, once a minute when idle); `: keepalive` every 15 s between. Pages re-read /api/users/active on each event", content_type = "text/event-stream", body = String),
+        (status = 401, description = "unauthenticated", body = crate::problem::ProblemDto, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn events(_: Auth, state: web::Data<AppState>) -> HttpResponse {
     let versions = state.feed.subscribe();
     HttpResponse::Ok()

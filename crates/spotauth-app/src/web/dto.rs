@@ -8,6 +8,7 @@ use spotauth_domain::service::{LogoutOutcome, LogoutScope, ServedToken};
 use spotauth_domain::session::Session;
 use spotauth_domain::time::Timestamp;
 use spotauth_domain::user::{Presence, User};
+use utoipa::ToSchema;
 
 /// RFC 3339 UTC with milliseconds.
 pub fn iso(t: Timestamp) -> String {
@@ -19,16 +20,20 @@ fn rfc3339(t: Timestamp, precision: SecondsFormat) -> String {
 }
 
 /// A user's public fields. Never a token.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserDto {
+    #[schema(format = "uuid")]
     id: String,
     spotify_id: String,
     display_name: Option<String>,
     is_active: bool,
     is_premium: Option<bool>,
     premium_source: &'static str,
+    #[schema(format = DateTime)]
     last_active: String,
+    #[schema(format = DateTime)]
     created_at: String,
     spotify_connected: bool,
     reauth_required: bool,
@@ -54,19 +59,24 @@ impl From<&User> for UserDto {
 /// A person in the active list, as the other signed-in people see them: an opaque id, a
 /// display name, whether they can play, a coarse last-seen time (whole minutes, already
 /// rounded down to five by the domain), whether their player is ready, and what it plays.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Presence)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PresenceDto {
+    #[schema(format = "uuid")]
     id: String,
     display_name: Option<String>,
     can_play: Option<bool>,
+    #[schema(format = DateTime)]
     last_seen: String,
     ready: bool,
     now_playing: Option<NowPlayingDto>,
 }
 
 /// A page of the active list (`GET /api/users/active`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ActiveUsers)]
+#[serde(deny_unknown_fields)]
 pub struct ActivePageDto {
     /// The people on this page.
     pub items: Vec<PresenceDto>,
@@ -79,8 +89,9 @@ pub struct ActivePageDto {
 }
 
 /// What a person's player plays, as their page said.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = NowPlaying)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NowPlayingDto {
     uri: String,
     name: String,
@@ -106,9 +117,11 @@ impl From<&RoomMember> for PresenceDto {
 }
 
 /// One person's outcome of a group command. Never a token.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = GroupOutcome)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutcomeDto {
+    #[schema(format = "uuid")]
     id: String,
     display_name: Option<String>,
     outcome: &'static str,
@@ -137,8 +150,9 @@ impl From<&PersonOutcome> for OutcomeDto {
 }
 
 /// What `POST /logout` did.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LogoutResult)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogoutDto {
     scope: &'static str,
     sessions_ended: u64,
@@ -169,12 +183,17 @@ impl From<LogoutOutcome> for LogoutDto {
 }
 
 /// One of the caller's sessions (`GET /api/users/me/sessions`): where and when, never a token.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionDto {
+    #[schema(format = "uuid")]
     id: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     last_seen_at: String,
+    #[schema(format = DateTime)]
     expires_at: String,
     device: String,
     user_agent: Option<String>,
@@ -212,25 +231,30 @@ pub fn device(user_agent: Option<&str>) -> String {
 }
 
 /// The caller's sessions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Sessions)]
+#[serde(deny_unknown_fields)]
 pub struct SessionListDto {
     /// Live sessions, most recently used first.
     pub items: Vec<SessionDto>,
 }
 
 /// What ending sessions did (`DELETE /api/users/me/sessions`).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SessionsEnded)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionsEndedDto {
     /// How many live sessions ended.
     pub sessions_ended: u64,
 }
 
 /// A Spotify access token for the Web Playback SDK.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AccessToken)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessTokenDto {
     access_token: String,
+    #[schema(format = DateTime)]
     expires_at: String,
     expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,6 +283,74 @@ impl std::fmt::Debug for AccessTokenDto {
             .field("session_token", &self.session_token.as_ref().map(|_| "[redacted]"))
             .finish()
     }
+}
+
+/// `POST /api/auth/spotify/login`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LoginResponse)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginResponseDto {
+    /// Spotify's authorize page, to navigate to.
+    #[schema(format = "uri")]
+    pub authorize_url: String,
+}
+
+/// `GET /api/auth/spotify/subscription`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Subscription)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionDto {
+    /// null while unknown (Development Mode apps get no `product`, see `source`).
+    pub is_premium: Option<bool>,
+    /// Spotify's `product` when it sent one.
+    pub product: Option<String>,
+    /// When Premium was last checked.
+    #[schema(format = DateTime)]
+    pub checked_at: Option<String>,
+    /// How it was learned: `profile`, `player_probe`, `playback_sdk` or `none`.
+    pub source: &'static str,
+}
+
+/// `POST /api/room/play` and `/pause`: each person's outcome; never a token.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = GroupOutcomes)]
+#[serde(deny_unknown_fields)]
+pub struct GroupOutcomesDto {
+    /// One per person present.
+    pub outcomes: Vec<OutcomeDto>,
+}
+
+/// `GET /api/config`: what a page needs to know (public; the same for everyone).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ClientConfig)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientConfigDto<'a> {
+    /// The Web Playback SDK script to load (`SPOTIFY_SDK_URL`).
+    #[schema(format = "uri")]
+    pub sdk_url: &'a str,
+    /// Spotify's Web API base.
+    #[schema(format = "uri")]
+    pub spotify_api_url: &'a str,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Health)]
+#[serde(deny_unknown_fields)]
+pub struct HealthDto {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz`: what serving needs, each checked.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Readiness)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyDto {
+    /// `ready`.
+    pub status: &'static str,
+    /// `ok`: the database answered.
+    pub database: &'static str,
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ pub use client::TrustedProxies;
 pub use cookies::Cookies;
 pub use csrf::TrustedOrigins;
 pub use dto::{
-    AccessTokenDto, ActivePageDto, LogoutDto, OutcomeDto, PresenceDto, SessionDto, SessionListDto, SessionsEndedDto,
-    UserDto, iso, logout_scope,
+    AccessTokenDto, ActivePageDto, ClientConfigDto, GroupOutcomesDto, HealthDto, LoginResponseDto, LogoutDto,
+    OutcomeDto, PresenceDto, ReadyDto, SessionDto, SessionListDto, SessionsEndedDto, SubscriptionDto, UserDto, iso,
+    logout_scope,
 };
 pub use extract::{Auth, SessionTokenIn, TokenSource, session_meta};
 pub use request_id::RequestId;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -10,6 +11,8 @@ use serde_json::Value;
 use spotauth_app::{Application, Settings};
 use spotauth_emulator::{AppMode, Emulator, EmulatorHandle};
 pub use spotauth_testkit::emulator::confidential_app;
+
+pub use crate::openapi_check::{Contract, Violations};
 pub use spotauth_testkit::{DbProxy, SIGNING_KEY as SIGNING, TOKEN_KEYS as KEYS, TempDir, TestDb};
 
 pub const REDIRECT: &str = "http://127.0.0.1:9/api/auth/spotify/callback";
@@ -132,6 +135,19 @@ pub struct TestApp {
     pub pairs: Vec<(String, String)>,
     /// The proxy the app reaches MariaDB through ([`Options::mysql_through_proxy`]).
     pub proxy: Option<DbProxy>,
+    /// The served OpenAPI document every answer is checked against (`base` is a checking
+    /// proxy in front of the app; see `openapi_check`), and the answers that broke it.
+    pub contract: Option<Arc<Contract>>,
+    pub violations: Violations,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let broken = self.violations.lock().map(|v| v.clone()).unwrap_or_default();
+        if !broken.is_empty() && !std::thread::panicking() {
+            panic!("{} answer(s) broke the OpenAPI contract: {broken:#?}", broken.len());
+        }
+    }
 }
 
 /// A logged-in browser: its session cookie (`name=value`).
@@ -192,10 +208,14 @@ pub async fn spawn(opts: Options) -> TestApp {
         ("SESSION_SIGNING_KEY", SIGNING),
     ];
     pairs.extend(opts.extra.iter().copied());
-    let (base, metrics_base) = start_instance(&pairs).await;
+    let (direct, metrics_base) = start_instance(&pairs).await;
     let pairs = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base, metrics_base, http, emu, store, pairs, proxy }
+    let served: Value = http.get(format!("{direct}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let contract = Arc::new(Contract::new(served));
+    let violations = Violations::default();
+    let base = crate::openapi_check::start(direct, contract.clone(), violations.clone()).await;
+    TestApp { base, metrics_base, http, emu, store, pairs, proxy, contract: Some(contract), violations }
 }
 
 /// Builds and runs one instance on a free port: its base URL and metrics URL.
@@ -213,7 +233,11 @@ impl TestApp {
     /// A second instance of the same service: same settings, same database, same Spotify.
     pub async fn sibling(&self) -> String {
         let pairs: Vec<(&str, &str)> = self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        start_instance(&pairs).await.0
+        let direct = start_instance(&pairs).await.0;
+        match &self.contract {
+            Some(contract) => crate::openapi_check::start(direct, contract.clone(), self.violations.clone()).await,
+            None => direct,
+        }
     }
 }
 

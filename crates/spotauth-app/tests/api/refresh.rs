@@ -82,8 +82,17 @@ async fn a_process_killed_mid_refresh_leaves_consistent_tokens_and_the_user_can_
     ];
     let service = Service::start(&env).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let app =
-        TestApp { base: service.base.clone(), metrics_base: None, http, emu, store, pairs: Vec::new(), proxy: None };
+    let app = TestApp {
+        base: service.base.clone(),
+        metrics_base: None,
+        http,
+        emu,
+        store,
+        pairs: Vec::new(),
+        proxy: None,
+        contract: None,
+        violations: Violations::default(),
+    };
     let alice = app.login("alice").await;
 
     // The refresh is slow upstream; kill the service while Spotify is answering it.
