@@ -8,8 +8,10 @@
 //! extract (the session through [`web::Auth`]), call one use case, map the result (errors
 //! become RFC 9457 problems). No business rule and no clock read lives here.
 
+pub mod metrics;
 pub mod problem;
 pub mod rate_limit;
+pub mod request_id;
 pub mod room_feed;
 pub mod routes;
 pub mod settings;

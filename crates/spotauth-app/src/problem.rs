@@ -124,7 +124,7 @@ impl ResponseError for Problem {
             detail: self.detail.clone(),
             retry_after: self.retry_after.map(|ra| ra.as_secs().max(1)),
             // The id the request's log lines carry: what a user reports, what an operator greps.
-            request_id: crate::web::RequestId::current().map(|id| id.as_str().to_owned()),
+            request_id: crate::request_id::RequestId::current().map(|id| id.as_str().to_owned()),
         };
         let mut resp = HttpResponse::build(self.status);
         resp.content_type("application/problem+json").insert_header((header::CACHE_CONTROL, "no-store"));

@@ -25,6 +25,7 @@ use spotauth_spotify::SpotifyClient;
 use spotauth_sql::Repositories;
 use spotauth_sqlite::{SqliteSettings, SqliteStore};
 
+use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::rate_limit::Throttle;
 use crate::room_feed::RoomFeed;
@@ -105,13 +106,6 @@ impl Application {
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdSource> = Arc::new(OsIds);
-        let spotify = Arc::new(
-            SpotifyClient::new(settings.spotify.clone(), clock.clone()).map_err(|e| StartupError(e.to_string()))?,
-        );
-        let accounts: Arc<dyn SpotifyAccounts> = spotify.clone();
-        let player: Arc<dyn SpotifyPlayerPort> = spotify.clone();
-        let profile: Arc<dyn SpotifyProfilePort> = spotify;
-
         let Repositories { users, tokens, sessions, flows, rate_limits, players, health, changes } =
             open_store(&settings).await?;
         let stores = Stores { users, tokens, sessions, players };
@@ -128,6 +122,16 @@ impl Application {
                 (Some(cache), stores)
             }
         };
+        let refresh_metrics = Arc::new(RefreshMetrics::default());
+        let metrics = Arc::new(Metrics::new(refresh_metrics.clone(), cache.clone(), health.clone()));
+        let spotify = Arc::new(
+            SpotifyClient::new(settings.spotify.clone(), clock.clone())
+                .map_err(|e| StartupError(e.to_string()))?
+                .with_observer(metrics.clone()),
+        );
+        let accounts: Arc<dyn SpotifyAccounts> = spotify.clone();
+        let player: Arc<dyn SpotifyPlayerPort> = spotify.clone();
+        let profile: Arc<dyn SpotifyProfilePort> = spotify;
         if !settings.spotify_missing.is_empty() {
             tracing::warn!(
                 "{} not set: login answers 503 spotify_not_configured (development mode; `cargo xtask dev` runs the Spotify emulator)",
@@ -142,7 +146,6 @@ impl Application {
                 settings.data_dir.display()
             );
         }
-        let refresh_metrics = Arc::new(RefreshMetrics::default());
         let token_ports = TokenPorts {
             tokens: tokens.clone(),
             limits: rate_limits,
@@ -169,7 +172,11 @@ impl Application {
         let throttle = Arc::new(Throttle::new(settings.rate_limits));
         let forget = throttle.clone();
         let mut tasks = vec![
-            housekeeping::spawn(service.clone(), settings.housekeeping_interval),
+            housekeeping::spawn_reporting(
+                service.clone(),
+                settings.housekeeping_interval,
+                housekeeping_report(&metrics),
+            ),
             Task::every(FORGET_IDLE_CLIENTS, move || {
                 forget.forget_idle_clients();
                 std::future::ready(())
@@ -180,17 +187,22 @@ impl Application {
             let (room, feed) = (poll_room.clone(), poll_feed.clone());
             async move { feed.refresh(&room).await }
         }));
-        let tidy_room = room.clone();
+        let (tidy_room, tidy_metrics) = (room.clone(), metrics.clone());
         tasks.push(Task::every(settings.housekeeping_interval, move || {
-            let room = tidy_room.clone();
+            let (room, metrics) = (tidy_room.clone(), tidy_metrics.clone());
             async move {
-                match room.housekeeping(ROOM_CHANGES_KEPT).await {
-                    Ok(n) => tracing::debug!(rows = n, "room housekeeping"),
+                let pass = room.housekeeping(ROOM_CHANGES_KEPT).await;
+                metrics.task_run("room", pass.is_ok());
+                match pass {
+                    Ok(n) => {
+                        metrics.purged("room_rows", n);
+                        tracing::debug!(rows = n, "room housekeeping");
+                    }
                     Err(e) => tracing::warn!(error = %e, "room housekeeping failed"),
                 }
             }
         }));
-        tasks.extend(cache_tasks(cache.clone(), changes, settings.housekeeping_interval));
+        tasks.extend(cache_tasks(cache.clone(), changes, settings.housekeeping_interval, metrics.clone()));
         if settings.proactive.enabled && settings.spotify_missing.is_empty() {
             let sessions = settings.policy.session;
             tasks.push(proactive::spawn(token_service, refresh_metrics.clone(), settings.proactive.settings, sessions));
@@ -202,7 +214,7 @@ impl Application {
             frontend_url: settings.frontend_url.clone(),
             store: health,
             spotify_missing: settings.spotify_missing.clone(),
-            refresh_metrics,
+            metrics,
             proxies: settings.trusted_proxies.clone(),
             throttle,
             origins: settings.origins.clone(),
@@ -247,7 +259,9 @@ impl Application {
         // The access log costs CPU even when its lines are filtered out (docs/benchmarks.md);
         // written only when `info` can be logged at all (`RUST_LOG=warn` turns it off).
         let access_log = tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO;
+        let counted = data.metrics.clone();
         let server = HttpServer::new(move || {
+            let metrics = counted.clone();
             App::new()
                 .app_data(data.clone())
                 .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(json_error))
@@ -255,7 +269,7 @@ impl Application {
                 .wrap(security_headers())
                 // Outermost: every answer, and every log line of the request, has its id.
                 .wrap(actix_web::middleware::from_fn(move |req, next| {
-                    crate::web::request_id::middleware(access_log, req, next)
+                    crate::request_id::middleware(access_log, metrics.clone(), req, next)
                 }))
                 .configure(|cfg| {
                     // Registered first, so these win over the real handlers.
@@ -323,7 +337,12 @@ const TOUCH_FLUSH: Duration = Duration::from_secs(5);
 /// bound (shared stores only), writing queued last-active times, and purging the journal (on
 /// every instance, cached or strict: the writes journal either way) of rows older than
 /// [`JOURNAL_KEPT`].
-fn cache_tasks(cache: Option<Arc<SessionCache>>, changes: Arc<dyn ChangeFeed>, housekeeping: Duration) -> Vec<Task> {
+fn cache_tasks(
+    cache: Option<Arc<SessionCache>>,
+    changes: Arc<dyn ChangeFeed>,
+    housekeeping: Duration,
+    metrics: Arc<Metrics>,
+) -> Vec<Task> {
     let mut tasks = Vec::new();
     if let Some(cache) = cache {
         if cache.settings().shared {
@@ -360,12 +379,17 @@ fn cache_tasks(cache: Option<Arc<SessionCache>>, changes: Arc<dyn ChangeFeed>, h
     // trusted can find a row it has not read gone.
     let noted: Arc<std::sync::Mutex<Option<(std::time::Instant, u64)>>> = Arc::default();
     tasks.push(Task::every(housekeeping, move || {
-        let (changes, noted) = (changes.clone(), noted.clone());
+        let (changes, noted, metrics) = (changes.clone(), noted.clone(), metrics.clone());
         async move {
             let due = noted.lock().ok().and_then(|n| *n).filter(|(at, _)| at.elapsed() >= JOURNAL_KEPT);
             if let Some((_, through)) = due {
-                match changes.purge_through(through).await {
-                    Ok(n) => tracing::debug!(rows = n, "change journal purged"),
+                let purged = changes.purge_through(through).await;
+                metrics.task_run("journal_purge", purged.is_ok());
+                match purged {
+                    Ok(n) => {
+                        metrics.purged("journal_rows", n);
+                        tracing::debug!(rows = n, "change journal purged");
+                    }
                     Err(e) => tracing::warn!(error = %e, "change journal not purged"),
                 }
             }
@@ -379,6 +403,19 @@ fn cache_tasks(cache: Option<Arc<SessionCache>>, changes: Arc<dyn ChangeFeed>, h
         }
     }));
     tasks
+}
+
+/// Counts each housekeeping pass and the rows it deleted.
+fn housekeeping_report(metrics: &Arc<Metrics>) -> housekeeping::Report {
+    let metrics = metrics.clone();
+    Arc::new(move |pass| {
+        metrics.task_run("housekeeping", pass.is_ok());
+        if let Ok(done) = pass {
+            metrics.purged("sessions", done.sessions);
+            metrics.purged("login_flows", done.login_flows);
+            metrics.purged("disconnected_users", done.disconnected_users);
+        }
+    })
 }
 
 /// The repositories on the chosen store: MySQL/PlanetScale when `DATABASE_URL` is set, else

@@ -126,6 +126,11 @@ impl Connections for MysqlPool {
     fn describe(&self) -> String {
         format!("MySQL {}", self.url)
     }
+
+    fn pool_usage(&self) -> spotauth_sql::PoolUsage {
+        let s = self.pool.status();
+        spotauth_sql::PoolUsage { open: s.size, idle: s.available, max: s.max_size, waiting: s.waiting }
+    }
 }
 
 /// The MySQL store: a connection pool and the repositories on it ([`MysqlStore::repositories`]).

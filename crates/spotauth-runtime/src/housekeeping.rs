@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spotauth_domain::service::AuthService;
+use spotauth_domain::service::{AuthError, AuthService, Housekeeping};
 
 use crate::tasks::Task;
 
@@ -16,10 +16,20 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Starts the background task.
 pub fn spawn(service: Arc<AuthService>, interval: Duration) -> Task {
+    spawn_reporting(service, interval, Arc::new(|_| {}))
+}
+
+/// What a pass did (or why it failed), for whoever counts them (metrics).
+pub type Report = Arc<dyn Fn(&Result<Housekeeping, AuthError>) + Send + Sync>;
+
+/// [`spawn`], telling `report` about every pass.
+pub fn spawn_reporting(service: Arc<AuthService>, interval: Duration, report: Report) -> Task {
     Task::every(interval, move || {
-        let service = service.clone();
+        let (service, report) = (service.clone(), report.clone());
         async move {
-            match service.housekeeping().await {
+            let pass = service.housekeeping().await;
+            report(&pass);
+            match pass {
                 Ok(done) if done.sessions + done.login_flows + done.disconnected_users > 0 => {
                     tracing::info!(
                         sessions = done.sessions,

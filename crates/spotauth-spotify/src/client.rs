@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::config::{ConfigError, SpotifyConfig};
 use crate::mapping;
+use crate::observe::{self, CallObserver, SpotifyCall};
 
 /// Random bytes in the OAuth `state`: 256 bits (the port asks for at least 128;
 /// `CsrfToken::new_random()` gives exactly 128).
@@ -59,6 +60,7 @@ pub struct SpotifyClient {
     config: SpotifyConfig,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl fmt::Debug for SpotifyClient {
@@ -81,7 +83,19 @@ impl SpotifyClient {
             .user_agent(concat!("spotauth-spotify/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
-        Ok(SpotifyClient { config, http, clock })
+        Ok(SpotifyClient { config, http, clock, observer: None })
+    }
+
+    /// Reports every call to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, call: SpotifyCall<'_>) {
+        if let Some(observer) = &self.observer {
+            observer.observe(&call);
+        }
     }
 
     /// The configuration in use.
@@ -211,6 +225,21 @@ impl SpotifyClient {
         let fail = |e: reqwest::Error| {
             let err = mapping::transport_error(endpoint, &e);
             tracing::debug!(endpoint, latency_ms = started.elapsed().as_millis() as u64, error = %err, "spotify call failed");
+            let failure = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "other"
+            };
+            let status = e.status().map(|s| s.as_u16());
+            self.observe(SpotifyCall {
+                endpoint,
+                status,
+                failure: Some(failure),
+                elapsed: started.elapsed(),
+                rate_limit: None,
+            });
             err
         };
         let mut response = request.send().await.map_err(fail)?;
@@ -229,6 +258,18 @@ impl SpotifyClient {
             latency_ms = started.elapsed().as_millis() as u64,
             "spotify call"
         );
+        if self.observer.is_some() {
+            let reason = (status == StatusCode::TOO_MANY_REQUESTS).then(|| mapping::api_error_parts(&body).0).flatten();
+            let rate_limit = (status == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| (reason.as_deref().and_then(observe::label_fit), mapping::retry_after(&headers)));
+            self.observe(SpotifyCall {
+                endpoint,
+                status: Some(status.as_u16()),
+                failure: None,
+                elapsed: started.elapsed(),
+                rate_limit,
+            });
+        }
         Ok((status, headers, body))
     }
 }

@@ -106,7 +106,9 @@
 mod client;
 pub mod config;
 mod mapping;
+pub mod observe;
 
 pub use client::SpotifyClient;
 pub use config::{ConfigError, SpotifyConfig};
 pub use mapping::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
+pub use observe::{CallObserver, SpotifyCall};

@@ -87,7 +87,7 @@ struct ApiErrorObject {
 }
 
 /// The `reason` and `message` of a Web API error body, when it is one.
-fn api_error_parts(body: &[u8]) -> (Option<String>, Option<String>) {
+pub(crate) fn api_error_parts(body: &[u8]) -> (Option<String>, Option<String>) {
     match serde_json::from_slice::<ApiErrorBody>(body) {
         Ok(b) => (b.error.reason, b.error.message),
         Err(_) => (None, None),

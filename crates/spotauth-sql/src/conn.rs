@@ -106,8 +106,24 @@ pub trait Connections: Send + Sync + 'static {
     /// The store in one line for operators, without secrets: e.g. `MySQL mysql://root@host/db`.
     fn describe(&self) -> String;
 
+    /// How its connection pool is used right now, for metrics.
+    fn pool_usage(&self) -> PoolUsage;
+
     /// Classifies an error of one of the adapter's own statements (administration, TLS status).
     fn classify(error: diesel::result::Error) -> RepoError {
         crate::classify(error, Self::violated_key, None, Self::MESSAGES_ARE_VALUE_FREE)
     }
+}
+
+/// A connection pool's use at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolUsage {
+    /// Connections open.
+    pub open: usize,
+    /// Of those, idle.
+    pub idle: usize,
+    /// The most it opens.
+    pub max: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }

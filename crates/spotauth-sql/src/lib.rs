@@ -41,6 +41,6 @@ mod store;
 mod tokens;
 mod users;
 
-pub use conn::{AnyConn, BoxFuture, Connections, Job, SqliteConn, TxError};
+pub use conn::{AnyConn, BoxFuture, Connections, Job, PoolUsage, SqliteConn, TxError};
 pub use error::classify;
 pub use store::{Repositories, SqlStore, StoreHealth};

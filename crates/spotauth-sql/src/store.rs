@@ -33,6 +33,9 @@ pub trait StoreHealth: Send + Sync + 'static {
     /// The store in one line, without secrets, e.g. `MySQL mysql://root@127.0.0.1:3306/test`
     /// or `SQLite ./data/spotauth.db`.
     fn describe(&self) -> String;
+
+    /// How the connection pool is used right now (SQLite: its readers).
+    fn pool_usage(&self) -> crate::PoolUsage;
 }
 
 /// Every port a store implements, ready to wire: all share one [`SqlStore`].
@@ -221,5 +224,9 @@ impl<C: Connections> StoreHealth for SqlStore<C> {
 
     fn describe(&self) -> String {
         self.conns.describe()
+    }
+
+    fn pool_usage(&self) -> crate::PoolUsage {
+        self.conns.pool_usage()
     }
 }

@@ -114,6 +114,11 @@ impl Connections for SqliteFiles {
     fn describe(&self) -> String {
         format!("SQLite {}", self.path.display())
     }
+
+    fn pool_usage(&self) -> spotauth_sql::PoolUsage {
+        let s = self.readers.status();
+        spotauth_sql::PoolUsage { open: s.size, idle: s.available, max: s.max_size, waiting: s.waiting }
+    }
 }
 
 /// The SQLite store: one writer connection, a pool of readers, and the repositories on them

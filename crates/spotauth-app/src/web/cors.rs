@@ -21,7 +21,7 @@ pub fn cors(origins: &TrustedOrigins) -> Cors {
         .allowed_origin_fn(move |origin, _| origin.to_str().is_ok_and(|o| trusted.contains(o)))
         .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::RETRY_AFTER, super::request_id::HEADER])
+        .expose_headers([header::RETRY_AFTER, crate::request_id::HEADER])
         .supports_credentials()
         .max_age(usize::try_from(PREFLIGHT_MAX_AGE.as_secs()).ok())
 }

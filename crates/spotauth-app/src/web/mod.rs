@@ -10,7 +10,6 @@ pub mod cors;
 pub mod csrf;
 pub mod dto;
 pub mod extract;
-pub mod request_id;
 pub mod state;
 pub mod throttle;
 
@@ -23,6 +22,5 @@ pub use dto::{
     logout_scope,
 };
 pub use extract::{Auth, SessionTokenIn, TokenSource, session_meta};
-pub use request_id::RequestId;
 pub use state::AppState;
 pub use throttle::Throttled;

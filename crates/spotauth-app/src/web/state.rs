@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use spotauth_cache::SessionCache;
 use spotauth_domain::service::AuthService;
-use spotauth_runtime::RefreshMetrics;
 use spotauth_sql::StoreHealth;
 use url::Url;
 
@@ -28,8 +27,8 @@ pub struct AppState {
     /// Settings the Spotify client still needs (development without `SPOTIFY_CLIENT_ID`); while
     /// not empty, login and callback answer 503 `spotify_not_configured`.
     pub spotify_missing: Vec<&'static str>,
-    /// Token-refresh metrics, for `/metrics`.
-    pub refresh_metrics: Arc<RefreshMetrics>,
+    /// The metrics, for `/metrics` and the request middleware.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The proxies whose forwarding headers name the client.
     pub proxies: TrustedProxies,
     /// The rate limits of this instance.

@@ -8,6 +8,7 @@ mod cache;
 mod common;
 mod flows;
 mod logs;
+mod metrics;
 mod openapi_check;
 mod quickstart;
 mod refresh;

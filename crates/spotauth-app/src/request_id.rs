@@ -1,7 +1,8 @@
 //! Request ids: every request gets one (the caller's `X-Request-Id` when it is a plain token,
 //! else a new UUID), answered in `X-Request-Id`, carried by every log line of the request (a
 //! `request` span) and by every problem response (`requestId`), so a user's report of an error
-//! leads to its log lines. The access log line is written here too.
+//! leads to its log lines. The access log line and the request metrics (by route template and
+//! status, with latency) are written here too: one place sees every request.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,9 +54,11 @@ impl RequestId {
 }
 
 /// The middleware (outermost): sets the id, runs the request in its span and scope, answers the
-/// header and, when `access_log`, logs one line per request (but `/healthz`).
+/// header, counts the request in `metrics` and, when `access_log`, logs one line per request
+/// (but `/healthz`).
 pub async fn middleware(
     access_log: bool,
+    metrics: Arc<crate::metrics::Metrics>,
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -81,10 +84,11 @@ pub async fn middleware(
         })
         .instrument(span.clone())
         .await;
-    let status = match &result {
-        Ok(res) => res.status(),
-        Err(e) => e.as_response_error().status_code(),
+    let (status, route) = match &result {
+        Ok(res) => (res.status(), res.request().match_pattern()),
+        Err(e) => (e.as_response_error().status_code(), None),
     };
+    metrics.request(&method, route.as_deref(), status.as_u16(), started.elapsed());
     if access_log && path != "/healthz" {
         let status = status.as_u16();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
