@@ -61,6 +61,9 @@ pub(crate) fn fake_cipher() -> MockTokenCipher {
     c.expect_encrypt().returning(|p, b| Ok(fake_ciphertext(b.column, b.user_id, p)));
     c.expect_decrypt().returning(|ct, b| {
         let s = String::from_utf8(ct.as_bytes().to_vec()).unwrap();
+        if s.starts_with("retired|") {
+            return Err(CipherError::UnknownKey("k0".into()));
+        }
         let prefix = format!("{}|{}|", b.column.as_str(), b.user_id);
         s.strip_prefix(&prefix).map(Secret::new).ok_or(CipherError::Tampered)
     });

@@ -160,7 +160,8 @@ impl TokenService {
     /// said `invalid_grant` or the refresh token is past its absolute expiry (never retrying);
     /// `NotConnected` when no tokens are stored; `Store(NotFound)` for an unknown user.
     pub async fn valid_access_token(&self, user: UserId, min_validity: Duration) -> Result<AccessGrant, TokenError> {
-        self.serve(user, Want { min_validity, refused: None }).await
+        let served = self.serve(user, Want { min_validity, refused: None }).await;
+        self.retired_key_is_reauth(user, served).await
     }
 
     /// A replacement for an access token a client reports refused (the Web Playback SDK asks
@@ -176,7 +177,8 @@ impl TokenService {
         refused: &AccessToken,
         min_validity: Duration,
     ) -> Result<AccessGrant, TokenError> {
-        self.serve_given(user, stored, Want { min_validity, refused: Some(refused) }).await
+        let served = self.serve_given(user, stored, Want { min_validity, refused: Some(refused) }).await;
+        self.retired_key_is_reauth(user, served).await
     }
 
     /// `stored` (read by the caller) when it meets `want` and may still be used; else the full
@@ -215,7 +217,32 @@ impl TokenService {
         stored: Option<StoredTokens>,
         min_validity: Duration,
     ) -> Result<AccessGrant, TokenError> {
-        self.serve_given(user, stored, Want { min_validity, refused: None }).await
+        let served = self.serve_given(user, stored, Want { min_validity, refused: None }).await;
+        self.retired_key_is_reauth(user, served).await
+    }
+
+    /// A token sealed under a key the keyring no longer holds can never be read again: the row
+    /// is marked for re-authorization (the user reconnects Spotify), as after `invalid_grant`,
+    /// instead of failing alike on every request and every proactive pass. Only a row that is
+    /// still unreadable when read again is marked, under its version, so a login that just
+    /// stored new tokens is never marked.
+    async fn retired_key_is_reauth(
+        &self,
+        user: UserId,
+        served: Result<AccessGrant, TokenError>,
+    ) -> Result<AccessGrant, TokenError> {
+        let Err(TokenError::Cipher(CipherError::UnknownKey(_))) = &served else { return served };
+        let stored = self.ports.tokens.load_tokens(user).await?.ok_or(TokenError::NotConnected)?;
+        let binding = |column| TokenBinding { user_id: user, column };
+        let unreadable =
+            |ct, column| matches!(self.ports.cipher.decrypt(ct, binding(column)), Err(CipherError::UnknownKey(_)));
+        if unreadable(&stored.access_token, TokenColumn::Access)
+            || unreadable(&stored.refresh_token, TokenColumn::Refresh)
+        {
+            self.mark_reauth(user, &stored).await?;
+            return Err(TokenError::ReauthRequired);
+        }
+        served
     }
 
     /// Users whose tokens expire within `lookahead`, soonest first, at most `limit`, among

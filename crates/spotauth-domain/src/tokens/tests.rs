@@ -153,6 +153,27 @@ async fn a_ciphertext_bound_to_another_user_is_refused() {
     assert_eq!(err, TokenError::Cipher(CipherError::Tampered));
 }
 
+#[tokio::test]
+async fn a_token_under_a_retired_key_becomes_reconnect_spotify_not_a_refresh_loop() {
+    for access_expires_in in [3000, 10] {
+        let mut fx = Fixture::new();
+        fx.tokens.expect_load_tokens().returning(move |id| {
+            let mut row = stored(id, access_expires_in, 86400);
+            row.access_token = crate::token::EncryptedToken::from_bytes(b"retired|access".to_vec());
+            row.refresh_token = crate::token::EncryptedToken::from_bytes(b"retired|refresh".to_vec());
+            Ok(Some(row))
+        });
+        fx.lock_free();
+        fx.no_backoff();
+        fx.lease_free();
+        fx.accounts.expect_refresh().never();
+        fx.tokens.expect_mark_reauth_required().with(eq(uid(1)), eq(TokenVersion(5))).times(1).returning(|_, _| Ok(()));
+        let (svc, _) = fx.token_service();
+        let err = svc.valid_access_token(uid(1), SKEW).await.unwrap_err();
+        assert_eq!(err, TokenError::ReauthRequired, "fresh for {access_expires_in} s");
+    }
+}
+
 // --- One attempt and its write ----------------------------------------------------------------
 
 #[tokio::test]
