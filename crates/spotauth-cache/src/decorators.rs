@@ -231,6 +231,14 @@ impl TokenRepository for CachedTokens {
         // Their sessions are not live, and a cached view of one is re-read before a refusal.
         self.inner.delete_tokens_of_idle_users(live).await
     }
+
+    async fn page_tokens(&self, after: Option<UserId>, limit: u32) -> Result<Vec<(UserId, StoredTokens)>, RepoError> {
+        self.inner.page_tokens(after, limit).await
+    }
+
+    async fn newest_tokens(&self) -> Result<Option<(UserId, StoredTokens)>, RepoError> {
+        self.inner.newest_tokens().await
+    }
 }
 
 pub(crate) struct CachedPlayers {

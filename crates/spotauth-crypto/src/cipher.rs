@@ -145,4 +145,12 @@ impl TokenCipher for TokenKeyring {
             .map_err(|_| CipherError::Tampered)?;
         String::from_utf8(clear).map(Secret::new).map_err(|_| CipherError::Malformed)
     }
+
+    fn key_id_of(&self, ciphertext: &EncryptedToken) -> Option<String> {
+        TokenKeyring::key_id_of(self, ciphertext).map(str::to_owned)
+    }
+
+    fn primary_key_id(&self) -> String {
+        TokenKeyring::primary_key_id(self).to_owned()
+    }
 }

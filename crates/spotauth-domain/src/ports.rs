@@ -387,6 +387,16 @@ pub trait TokenRepository: Send + Sync + 'static {
     /// before `live.at`, and who has no session live after `live`; returns how many users.
     /// One statement: a login or session created meanwhile keeps its tokens.
     async fn delete_tokens_of_idle_users(&self, live: LiveAfter) -> Result<u64, RepoError>;
+
+    /// The users with stored tokens whose ids sort after `after` (from the first when `None`),
+    /// by id, at most `limit`, each with the tokens `load_tokens` would return: for key audits
+    /// and re-encryption, which page through every row. MUST return an empty list, not an
+    /// error, past the last one.
+    async fn page_tokens(&self, after: Option<UserId>, limit: u32) -> Result<Vec<(UserId, StoredTokens)>, RepoError>;
+
+    /// The tokens written last that still serve (the latest access expiry among rows not marked
+    /// for re-authorization), for the readiness canary; `None` when no user has any.
+    async fn newest_tokens(&self) -> Result<Option<(UserId, StoredTokens)>, RepoError>;
 }
 
 /// Spotify's rate-limit backoff, shared by every app instance: Spotify limits per client id
@@ -587,6 +597,13 @@ pub trait TokenCipher: Send + Sync + 'static {
     /// in the keyring, `Tampered` when authentication fails (any changed byte; another row or
     /// column), `Malformed` for bytes that are not a ciphertext of ours.
     fn decrypt(&self, ciphertext: &EncryptedToken, binding: TokenBinding) -> Result<Secret, CipherError>;
+
+    /// The id of the key `ciphertext` names (in the keyring or not); `None` for bytes that are
+    /// not a ciphertext of ours.
+    fn key_id_of(&self, ciphertext: &EncryptedToken) -> Option<String>;
+
+    /// The id of the key [`Self::encrypt`] seals under.
+    fn primary_key_id(&self) -> String;
 }
 
 /// Issuing and verifying the service's session tokens (JWTs).

@@ -35,8 +35,11 @@ use crate::session::SessionPolicy;
 use crate::time::Timestamp;
 use crate::token::{AccessGrant, RefreshedTokens, StoredTokens, TokenBinding, TokenColumn};
 
+mod keys;
 #[cfg(test)]
 mod tests;
+
+pub use keys::{Canary, KeyCensus, ReencryptPage};
 
 /// Timings of the refresh coordination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

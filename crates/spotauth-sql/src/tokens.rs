@@ -205,4 +205,54 @@ impl<C: Connections> TokenRepository for SqlStore<C> {
             .await?;
         Ok(n as u64)
     }
+
+    async fn page_tokens(&self, after: Option<UserId>, limit: u32) -> Result<Vec<(UserId, StoredTokens)>, RepoError> {
+        // Every id sorts after the empty string.
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        let rows: Vec<(String, TokenRow)> = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    Ok(each_backend!(&mut conn, |c| u::spotify_users
+                        .filter(u::id.gt(&after))
+                        .filter(u::access_token.is_not_null())
+                        .order(u::id.asc())
+                        .limit(i64::from(limit))
+                        .select((u::id, TokenRow::as_select()))
+                        .load(c)
+                        .await)?)
+                })
+            })
+            .await?;
+        with_tokens(rows)
+    }
+
+    async fn newest_tokens(&self) -> Result<Option<(UserId, StoredTokens)>, RepoError> {
+        let rows: Vec<(String, TokenRow)> = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    Ok(each_backend!(&mut conn, |c| u::spotify_users
+                        .filter(u::access_token.is_not_null())
+                        .filter(u::reauth_required.eq(false))
+                        .order(u::token_expiry.desc())
+                        .limit(1)
+                        .select((u::id, TokenRow::as_select()))
+                        .load(c)
+                        .await)?)
+                })
+            })
+            .await?;
+        Ok(with_tokens(rows)?.into_iter().next())
+    }
+}
+
+/// Rows as (user, tokens), those without tokens left out.
+fn with_tokens(rows: Vec<(String, TokenRow)>) -> Result<Vec<(UserId, StoredTokens)>, RepoError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, row) in rows {
+        let id = id.parse::<UserId>().map_err(|_| corrupt("spotify_users.id"))?;
+        if let Some(stored) = row.into_stored()? {
+            out.push((id, stored));
+        }
+    }
+    Ok(out)
 }

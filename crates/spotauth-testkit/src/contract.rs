@@ -84,6 +84,7 @@ macro_rules! contract_tests {
             token_concurrent_lease_requests_grant_exactly_one,
             token_refresh_candidates_are_expiring_connected_signed_in_users,
             token_idle_users_lose_their_tokens_after_the_retention,
+            token_rows_page_by_id_and_the_newest_one_is_found,
             user_active_list_shows_only_people_signed_in_who_did_not_opt_out,
             rate_limit_backoff_only_ever_extends,
             rate_limit_concurrent_extensions_keep_the_longest,
@@ -1386,6 +1387,34 @@ pub async fn user_erase_leaves_nothing_of_the_user<F: StoreFixture>(f: &F) {
     assert!(!r.users.erase(u1).await.unwrap(), "already erased");
     assert!(!r.users.erase(uid(9)).await.unwrap(), "unknown");
     assert_eq!(r.changes.head().await.unwrap(), all.last().unwrap().seq, "nothing to record");
+}
+
+/// `page_tokens` pages through the users with tokens by id (users without tokens left out);
+/// `newest_tokens` is the row with the latest access expiry among those not marked for
+/// re-authorization.
+pub async fn token_rows_page_by_id_and_the_newest_one_is_found<F: StoreFixture>(f: &F) {
+    let r = f.repositories();
+    assert!(r.tokens.page_tokens(None, 10).await.unwrap().is_empty());
+    assert_eq!(r.tokens.newest_tokens().await.unwrap(), None);
+    for n in [3, 1, 2, 4] {
+        r.users.insert(new_user(n, PremiumStatus::Premium)).await.unwrap();
+    }
+    r.tokens.delete_tokens(uid(4)).await.unwrap();
+    let first = r.tokens.page_tokens(None, 2).await.unwrap();
+    assert_eq!(first.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [uid(1), uid(2)], "by id");
+    assert_eq!(first[0].1, r.tokens.load_tokens(uid(1)).await.unwrap().unwrap(), "as load_tokens reads them");
+    let rest = r.tokens.page_tokens(Some(uid(2)), 2).await.unwrap();
+    assert_eq!(rest.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [uid(3)], "no tokens, not listed");
+    assert!(r.tokens.page_tokens(Some(uid(3)), 2).await.unwrap().is_empty());
+
+    let v2 = r.tokens.load_tokens(uid(2)).await.unwrap().unwrap().version;
+    let mut later = refreshed("two", None);
+    later.access_expires_at = NOW.plus(secs(9000));
+    let v2 = r.tokens.store_refreshed(uid(2), v2, later).await.unwrap();
+    assert_eq!(r.tokens.newest_tokens().await.unwrap().map(|(u, _)| u), Some(uid(2)));
+    r.tokens.mark_reauth_required(uid(2), v2).await.unwrap();
+    let newest = r.tokens.newest_tokens().await.unwrap().map(|(u, _)| u);
+    assert!(matches!(newest, Some(u) if u == uid(1) || u == uid(3)), "a marked row is no canary: {newest:?}");
 }
 
 /// `touch_many` sets `last_active` on every named row whose time is earlier, skips unknown ids
