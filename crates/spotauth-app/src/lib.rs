@@ -9,6 +9,7 @@
 //! become RFC 9457 problems). No business rule and no clock read lives here.
 
 pub mod metrics;
+pub mod ops;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;

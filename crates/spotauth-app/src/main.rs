@@ -1,4 +1,4 @@
-//! `spotauth [--config PATH]`: runs the service.
+//! `spotauth [--config PATH] [COMMAND]`: runs the service, or one operator command (`spotauth --help`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use spotauth_app::settings::{AppEnv, Database};
 use spotauth_app::{Application, Settings};
 
-fn usage() -> &'static str {
-    "usage: spotauth [--config PATH]   runs the service (settings: see README; environment overrides the \
-     file; with no settings at all it runs in development mode on SQLite under ./data)\n       \
-     spotauth openapi            prints the OpenAPI document it serves at /openapi.json"
+fn usage() -> String {
+    format!(
+        "usage: spotauth [--config PATH] [COMMAND]\n\
+         \n  spotauth [--config PATH]           runs the service (settings: see README; environment overrides \
+         the file;\n                                     with no settings at all: development mode on SQLite under ./data)\n  \
+         spotauth openapi                   prints the OpenAPI document served at /openapi.json\n{}",
+        spotauth_app::ops::USAGE
+    )
 }
 
 /// `LOG_FORMAT`: `text` (the default) or `json` (one object per line: timestamp, level,
@@ -22,48 +26,75 @@ fn log_format() -> Result<bool, String> {
     }
 }
 
+/// Logs: to stdout for the server; to stderr, warnings only by default, for a command (its
+/// answer is stdout).
+fn init_logs(json: bool, command: bool) {
+    let default = if command { "warn" } else { "info,actix_server=warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let writer = if command {
+        std::io::IsTerminal::is_terminal(&std::io::stderr())
+    } else {
+        std::io::IsTerminal::is_terminal(&std::io::stdout())
+    };
+    // Colour only for a person at a terminal: escape codes in a file or a log shipper are noise.
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(writer);
+    match (json, command) {
+        (true, true) => fmt.json().with_writer(std::io::stderr).init(),
+        (true, false) => fmt.json().init(),
+        (false, true) => fmt.with_writer(std::io::stderr).init(),
+        (false, false) => fmt.init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let json = match log_format() {
         Ok(json) => json,
         Err(e) => return fail(&e),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
-    // Colour only for a person at a terminal: escape codes in a file or a log shipper are noise.
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    if json {
-        fmt.json().init();
-    } else {
-        fmt.init();
-    }
     let mut args = std::env::args().skip(1);
     let mut config: Option<PathBuf> = None;
+    let mut words: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" => match args.next() {
                 Some(p) => config = Some(p.into()),
-                None => return fail("--config needs a PATH"),
+                None => return usage_error("--config needs a PATH"),
             },
-            "openapi" => {
-                // The document the service serves at /openapi.json, for tools and CI.
-                println!("{}", spotauth_app::routes::openapi_json());
-                return ExitCode::SUCCESS;
-            }
             "--help" | "-h" => {
                 println!("{}", usage());
                 return ExitCode::SUCCESS;
             }
-            other => return fail(&format!("unknown argument `{other}`; {}", usage())),
+            _ => words.push(arg),
         }
     }
+    if words == ["openapi"] {
+        // The document the service serves at /openapi.json, for tools and CI.
+        println!("{}", spotauth_app::routes::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let command = match words.is_empty() {
+        true => None,
+        false => match spotauth_app::ops::Command::parse(&words) {
+            Ok(command) => Some(command),
+            Err(e) => return usage_error(&e.to_string()),
+        },
+    };
+    init_logs(json, command.is_some());
     let settings = match Settings::load(config.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
+    if let Some(command) = command {
+        return match spotauth_app::ops::run(command, &settings).await {
+            Ok(answer) => {
+                print!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
     let bind = settings.bind_addr;
     let env = match settings.env {
         AppEnv::Development => "development",
@@ -90,4 +121,10 @@ async fn main() -> ExitCode {
 fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::FAILURE
+}
+
+/// A command line that does not parse: exit code 2, as command-line tools do.
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg} (spotauth --help)");
+    ExitCode::from(2)
 }

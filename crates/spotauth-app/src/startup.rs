@@ -14,7 +14,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use spotauth_cache::{CacheSettings, SessionCache, Stores};
 use spotauth_crypto::{JwtCodec, JwtSettings, OsIds, Sha256Digests, TokenKeyring};
 use spotauth_domain::ports::{
-    ChangeFeed, Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher,
+    ChangeFeed, Clock, IdSource, SessionTokenCodec, SpotifyAccounts, SpotifyProfilePort, TokenCipher, UserRepository,
 };
 use spotauth_domain::room::{RoomPorts, RoomService, SpotifyPlayerPort};
 use spotauth_domain::service::{AuthPorts, AuthService};
@@ -22,7 +22,7 @@ use spotauth_domain::tokens::{RefreshPolicy, TokenIdentity, TokenPorts, TokenSer
 use spotauth_mysql::{MysqlStore, PoolSettings};
 use spotauth_runtime::{LockMap, RefreshMetrics, SystemClock, Task, housekeeping, proactive};
 use spotauth_spotify::SpotifyClient;
-use spotauth_sql::Repositories;
+use spotauth_sql::{Repositories, StoreHealth};
 use spotauth_sqlite::{SqliteSettings, SqliteStore};
 
 use crate::metrics::Metrics;
@@ -53,7 +53,7 @@ pub struct Application {
 }
 
 /// How long the room's change records are kept (only the latest matters; the rest is history).
-const ROOM_CHANGES_KEPT: Duration = Duration::from_secs(3600);
+pub(crate) const ROOM_CHANGES_KEPT: Duration = Duration::from_secs(3600);
 
 /// How often the rate limiter forgets clients whose budget is full again.
 const FORGET_IDLE_CLIENTS: Duration = Duration::from_secs(60);
@@ -75,27 +75,38 @@ impl std::fmt::Debug for Application {
     }
 }
 
-impl Application {
-    /// Connects the store (applying pending migrations), builds every adapter, binds
-    /// `BIND_ADDR`.
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let listener = TcpListener::bind(settings.bind_addr)
-            .map_err(|e| StartupError(format!("BIND_ADDR: cannot listen on {}: {e}", settings.bind_addr)))?;
-        Self::build_with_listener(settings, listener).await
-    }
+/// Everything the service runs on, wired from the settings: the store (migrated), the keys,
+/// the Spotify client, the use cases. The server and the operator commands share it.
+pub struct Core {
+    /// Sessions, logins, accounts.
+    pub service: Arc<AuthService>,
+    /// Spotify tokens: serving, refreshing, keys.
+    pub token_service: Arc<TokenService>,
+    /// Presence and group playback.
+    pub room: Arc<RoomService>,
+    /// The database's health.
+    pub health: Arc<dyn StoreHealth>,
+    /// The change journal.
+    pub changes: Arc<dyn ChangeFeed>,
+    /// The session cache (`None` in strict mode).
+    pub cache: Option<Arc<SessionCache>>,
+    /// Refresh counters.
+    pub refresh_metrics: Arc<RefreshMetrics>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The users, for operators.
+    pub users: Arc<dyn UserRepository>,
+}
 
-    /// The listener for `METRICS_ADDR`, when set.
-    fn metrics_listener(settings: &Settings) -> Result<Option<TcpListener>, StartupError> {
-        settings
-            .metrics_addr
-            .map(|addr| {
-                TcpListener::bind(addr).map_err(|e| StartupError(format!("METRICS_ADDR: cannot listen on {addr}: {e}")))
-            })
-            .transpose()
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("store", &self.health.describe()).finish_non_exhaustive()
     }
+}
 
-    /// As [`Self::build`], on a listener the caller already bound (tests use port 0).
-    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+impl Core {
+    /// Opens the store (applying pending migrations) and builds every adapter and use case.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let keys = settings.resolve_keys().map_err(|e| StartupError(e.to_string()))?;
         let cipher: Arc<dyn TokenCipher> = Arc::new(
             TokenKeyring::from_config(keys.token_encryption_keys.expose()).map_err(|e| StartupError(e.to_string()))?,
@@ -107,7 +118,7 @@ impl Application {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdSource> = Arc::new(OsIds);
         let Repositories { users, tokens, sessions, flows, rate_limits, players, health, changes } =
-            open_store(&settings).await?;
+            open_store(settings).await?;
         let stores = Stores { users, tokens, sessions, players };
         let (cache, Stores { users, tokens, sessions, players }) = match settings.cache.staleness.is_zero() {
             true => (None, stores),
@@ -132,20 +143,6 @@ impl Application {
         let accounts: Arc<dyn SpotifyAccounts> = spotify.clone();
         let player: Arc<dyn SpotifyPlayerPort> = spotify.clone();
         let profile: Arc<dyn SpotifyProfilePort> = spotify;
-        if !settings.spotify_missing.is_empty() {
-            tracing::warn!(
-                "{} not set: login answers 503 spotify_not_configured (development mode; `cargo xtask dev` runs the Spotify emulator)",
-                settings.spotify_missing.join(", ")
-            );
-        }
-
-        if settings.env == AppEnv::Development && !settings.bind_addr.ip().is_loopback() {
-            tracing::warn!(
-                "DEV_ALLOW_REMOTE: listening on {} in development mode: cookies are not Secure and the keys sit in {}; use APP_ENV=production for anything others can reach",
-                settings.bind_addr,
-                settings.data_dir.display()
-            );
-        }
         let token_ports = TokenPorts {
             tokens: tokens.clone(),
             limits: rate_limits,
@@ -164,11 +161,64 @@ impl Application {
             Arc::new(TokenService::new(token_ports, RefreshPolicy::for_timeout(settings.spotify.timeout()), identity));
         let room_ports = RoomPorts { users: users.clone(), players, spotify: player, clock: clock.clone() };
         let room = Arc::new(RoomService::new(room_ports, token_service.clone(), settings.room.clone()));
-        let feed = Arc::new(RoomFeed::default());
         let digests = Arc::new(Sha256Digests);
+        let operator_users = users.clone();
         let ports = AuthPorts { users, tokens, sessions, flows, accounts, profile, cipher, codec, digests, clock, ids };
         let service = Arc::new(AuthService::new(ports, token_service.clone(), settings.policy));
 
+        Ok(Core {
+            service,
+            token_service,
+            room,
+            health,
+            changes,
+            cache,
+            refresh_metrics,
+            metrics,
+            users: operator_users,
+        })
+    }
+}
+
+impl Application {
+    /// Connects the store (applying pending migrations), builds every adapter, binds
+    /// `BIND_ADDR`.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.bind_addr)
+            .map_err(|e| StartupError(format!("BIND_ADDR: cannot listen on {}: {e}", settings.bind_addr)))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// The listener for `METRICS_ADDR`, when set.
+    fn metrics_listener(settings: &Settings) -> Result<Option<TcpListener>, StartupError> {
+        settings
+            .metrics_addr
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|e| StartupError(format!("METRICS_ADDR: cannot listen on {addr}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// As [`Self::build`], on a listener the caller already bound (tests use port 0).
+    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let Core { service, token_service, room, health, changes, cache, refresh_metrics, metrics, users: _ } =
+            Core::build(&settings).await?;
+        if !settings.spotify_missing.is_empty() {
+            tracing::warn!(
+                "{} not set: login answers 503 spotify_not_configured (development mode; `cargo xtask dev` runs the Spotify emulator)",
+                settings.spotify_missing.join(", ")
+            );
+        }
+
+        if settings.env == AppEnv::Development && !settings.bind_addr.ip().is_loopback() {
+            tracing::warn!(
+                "DEV_ALLOW_REMOTE: listening on {} in development mode: cookies are not Secure and the keys sit in {}; use APP_ENV=production for anything others can reach",
+                settings.bind_addr,
+                settings.data_dir.display()
+            );
+        }
+        let feed = Arc::new(RoomFeed::default());
+        let keys_canary = token_service.clone();
         let throttle = Arc::new(Throttle::new(settings.rate_limits));
         let forget = throttle.clone();
         let mut tasks = vec![
@@ -210,6 +260,7 @@ impl Application {
         let metrics_listener = Self::metrics_listener(&settings)?;
         let state = AppState {
             service,
+            tokens: keys_canary,
             cookies: Cookies::new(settings.cookie_secure),
             frontend_url: settings.frontend_url.clone(),
             store: health,

@@ -165,6 +165,10 @@ impl UserRepository for CachedUsers {
         self.inner.touch_many(ids, now).await
     }
 
+    async fn page(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, RepoError> {
+        self.inner.page(after, limit).await
+    }
+
     async fn erase(&self, id: UserId) -> Result<bool, RepoError> {
         // Their room player goes in the same transaction.
         then_forget(self.inner.erase(id), || {

@@ -275,6 +275,11 @@ pub trait UserRepository: Send + Sync + 'static {
     /// unknown ids are skipped. Returns how many rows changed.
     async fn touch_many(&self, ids: &[UserId], now: Timestamp) -> Result<u64, RepoError>;
 
+    /// Every user whose id sorts after `after` (from the first when `None`), by id, at most
+    /// `limit`, as `get` returns them: for operators, who page through all of them. MUST
+    /// return an empty list, not an error, past the last one.
+    async fn page(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, RepoError>;
+
     /// Erases the user and everything stored about them, in one transaction: the user row
     /// (profile and encrypted Spotify tokens), every session, their room player, and their
     /// entries in the change journal (rewritten as erasures, `Change { user: None }`, and one

@@ -233,6 +233,25 @@ impl<C: Connections> UserRepository for SqlStore<C> {
         .await
     }
 
+    async fn page(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, RepoError> {
+        // Every id sorts after the empty string.
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        let rows: Vec<UserRow> = self
+            .read(move |mut conn| {
+                Box::pin(async move {
+                    Ok(each_backend!(&mut conn, |c| u::spotify_users
+                        .filter(u::id.gt(&after))
+                        .order(u::id.asc())
+                        .limit(i64::from(limit))
+                        .select(UserRow::as_select())
+                        .load(c)
+                        .await)?)
+                })
+            })
+            .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
     async fn erase(&self, id: UserId) -> Result<bool, RepoError> {
         let id = id.to_string();
         self.write(move |mut conn| {

@@ -1403,6 +1403,11 @@ pub async fn token_rows_page_by_id_and_the_newest_one_is_found<F: StoreFixture>(
     let first = r.tokens.page_tokens(None, 2).await.unwrap();
     assert_eq!(first.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [uid(1), uid(2)], "by id");
     assert_eq!(first[0].1, r.tokens.load_tokens(uid(1)).await.unwrap().unwrap(), "as load_tokens reads them");
+    let users = r.users.page(None, 3).await.unwrap();
+    assert_eq!(users.iter().map(|u| u.id).collect::<Vec<_>>(), [uid(1), uid(2), uid(3)], "users by id");
+    assert_eq!(users[0], r.users.get(uid(1)).await.unwrap().unwrap(), "as get reads them");
+    let users = r.users.page(Some(uid(3)), 3).await.unwrap();
+    assert_eq!(users.iter().map(|u| u.id).collect::<Vec<_>>(), [uid(4)], "with tokens or not");
     let rest = r.tokens.page_tokens(Some(uid(2)), 2).await.unwrap();
     assert_eq!(rest.iter().map(|(u, _)| *u).collect::<Vec<_>>(), [uid(3)], "no tokens, not listed");
     assert!(r.tokens.page_tokens(Some(uid(3)), 2).await.unwrap().is_empty());

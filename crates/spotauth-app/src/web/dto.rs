@@ -351,6 +351,8 @@ pub struct ReadyDto {
     pub status: &'static str,
     /// `ok`: the database answered.
     pub database: &'static str,
+    /// `ok`: the newest stored Spotify token decrypts with the configured keys.
+    pub keys: &'static str,
 }
 
 #[cfg(test)]

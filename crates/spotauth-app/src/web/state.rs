@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use spotauth_cache::SessionCache;
 use spotauth_domain::service::AuthService;
+use spotauth_domain::tokens::TokenService;
 use spotauth_sql::StoreHealth;
 use url::Url;
 
@@ -18,6 +19,8 @@ use spotauth_domain::room::{RoomError, RoomService};
 pub struct AppState {
     /// The use cases.
     pub service: Arc<AuthService>,
+    /// Spotify tokens (the readiness canary).
+    pub tokens: Arc<TokenService>,
     /// Cookie names and attributes.
     pub cookies: Cookies,
     /// Where the browser goes after login.

@@ -232,7 +232,13 @@ async fn start_instance(pairs: &[(&str, &str)]) -> (String, Option<String>) {
 impl TestApp {
     /// A second instance of the same service: same settings, same database, same Spotify.
     pub async fn sibling(&self) -> String {
-        let pairs: Vec<(&str, &str)> = self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.sibling_with(&[]).await
+    }
+
+    /// [`Self::sibling`] with some settings replaced (e.g. another keyring).
+    pub async fn sibling_with(&self, replaced: &[(&str, &str)]) -> String {
+        let pairs = self.pairs_with(replaced);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let direct = start_instance(&pairs).await.0;
         match &self.contract {
             Some(contract) => crate::openapi_check::start(direct, contract.clone(), self.violations.clone()).await,
@@ -242,6 +248,15 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// The settings this app runs with, some replaced: what an operator command of the same
+    /// deployment is run with.
+    pub fn pairs_with(&self, replaced: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> =
+            self.pairs.iter().filter(|(k, _)| !replaced.iter().any(|(r, _)| r == k)).cloned().collect();
+        pairs.extend(replaced.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        pairs
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -10,6 +10,7 @@ mod flows;
 mod logs;
 mod metrics;
 mod openapi_check;
+mod operations;
 mod quickstart;
 mod refresh;
 mod room;
