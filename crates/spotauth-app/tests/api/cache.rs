@@ -131,6 +131,30 @@ async fn logout_opt_out_and_a_reauthorization_mark_reach_another_instance_within
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_deleted_elsewhere_is_refused_within_the_bound() {
+    let app = cached_app(vec![]).await;
+    let b = app.sibling().await;
+    let bob = app.login("bob").await;
+    let mut gone = Vec::new();
+    for _ in 0..3 {
+        let alice = app.login("alice").await;
+        for who in [&alice, &bob] {
+            assert_eq!(status(&app, &on(&b, "/api/users/me"), who).await, StatusCode::OK);
+        }
+        let deleted = app.http.delete(app.url("/api/users/me")).header("Cookie", &alice.session).send().await.unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        // The journal names no erased user: B forgets everyone, and only reads them again.
+        let url = on(&b, "/api/users/me");
+        gone.push(until(|| async { status(&app, &url, &alice).await == StatusCode::UNAUTHORIZED }).await);
+        assert_eq!(status(&app, &url, &bob).await, StatusCode::OK, "the others stay signed in");
+    }
+    eprintln!("bound {BOUND:?}: account deleted on A → refused on B {gone:?}");
+    for d in &gone {
+        assert!(*d <= BOUND + MARGIN, "{d:?} > {:?}", BOUND + MARGIN);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_elsewhere_is_reuse_on_refresh_at_once_and_everywhere_after_the_bound() {
     let app = cached_app(vec![("SESSION_ROTATION_GRACE_SECS", "0")]).await;
     let b = app.sibling().await;
