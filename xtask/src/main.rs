@@ -27,10 +27,15 @@ fn main() -> ExitCode {
         Some("migrate") => migrate(args.get(1).map(String::as_str).unwrap_or("up")),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("soak") => soak(&args[1..]),
+        Some("chaos") => chaos(&args[1..]),
         Some("dev") => dev(),
         Some("browser") => browser(),
         Some("help") | Some("--help") | None => {
-            println!("usage: cargo xtask <migrate [up|down|status] | ci | dev | browser | bench [--smoke]>");
+            println!(
+                "usage: cargo xtask <migrate [up|down|status] | ci | dev | browser | bench [--smoke] | \
+                 soak [--minutes N] [--smoke] | chaos [--smoke]>"
+            );
             Ok(())
         }
         Some(other) => Err(format!("unknown command `{other}`; try `cargo xtask help`")),
@@ -293,9 +298,9 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// `cargo xtask bench [--smoke] [spotauth-bench options]`: see `docs/benchmarks.md`.
-fn bench(args: &[String]) -> Result<(), String> {
-    let smoke = args.iter().any(|a| a == "--smoke");
+/// The service and the bench binary, built (debug for a smoke, else release): the folder they
+/// are in, and the repository's root.
+fn bench_binaries(smoke: bool) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("bench: the xtask crate has no parent folder")?
@@ -310,7 +315,54 @@ fn bench(args: &[String]) -> Result<(), String> {
         Some(dir) => root.join(dir),
         None => root.join("target"),
     };
-    let bins = target.join(if smoke { "debug" } else { "release" });
+    Ok((target.join(if smoke { "debug" } else { "release" }), root))
+}
+
+/// `cargo xtask soak [--minutes N] [--smoke]`: a long mixed load with resources sampled (see
+/// `docs/benchmarks.md`, "Reliability"); 15 minutes unless told.
+fn soak(args: &[String]) -> Result<(), String> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let minutes = match args.iter().position(|a| a == "--minutes") {
+        Some(i) => args.get(i + 1).and_then(|m| m.parse::<u64>().ok()).ok_or("soak: --minutes needs a number")?,
+        None => 15,
+    };
+    let (bins, root) = bench_binaries(smoke)?;
+    let mut soak = Command::new(bins.join("spotauth-bench"));
+    soak.current_dir(&root)
+        .arg("--service-bin")
+        .arg(bins.join("spotauth"))
+        .arg("--out")
+        .arg(root.join("target").join("bench"))
+        .args(["--soak", &minutes.to_string()]);
+    if smoke {
+        soak.arg("--smoke");
+    }
+    run("soak", &mut soak)
+}
+
+/// `cargo xtask chaos [--smoke]`: the fault scenarios (they stop and start this machine's
+/// MariaDB); `--smoke` is CI's short run.
+fn chaos(args: &[String]) -> Result<(), String> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let (bins, root) = bench_binaries(smoke)?;
+    let mut chaos = Command::new(bins.join("spotauth-bench"));
+    chaos
+        .current_dir(&root)
+        .arg("--service-bin")
+        .arg(bins.join("spotauth"))
+        .arg("--out")
+        .arg(root.join("target").join("bench"))
+        .arg("--chaos");
+    if smoke {
+        chaos.arg("--smoke");
+    }
+    run("chaos", &mut chaos)
+}
+
+/// `cargo xtask bench [--smoke] [spotauth-bench options]`: see `docs/benchmarks.md`.
+fn bench(args: &[String]) -> Result<(), String> {
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let (bins, root) = bench_binaries(smoke)?;
     let out = root.join("target").join("bench");
     let mut bench = Command::new(bins.join("spotauth-bench"));
     bench.current_dir(&root).arg("--service-bin").arg(bins.join("spotauth")).arg("--out").arg(&out);

@@ -193,7 +193,7 @@ async fn worker(
     Ok(out)
 }
 
-fn ok_2xx(status: u16, what: &str) -> Result<()> {
+pub(crate) fn ok_2xx(status: u16, what: &str) -> Result<()> {
     if (200..300).contains(&status) { Ok(()) } else { Err(Error(format!("{what}: HTTP {status}"))) }
 }
 

@@ -13,8 +13,11 @@
 //!                [--stores mysql,sqlite] [--database-url URL] [--duration SECS]
 //!                [--connections N] [--users N] [--storm-users N] [--storm-per-user M]
 //! ```
-//! Usually run through `cargo xtask bench [--smoke]`.
+//! Usually run through `cargo xtask bench [--smoke]`. Two more modes: `--soak MINUTES` (a long
+//! mixed load, resources sampled: `soak.rs`) and `--chaos` (faults under load: `chaos.rs`),
+//! through `cargo xtask soak` and `cargo xtask chaos`.
 
+mod chaos;
 mod error;
 mod http;
 mod load;
@@ -22,6 +25,7 @@ mod report;
 mod room;
 mod run;
 mod service;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +35,18 @@ use crate::error::{Context, Error, Result, bail};
 
 const USAGE: &str = "usage: spotauth-bench --service-bin PATH [--smoke] [--out DIR] [--docs FILE] [--svg FILE] \
 [--stores mysql,sqlite] [--database-url URL] [--duration SECS] [--connections N] [--users N] \
-[--storm-users N] [--storm-per-user M]";
+[--storm-users N] [--storm-per-user M] [--soak MINUTES | --chaos]";
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The benchmark passes.
+    Bench,
+    /// A soak of this many minutes.
+    Soak(u64),
+    /// The fault scenarios.
+    Chaos,
+}
 
 /// Which store a pass runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +70,8 @@ impl Store {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Benchmark, soak or chaos.
+    pub mode: Mode,
     /// A few-second pass that only checks that everything works.
     pub smoke: bool,
     /// The `spotauth` binary.
@@ -99,6 +116,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     let mut users = None;
     let mut storm_users = None;
     let mut storm_per_user = None;
+    let mut mode = Mode::Bench;
     let number =
         |v: String, name: &str| v.parse::<usize>().map_err(|_| Error(format!("{name} needs a number, got {v:?}")));
     while let Some(arg) = it.next() {
@@ -125,6 +143,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
             "--users" => users = Some(number(value("--users")?, "--users")?),
             "--storm-users" => storm_users = Some(number(value("--storm-users")?, "--storm-users")?),
             "--storm-per-user" => storm_per_user = Some(number(value("--storm-per-user")?, "--storm-per-user")?),
+            "--soak" => mode = Mode::Soak(number(value("--soak")?, "--soak")? as u64),
+            "--chaos" => mode = Mode::Chaos,
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
@@ -138,6 +158,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     let users = users.unwrap_or(if smoke { 16 } else { 10_000 }).max(connections);
     let duration = Duration::from_secs(duration.unwrap_or(if smoke { 1 } else { 5 }) as u64);
     Ok(Options {
+        mode,
         smoke,
         service_bin,
         out,
@@ -171,7 +192,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(&opts)) {
+    let done = match opts.mode {
+        Mode::Bench => runtime.block_on(run::run(&opts)),
+        Mode::Soak(minutes) => runtime.block_on(soak::run(&opts, minutes)),
+        Mode::Chaos => runtime.block_on(chaos::run(&opts)),
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("spotauth-bench: {e}");

@@ -69,23 +69,15 @@ pub async fn run(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-fn random_key() -> String {
-    let bytes: [u8; 32] = rand::thread_rng().r#gen();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+/// The emulator every mode runs: our Spotify app, with these users (Premium).
+pub(crate) fn emulator_config<'a>(users: impl IntoIterator<Item = &'a String>) -> EmulatorConfig {
+    let config = EmulatorConfig::new(CLIENT_ID).client_secret(Some(CLIENT_SECRET.into())).redirect_uris([REDIRECT]);
+    users.into_iter().fold(config, |config, u| config.user(TestUser::premium(u.clone())))
 }
 
-async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
-    eprintln!("\n==> {} pass", store.name());
-    let users: Vec<String> = (1..=opts.users).map(|i| format!("bench{i:04}")).collect();
-    let storm_users: Vec<String> = (1..=opts.storm_users).map(|i| format!("storm{i:04}")).collect();
-    let fan_users: Vec<String> =
-        (1..=fan_out_sizes(opts).last().copied().unwrap_or(0)).map(|i| format!("fan{i:04}")).collect();
-    let mut config = EmulatorConfig::new(CLIENT_ID).client_secret(Some(CLIENT_SECRET.into())).redirect_uris([REDIRECT]);
-    for u in users.iter().chain(&storm_users).chain(&fan_users) {
-        config = config.user(TestUser::premium(u.clone()));
-    }
-    let emulator = Emulator::start(config).await.ctx("start the emulator")?;
-    let mut env: Vec<(String, String)> = vec![
+/// The service's settings for `emulator`, with fresh keys; the store's settings come on top.
+pub(crate) fn service_env(emulator: &EmulatorHandle) -> Vec<(String, String)> {
+    vec![
         ("SPOTIFY_CLIENT_ID".into(), CLIENT_ID.into()),
         ("SPOTIFY_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
         ("SPOTIFY_REDIRECT_URI".into(), REDIRECT.into()),
@@ -99,7 +91,24 @@ async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
         // per-client limits (which stop exactly that) would measure the limiter, not the service.
         ("RATE_LIMITS".into(), "false".into()),
         ("LOGIN_PENDING_PER_CLIENT".into(), "100000".into()),
-    ];
+    ]
+}
+
+fn random_key() -> String {
+    let bytes: [u8; 32] = rand::thread_rng().r#gen();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn run_pass(store: Store, opts: &Options) -> Result<PassResult> {
+    eprintln!("\n==> {} pass", store.name());
+    let users: Vec<String> = (1..=opts.users).map(|i| format!("bench{i:04}")).collect();
+    let storm_users: Vec<String> = (1..=opts.storm_users).map(|i| format!("storm{i:04}")).collect();
+    let fan_users: Vec<String> =
+        (1..=fan_out_sizes(opts).last().copied().unwrap_or(0)).map(|i| format!("fan{i:04}")).collect();
+    let emulator = Emulator::start(emulator_config(users.iter().chain(&storm_users).chain(&fan_users)))
+        .await
+        .ctx("start the emulator")?;
+    let mut env = service_env(&emulator);
     // The service's access log is off by default here (at these rates a load balancer logs
     // requests); `RUST_LOG=info cargo xtask bench` measures with it.
     env.push(("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())));

@@ -84,6 +84,16 @@ impl Service {
         proc_status_kib(self.pid, "VmHWM:")
     }
 
+    /// Resident set size now (`VmRSS`), KiB.
+    pub fn rss_kib(&self) -> Result<u64> {
+        proc_status_kib(self.pid, "VmRSS:")
+    }
+
+    /// File descriptors open now.
+    pub fn open_fds(&self) -> Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid)).ctx("read /proc/PID/fd")?.count())
+    }
+
     /// CPU time used so far (user + system).
     pub fn cpu_time(&self) -> Result<Duration> {
         cpu_time_of(&format!("/proc/{}/stat", self.pid))
@@ -156,6 +166,7 @@ impl BenchDb {
 #[derive(Debug)]
 pub struct DbCounter {
     pool: mysql_async::Pool,
+    name: String,
 }
 
 impl DbCounter {
@@ -163,7 +174,7 @@ impl DbCounter {
     pub async fn new(db: &BenchDb) -> Result<DbCounter> {
         let opts = mysql_async::Opts::from_url(&db.admin_url)
             .map_err(|_| Error("--database-url is not a mysql:// URL".into()))?;
-        let counter = DbCounter { pool: mysql_async::Pool::new(opts) };
+        let counter = DbCounter { pool: mysql_async::Pool::new(opts), name: db.name.clone() };
         counter.statements().await?;
         Ok(counter)
     }
@@ -174,6 +185,16 @@ impl DbCounter {
         let row: Option<(String, String)> =
             conn.query_first("SHOW GLOBAL STATUS LIKE 'Questions'").await.ctx("SHOW GLOBAL STATUS")?;
         row.ctx("no Questions status")?.1.parse().ctx("Questions")
+    }
+
+    /// Connections to the bench database now (the service's pool, not this counter's).
+    pub async fn connections(&self) -> Result<u64> {
+        let mut conn = self.pool.get_conn().await.ctx("connect to MariaDB (--database-url)")?;
+        let n: Option<u64> = conn
+            .exec_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?", (self.name.as_str(),))
+            .await
+            .ctx("PROCESSLIST")?;
+        Ok(n.unwrap_or(0))
     }
 
     /// Closes the connection.
