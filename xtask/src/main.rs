@@ -298,13 +298,17 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// The repository's root folder.
+fn repo_root() -> Result<std::path::PathBuf, String> {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("the xtask crate has no parent folder")?;
+    Ok(root.to_path_buf())
+}
+
 /// The service and the bench binary, built (debug for a smoke, else release): the folder they
 /// are in, and the repository's root.
 fn bench_binaries(smoke: bool) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("bench: the xtask crate has no parent folder")?
-        .to_path_buf();
+    let root = repo_root()?;
     let mut build = cargo();
     build.current_dir(&root).args(["build", "--package", "spotauth-app", "--package", "spotauth-bench", "--bins"]);
     if !smoke {
@@ -318,6 +322,18 @@ fn bench_binaries(smoke: bool) -> Result<(std::path::PathBuf, std::path::PathBuf
     Ok((target.join(if smoke { "debug" } else { "release" }), root))
 }
 
+/// `spotauth-bench` on the service binary, writing to `target/bench` (built first).
+fn bench_command(smoke: bool) -> Result<Command, String> {
+    let (bins, root) = bench_binaries(smoke)?;
+    let mut cmd = Command::new(bins.join("spotauth-bench"));
+    cmd.current_dir(&root)
+        .arg("--service-bin")
+        .arg(bins.join("spotauth"))
+        .arg("--out")
+        .arg(root.join("target").join("bench"));
+    Ok(cmd)
+}
+
 /// `cargo xtask soak [--minutes N] [--smoke]`: a long mixed load with resources sampled (see
 /// `docs/benchmarks.md`, "Reliability"); 15 minutes unless told.
 fn soak(args: &[String]) -> Result<(), String> {
@@ -326,14 +342,8 @@ fn soak(args: &[String]) -> Result<(), String> {
         Some(i) => args.get(i + 1).and_then(|m| m.parse::<u64>().ok()).ok_or("soak: --minutes needs a number")?,
         None => 15,
     };
-    let (bins, root) = bench_binaries(smoke)?;
-    let mut soak = Command::new(bins.join("spotauth-bench"));
-    soak.current_dir(&root)
-        .arg("--service-bin")
-        .arg(bins.join("spotauth"))
-        .arg("--out")
-        .arg(root.join("target").join("bench"))
-        .args(["--soak", &minutes.to_string()]);
+    let mut soak = bench_command(smoke)?;
+    soak.args(["--soak", &minutes.to_string()]);
     if smoke {
         soak.arg("--smoke");
     }
@@ -344,15 +354,8 @@ fn soak(args: &[String]) -> Result<(), String> {
 /// MariaDB); `--smoke` is CI's short run.
 fn chaos(args: &[String]) -> Result<(), String> {
     let smoke = args.iter().any(|a| a == "--smoke");
-    let (bins, root) = bench_binaries(smoke)?;
-    let mut chaos = Command::new(bins.join("spotauth-bench"));
-    chaos
-        .current_dir(&root)
-        .arg("--service-bin")
-        .arg(bins.join("spotauth"))
-        .arg("--out")
-        .arg(root.join("target").join("bench"))
-        .arg("--chaos");
+    let mut chaos = bench_command(smoke)?;
+    chaos.arg("--chaos");
     if smoke {
         chaos.arg("--smoke");
     }
@@ -362,10 +365,9 @@ fn chaos(args: &[String]) -> Result<(), String> {
 /// `cargo xtask bench [--smoke] [spotauth-bench options]`: see `docs/benchmarks.md`.
 fn bench(args: &[String]) -> Result<(), String> {
     let smoke = args.iter().any(|a| a == "--smoke");
-    let (bins, root) = bench_binaries(smoke)?;
+    let root = repo_root()?;
     let out = root.join("target").join("bench");
-    let mut bench = Command::new(bins.join("spotauth-bench"));
-    bench.current_dir(&root).arg("--service-bin").arg(bins.join("spotauth")).arg("--out").arg(&out);
+    let mut bench = bench_command(smoke)?;
     if !smoke {
         bench
             .arg("--docs")

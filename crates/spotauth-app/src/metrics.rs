@@ -355,6 +355,15 @@ impl Collector for Snapshots {
                 C,
                 s.journal_failures,
             )?;
+            if let Some(age) = s.journal_age_ms {
+                let encoder = e.encode_descriptor(
+                    "spotauth_session_cache_journal_age_seconds",
+                    "Since the last successful read of the change journal started: how far behind other instances' writes cached sessions may be (served only while below SESSION_CACHE_STALENESS_MS).",
+                    None,
+                    G,
+                )?;
+                ConstGauge::new(age as f64 / 1000.0).encode(encoder)?;
+            }
             single(
                 &mut e,
                 "spotauth_session_cache_touches_pending",

@@ -65,6 +65,10 @@ pub struct CacheStats {
     pub journal_failures: u64,
     /// Last-active writes queued and not yet written.
     pub touches_pending: u64,
+    /// How long ago the last successful read of the change journal started, in milliseconds:
+    /// how far behind other instances' writes a cached view may be (views are served while it
+    /// is below the bound). `None` when nothing else writes the store (no journal to follow).
+    pub journal_age_ms: Option<u64>,
 }
 
 /// A view as read, and the generation current when its read started.
@@ -204,6 +208,11 @@ impl SessionCache {
             forgotten: c.forgotten.load(Ordering::Relaxed),
             journal_failures: c.journal_failures.load(Ordering::Relaxed),
             touches_pending: pending as u64,
+            journal_age_ms: self.settings.shared.then(|| {
+                let bound = u64::try_from(self.settings.staleness.as_millis()).unwrap_or(u64::MAX);
+                let last_read_started = self.trusted_until.load(Ordering::Acquire).saturating_sub(bound);
+                self.elapsed_ms(Instant::now()).saturating_sub(last_read_started)
+            }),
         }
     }
 

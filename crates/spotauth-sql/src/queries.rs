@@ -58,10 +58,24 @@ pub(crate) fn session_live(live: LiveAfter) -> _ {
 
 /// Whether the user row in scope has a session live after `live`, for the active list, the
 /// proactive refresher and the token lifecycle.
+///
+/// A scalar subquery, `(SELECT id … LIMIT 1) IS NOT NULL`, not `EXISTS`: an optimizer may turn
+/// an `EXISTS` into a semi-join and materialize it by scanning every session through
+/// `idx_user_sessions_expires_at`. MariaDB did under the soak (docs/benchmarks.md,
+/// "Reliability"): a cost that grows with every ended session kept for its retention. The
+/// scalar form is one probe of `idx_user_sessions_user_liveness` per user, however many sessions
+/// the table keeps.
 #[diesel::dsl::auto_type]
 pub(crate) fn has_live_session(live: LiveAfter) -> _ {
     let live_session: session_live = session_live(live);
-    diesel::dsl::exists(s::user_sessions.filter(s::user_id.eq(u::id)).filter(live_session))
+    let one: i64 = 1;
+    s::user_sessions
+        .filter(s::user_id.eq(u::id))
+        .filter(live_session)
+        .select(s::id)
+        .limit(one)
+        .single_value()
+        .is_not_null()
 }
 
 /// The answer of a compare-and-swap update that named one user: matched rows, or else

@@ -58,6 +58,13 @@ fn worst(delays: &[Duration]) -> Duration {
     delays.iter().copied().max().unwrap_or_default()
 }
 
+/// `spotauth_session_cache_journal_age_seconds` of the instance at `base`.
+async fn journal_age(base: &str, http: &reqwest::Client) -> f64 {
+    let text = http.get(on(base, "/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("spotauth_session_cache_journal_age_seconds ")).unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 async fn memory_reads(base: &str, http: &reqwest::Client) -> u64 {
     let text = http.get(on(base, "/metrics")).send().await.unwrap().text().await.unwrap();
     let line = text.lines().find(|l| l.starts_with("spotauth_session_cache_reads_total{from=\"memory\"}")).unwrap();
@@ -82,6 +89,8 @@ async fn logout_opt_out_and_a_reauthorization_mark_reach_another_instance_within
         logout.push(until(|| async { status(&app, &url, &alice).await == StatusCode::UNAUTHORIZED }).await);
     }
     assert!(memory_reads(&b, &app.http).await > 0, "B answered from memory");
+    let age = journal_age(&b, &app.http).await;
+    assert!(age < BOUND.as_secs_f64(), "B follows the journal: its last read started {age} s ago");
 
     // Opt-out on A: Bob's list on B drops Alice within the bound.
     let alice = app.login("alice").await;
