@@ -108,14 +108,9 @@ pub async fn callback(
     if let Err(limited) = throttled {
         return to_frontend_with_error(&state, limited.code(), limited.retry_after_hint());
     }
-    let q = q.into_inner();
-    let outcome = match (q.error, q.code) {
-        (Some(error), _) => Err(sanitize_error(&error)),
-        (None, Some(code)) => AuthorizationCode::new(code).map_err(|_| "invalid_request".to_owned()),
-        (None, None) => Err("invalid_request".to_owned()),
-    };
+    let (callback_state, outcome) = read_callback(q.into_inner());
     let input = CallbackInput {
-        state: q.state.and_then(|s| OAuthState::new(s).ok()),
+        state: callback_state,
         outcome,
         bound: state.cookies.read_login(&req),
         meta: session_meta(&req, &state.proxies),
@@ -174,6 +169,17 @@ fn to_frontend_with_error(state: &AppState, code: &str, retry_after: Option<Dura
 }
 
 /// Spotify's `error` values are a small ASCII vocabulary; anything else is replaced.
+/// What a callback's query says: the state it carries (when it is one), and the authorization
+/// code, or the plain error code the frontend gets.
+fn read_callback(q: CallbackQuery) -> (Option<OAuthState>, Result<AuthorizationCode, String>) {
+    let outcome = match (q.error, q.code) {
+        (Some(error), _) => Err(sanitize_error(&error)),
+        (None, Some(code)) => AuthorizationCode::new(code).map_err(|_| "invalid_request".to_owned()),
+        (None, None) => Err("invalid_request".to_owned()),
+    };
+    (q.state.and_then(|s| OAuthState::new(s).ok()), outcome)
+}
+
 fn sanitize_error(e: &str) -> String {
     if !e.is_empty() && e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
         e.to_owned()
@@ -387,4 +393,52 @@ pub async fn subscription(Auth(auth): Auth, state: web::Data<AppState>) -> Resul
         checked_at: sub.checked_at.map(iso),
         source: sub.source.as_str(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A code for the frontend's `?error=`: plain, short, never an echo of anything else.
+    fn plain(code: &str) -> bool {
+        !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    }
+
+    proptest::proptest! {
+        /// Any query a browser (or an attacker) brings to the callback: it parses or is refused,
+        /// never a panic; what parses gives an error code that is plain, or a code and a state
+        /// that are exactly what was sent.
+        #[test]
+        fn any_callback_query_is_a_typed_outcome(query in "[ -~]{0,300}") {
+            if let Ok(q) = web::Query::<CallbackQuery>::from_query(&query) {
+                let (_, outcome) = read_callback(q.into_inner());
+                if let Err(code) = outcome {
+                    proptest::prop_assert!(plain(&code));
+                }
+            }
+        }
+
+        #[test]
+        fn a_code_and_a_state_round_trip(code in "[A-Za-z0-9_-]{1,200}", state in "[A-Za-z0-9_-]{1,200}") {
+            let q = web::Query::<CallbackQuery>::from_query(&format!("code={code}&state={state}")).unwrap();
+            let (got_state, outcome) = read_callback(q.into_inner());
+            let expected_code = AuthorizationCode::new(code.clone()).ok().map(|c| c.expose().to_owned());
+            let got_code = outcome.as_ref().ok().map(|c| c.expose().to_owned());
+            proptest::prop_assert_eq!(got_code, expected_code);
+            let expected_state = OAuthState::new(state.clone()).ok().map(|s| s.expose().to_owned());
+            proptest::prop_assert_eq!(got_state.map(|s| s.expose().to_owned()), expected_state);
+        }
+
+        #[test]
+        fn spotify_errors_reach_the_frontend_only_as_plain_codes(error in "\\PC{0,100}") {
+            let q = CallbackQuery { code: Some("c".into()), state: None, error: Some(error.clone()) };
+            let (_, outcome) = read_callback(q);
+            let code = outcome.err().unwrap_or_default();
+            proptest::prop_assert!(plain(&code));
+            let echoed = code == error;
+            proptest::prop_assert!(!echoed || plain(&error), "only a plain code is passed on as is");
+        }
+    }
 }
