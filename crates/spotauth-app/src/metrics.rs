@@ -191,6 +191,14 @@ impl Metrics {
         self.purged.get_or_create(&PurgedLabels { what }).inc_by(rows);
     }
 
+    /// A background pass that deletes one kind of row: the pass, and the rows when it worked.
+    pub fn purge_pass<E>(&self, task: &'static str, what: &'static str, pass: &Result<u64, E>) {
+        self.task_run(task, pass.is_ok());
+        if let Ok(rows) = pass {
+            self.purged(what, *rows);
+        }
+    }
+
     /// The exposition (OpenMetrics text).
     pub fn encode(&self) -> Result<String, fmt::Error> {
         let mut out = String::with_capacity(16 * 1024);

@@ -242,12 +242,9 @@ impl Application {
             let (room, metrics) = (tidy_room.clone(), tidy_metrics.clone());
             async move {
                 let pass = room.housekeeping(ROOM_CHANGES_KEPT).await;
-                metrics.task_run("room", pass.is_ok());
+                metrics.purge_pass("room", "room_rows", &pass);
                 match pass {
-                    Ok(n) => {
-                        metrics.purged("room_rows", n);
-                        tracing::debug!(rows = n, "room housekeeping");
-                    }
+                    Ok(n) => tracing::debug!(rows = n, "room housekeeping"),
                     Err(e) => tracing::warn!(error = %e, "room housekeeping failed"),
                 }
             }
@@ -435,12 +432,9 @@ fn cache_tasks(
             let due = noted.lock().ok().and_then(|n| *n).filter(|(at, _)| at.elapsed() >= JOURNAL_KEPT);
             if let Some((_, through)) = due {
                 let purged = changes.purge_through(through).await;
-                metrics.task_run("journal_purge", purged.is_ok());
+                metrics.purge_pass("journal_purge", "journal_rows", &purged);
                 match purged {
-                    Ok(n) => {
-                        metrics.purged("journal_rows", n);
-                        tracing::debug!(rows = n, "change journal purged");
-                    }
+                    Ok(n) => tracing::debug!(rows = n, "change journal purged"),
                     Err(e) => tracing::warn!(error = %e, "change journal not purged"),
                 }
             }
