@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Some("help") | Some("--help") | None => {
             println!(
                 "usage: cargo xtask <migrate [up|down|status] | ci | dev | browser | bench [--smoke] | \
-                 soak [--minutes N] [--smoke] | chaos [--smoke]>"
+                 soak [--minutes N] [--smoke] | chaos [--smoke] [--only SCENARIO]>"
             );
             Ok(())
         }
@@ -350,14 +350,17 @@ fn soak(args: &[String]) -> Result<(), String> {
     run("soak", &mut soak)
 }
 
-/// `cargo xtask chaos [--smoke]`: the fault scenarios (they stop and start this machine's
-/// MariaDB); `--smoke` is CI's short run.
+/// `cargo xtask chaos [--smoke] [--only SCENARIO]`: the fault scenarios (they stop and start
+/// this machine's MariaDB); `--smoke` is CI's short run.
 fn chaos(args: &[String]) -> Result<(), String> {
     let smoke = args.iter().any(|a| a == "--smoke");
     let mut chaos = bench_command(smoke)?;
     chaos.arg("--chaos");
     if smoke {
         chaos.arg("--smoke");
+    }
+    if let Some(at) = args.iter().position(|a| a == "--only") {
+        chaos.arg("--only").arg(args.get(at + 1).ok_or("--only needs a scenario")?);
     }
     run("chaos", &mut chaos)
 }

@@ -4,8 +4,9 @@
 //! housekeeping; the session cache. Figures that live elsewhere (the refresh counters, the
 //! cache, the pool) are read at each scrape by a collector, not copied.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -24,14 +25,14 @@ use spotauth_sql::StoreHealth;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     method: &'static str,
-    route: String,
+    route: Arc<str>,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: &'static str,
-    route: String,
+    route: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,6 +92,9 @@ pub struct Metrics {
     spotify_retry_after: Histograms<EndpointLabels>,
     task_runs: Family<TaskLabels, Counter>,
     purged: Family<PurgedLabels, Counter>,
+    /// One shared copy of each route template seen, so that counting a request allocates no
+    /// label (the templates are the router's, a fixed few).
+    routes: RwLock<HashMap<String, Arc<str>>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -125,6 +129,7 @@ impl Metrics {
             spotify_retry_after: Family::new_with_constructor(retry_after_seconds),
             task_runs: Family::default(),
             purged: Family::default(),
+            routes: RwLock::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -175,9 +180,17 @@ impl Metrics {
     /// never the raw path, so the label set stays small.
     pub fn request(&self, method: &actix_web::http::Method, route: Option<&str>, status: u16, took: Duration) {
         let method = method_name(method);
-        let route = route.unwrap_or("unmatched").to_owned();
+        let route = self.route_label(route.unwrap_or("unmatched"));
         self.http_seconds.get_or_create(&RouteLabels { method, route: route.clone() }).observe(took.as_secs_f64());
         self.http_requests.get_or_create(&HttpLabels { method, route, status }).inc();
+    }
+
+    fn route_label(&self, route: &str) -> Arc<str> {
+        if let Some(known) = self.routes.read().unwrap_or_else(PoisonError::into_inner).get(route) {
+            return known.clone();
+        }
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        routes.entry(route.to_owned()).or_insert_with(|| route.into()).clone()
     }
 
     /// One background pass (`task`: `housekeeping`, `room`, `journal_purge`).

@@ -66,8 +66,9 @@ pub async fn middleware(
         req.headers().get(HEADER).and_then(|v| RequestId::accept(v.as_bytes())).unwrap_or_else(RequestId::generate);
     let span = tracing::info_span!("request", id = %id.as_str());
     let started = Instant::now();
-    let (method, path) = (req.method().clone(), req.path().to_owned());
-    let peer = req.peer_addr();
+    let method = req.method().clone();
+    // Copied only for the access line (the request itself moves into the handler).
+    let logged = (access_log && req.path() != "/healthz").then(|| (req.path().to_owned(), req.peer_addr()));
     let header = HeaderValue::from_str(id.as_str()).ok();
     let answered = header.clone();
     let result = CURRENT
@@ -89,7 +90,7 @@ pub async fn middleware(
         Err(e) => (e.as_response_error().status_code(), None),
     };
     metrics.request(&method, route.as_deref(), status.as_u16(), started.elapsed());
-    if access_log && path != "/healthz" {
+    if let Some((path, peer)) = logged {
         let status = status.as_u16();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let peer = peer.map(|p| p.ip().to_string()).unwrap_or_default();

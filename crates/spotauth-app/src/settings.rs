@@ -51,6 +51,11 @@ pub const SQLITE_FILE: &str = "spotauth.db";
 pub const KEY_FILE: &str = "keys.env";
 /// The key id of a generated token-encryption key.
 const GENERATED_KID: &str = "dev1";
+/// `SPOTIFY_MAX_BACKOFF_SECS` by default: an hour, the longest Spotify's rate limiter is
+/// usually reported to mean.
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// The largest `SPOTIFY_MAX_BACKOFF_SECS`: a day, the longest `Retry-After` Spotify has sent.
+const MAX_BACKOFF_SECS: u64 = 86_400;
 /// The longest rotation grace window accepted.
 const MAX_ROTATION_GRACE: Duration = Duration::from_secs(60);
 
@@ -89,6 +94,7 @@ pub struct RawSettings {
     spotify_api_url: Option<String>,
     spotify_scopes: Option<String>,
     spotify_timeout_ms: Option<String>,
+    spotify_max_backoff_secs: Option<String>,
     frontend_url: Option<String>,
     token_encryption_keys: Option<String>,
     session_signing_key: Option<String>,
@@ -158,6 +164,9 @@ pub struct Settings {
     /// Settings the Spotify client still needs (development only; empty in production). While
     /// not empty, login answers 503 `spotify_not_configured`.
     pub spotify_missing: Vec<&'static str>,
+    /// Cap on a 429's `Retry-After` (`SPOTIFY_MAX_BACKOFF_SECS`): no call to Spotify for at most
+    /// this long, whatever Spotify asks.
+    pub spotify_max_backoff: Duration,
     /// Where the browser goes after login (`?error=` on failure).
     pub frontend_url: Url,
     /// `TOKEN_ENCRYPTION_KEYS` when configured; validated when the app is built.
@@ -538,6 +547,17 @@ impl Settings {
                 batch: pdefaults.batch,
             },
         };
+        let spotify_max_backoff = match raw.spotify_max_backoff_secs {
+            Some(v) => match number(&v, "SPOTIFY_MAX_BACKOFF_SECS")? {
+                n @ 1..=MAX_BACKOFF_SECS => Duration::from_secs(n),
+                _ => {
+                    return Err(SettingsError(format!(
+                        "SPOTIFY_MAX_BACKOFF_SECS must be between 1 and {MAX_BACKOFF_SECS}"
+                    )));
+                }
+            },
+            None => DEFAULT_MAX_BACKOFF,
+        };
         if proactive.enabled && proactive.settings.lookahead <= proactive.settings.interval {
             return Err(SettingsError(
                 "PROACTIVE_REFRESH_LOOKAHEAD_SECS must exceed PROACTIVE_REFRESH_INTERVAL_SECS".into(),
@@ -551,6 +571,7 @@ impl Settings {
             bind_addr,
             spotify,
             spotify_missing,
+            spotify_max_backoff,
             frontend_url,
             token_encryption_keys,
             session_signing_key,
@@ -873,6 +894,9 @@ mod tests {
         assert_eq!(s.rate_limits, RateLimits::default());
         assert_eq!(s.policy.session.rotation_grace, Duration::from_secs(5));
         assert!(s.trusted_proxies.is_empty() && s.metrics_addr.is_none());
+        assert_eq!(s.spotify_max_backoff, Duration::from_secs(3600));
+        let pairs: Vec<_> = base().into_iter().chain([("SPOTIFY_MAX_BACKOFF_SECS", "86400")]).collect();
+        assert_eq!(Settings::from_pairs(pairs).unwrap().spotify_max_backoff, Duration::from_secs(86_400));
         for (name, value) in [
             ("SESSION_ROTATION_GRACE_SECS", "61"),
             ("RATE_LIMIT_PER_CLIENT_BURST", "0"),
@@ -883,6 +907,8 @@ mod tests {
             ("METRICS_ADDR", "metrics"),
             ("HOUSEKEEPING_INTERVAL_SECS", "0"),
             ("RATE_LIMITS", "sometimes"),
+            ("SPOTIFY_MAX_BACKOFF_SECS", "0"),
+            ("SPOTIFY_MAX_BACKOFF_SECS", "86401"),
         ] {
             let pairs: Vec<_> = base().into_iter().chain([(name, value)]).collect();
             let err = Settings::from_pairs(pairs).map(|_| ()).unwrap_err().to_string();

@@ -157,8 +157,11 @@ impl Core {
             client_id: settings.spotify.client_id().to_owned(),
             instance: format!("i-{}", ids.new_session_id()),
         };
-        let token_service =
-            Arc::new(TokenService::new(token_ports, RefreshPolicy::for_timeout(settings.spotify.timeout()), identity));
+        let refresh_policy = RefreshPolicy {
+            max_backoff: settings.spotify_max_backoff,
+            ..RefreshPolicy::for_timeout(settings.spotify.timeout())
+        };
+        let token_service = Arc::new(TokenService::new(token_ports, refresh_policy, identity));
         let room_ports = RoomPorts { users: users.clone(), players, spotify: player, clock: clock.clone() };
         let room = Arc::new(RoomService::new(room_ports, token_service.clone(), settings.room.clone()));
         let digests = Arc::new(Sha256Digests);

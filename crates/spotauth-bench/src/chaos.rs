@@ -9,6 +9,9 @@
 //! service serves everyone, without a restart; and every stored Spotify token still decrypts
 //! and is the one the emulator last issued to that user.
 //!
+//! `spotify-faults` and `refresh-kill` (Spotify misbehaving; an instance killed mid-refresh) are
+//! in `chaos_spotify.rs`.
+//!
 //! This stops and starts the MariaDB server of this machine (`mariadb-admin shutdown`,
 //! `start-stop-daemon … mariadbd`): run it where nothing else uses that server.
 
@@ -21,6 +24,7 @@ use spotauth_emulator::Emulator;
 use tokio::task::JoinSet;
 
 use crate::Options;
+use crate::chaos_spotify;
 use crate::error::{Context, Error, Result, bail};
 use crate::http::{Auth, Conn};
 use crate::load;
@@ -32,36 +36,77 @@ const ANSWER_BOUND: Duration = Duration::from_secs(2);
 /// After MariaDB answers again, everyone is served within this.
 const RECOVERY_BOUND: Duration = Duration::from_secs(5);
 
-/// Runs every scenario; one line of figures each.
+/// The scenarios, in the order they run.
+pub const SCENARIOS: [&str; 3] = ["db-outage", "spotify-faults", "refresh-kill"];
+
+/// Runs every scenario (or the one `--only` names); one line of figures each. Every scenario
+/// runs even when an earlier one fails; the run fails if any did.
 pub async fn run(opts: &Options) -> Result<()> {
     std::fs::create_dir_all(&opts.out).ctx("create the output directory")?;
-    let outage = db_outage(opts).await;
-    // Whatever happened, the machine's MariaDB runs again afterwards.
-    start_mariadb().await?;
-    println!("{}", outage?);
+    let mut failed = Vec::new();
+    for name in SCENARIOS {
+        if opts.only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
+        let outcome = match name {
+            "db-outage" => {
+                let outage = db_outage(opts).await;
+                // Whatever happened, the machine's MariaDB runs again afterwards.
+                start_mariadb().await?;
+                outage
+            }
+            "spotify-faults" => chaos_spotify::spotify_faults(opts).await,
+            _ => chaos_spotify::refresh_kill(opts).await,
+        };
+        match outcome {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                println!("FAILED {e}");
+                failed.push(name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("chaos: {} failed", failed.join(", "));
+    }
     Ok(())
 }
 
-/// What the load saw, per phase.
+/// What the load saw, per phase or per instance.
 #[derive(Default)]
-struct Seen {
-    ok: AtomicU64,
-    unavailable: AtomicU64,
-    unauthenticated: AtomicU64,
-    other: AtomicU64,
-    slowest_us: AtomicU64,
+pub(crate) struct Seen {
+    pub(crate) ok: AtomicU64,
+    pub(crate) unavailable: AtomicU64,
+    pub(crate) unauthenticated: AtomicU64,
+    pub(crate) other: AtomicU64,
+    /// No answer at all (connection refused or broken).
+    pub(crate) unreachable: AtomicU64,
+    pub(crate) slowest_us: AtomicU64,
+    /// The statuses counted as `other`, for the failure message.
+    pub(crate) other_statuses: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 impl Seen {
-    fn record(&self, status: Option<u16>, took: Duration) {
+    pub(crate) fn record(&self, status: Option<u16>, took: Duration) {
         let counter = match status {
             Some(200..=299) => &self.ok,
             Some(503) => &self.unavailable,
             Some(401) => &self.unauthenticated,
-            _ => &self.other,
+            Some(status) => {
+                *self.other_statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(status).or_default() +=
+                    1;
+                &self.other
+            }
+            None => &self.unreachable,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.slowest_us.fetch_max(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// `HTTP 404 ×3, HTTP 599 ×1` for the `other` answers.
+    pub(crate) fn others(&self) -> String {
+        let statuses = self.other_statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        statuses.iter().map(|(s, n)| format!("HTTP {s} ×{n}")).collect::<Vec<_>>().join(", ")
     }
 
     fn total(&self) -> u64 {
@@ -69,6 +114,7 @@ impl Seen {
             + self.unavailable.load(Ordering::Relaxed)
             + self.unauthenticated.load(Ordering::Relaxed)
             + self.other.load(Ordering::Relaxed)
+            + self.unreachable.load(Ordering::Relaxed)
     }
 }
 
@@ -187,9 +233,10 @@ async fn outage_body(
         after.total(),
     );
     let unauthenticated: u64 = phases.iter().map(|p| p.unauthenticated.load(Ordering::Relaxed)).sum();
-    let other: u64 = phases.iter().map(|p| p.other.load(Ordering::Relaxed)).sum();
+    let other: u64 =
+        phases.iter().map(|p| p.other.load(Ordering::Relaxed) + p.unreachable.load(Ordering::Relaxed)).sum();
     if unauthenticated > 0 || other > 0 {
-        bail!("{line}: someone was logged out or answered unexpectedly");
+        bail!("{line}: someone was logged out or answered unexpectedly ({})", phases.iter().map(Seen::others).collect::<Vec<_>>().join(" "));
     }
     if Duration::from_micros(slowest) > ANSWER_BOUND {
         bail!("{line}: an answer took longer than the bound");

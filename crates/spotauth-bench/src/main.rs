@@ -18,6 +18,7 @@
 //! through `cargo xtask soak` and `cargo xtask chaos`.
 
 mod chaos;
+mod chaos_spotify;
 mod error;
 mod http;
 mod load;
@@ -35,7 +36,7 @@ use crate::error::{Context, Error, Result, bail};
 
 const USAGE: &str = "usage: spotauth-bench --service-bin PATH [--smoke] [--out DIR] [--docs FILE] [--svg FILE] \
 [--stores mysql,sqlite] [--database-url URL] [--duration SECS] [--connections N] [--users N] \
-[--storm-users N] [--storm-per-user M] [--soak MINUTES | --chaos]";
+[--storm-users N] [--storm-per-user M] [--soak MINUTES | --chaos [--only SCENARIO]]";
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,8 @@ pub struct Options {
     pub storm_per_user: usize,
     /// Connection counts of the `/token` latency sweep (empty: no sweep).
     pub sweep: Vec<usize>,
+    /// `--only`: the one chaos scenario to run.
+    pub only: Option<String>,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
@@ -117,6 +120,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     let mut storm_users = None;
     let mut storm_per_user = None;
     let mut mode = Mode::Bench;
+    let mut only = None;
     let number =
         |v: String, name: &str| v.parse::<usize>().map_err(|_| Error(format!("{name} needs a number, got {v:?}")));
     while let Some(arg) = it.next() {
@@ -145,6 +149,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
             "--storm-per-user" => storm_per_user = Some(number(value("--storm-per-user")?, "--storm-per-user")?),
             "--soak" => mode = Mode::Soak(number(value("--soak")?, "--soak")? as u64),
             "--chaos" => mode = Mode::Chaos,
+            "--only" => {
+                let name = value("--only")?;
+                if !chaos::SCENARIOS.contains(&name.as_str()) {
+                    bail!("unknown scenario {name:?} ({})", chaos::SCENARIOS.join(", "));
+                }
+                only = Some(name);
+            }
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown argument {other:?}; {USAGE}"),
         }
@@ -173,6 +184,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
         storm_users: storm_users.unwrap_or(if smoke { 10 } else { 100 }).max(1),
         storm_per_user: storm_per_user.unwrap_or(4).max(1),
         sweep: if smoke { Vec::new() } else { vec![1, 8, 32, 64] },
+        only,
     })
 }
 
@@ -230,5 +242,7 @@ mod tests {
         assert!(args(&["--stores", "postgres"]).is_err());
         assert!(args(&["--duration", "x"]).is_err());
         assert!(args(&["--bogus"]).is_err());
+        assert!(args(&["--chaos", "--only", "meteor"]).is_err());
+        assert_eq!(args(&["--chaos", "--only", "refresh-kill"]).unwrap().only.as_deref(), Some("refresh-kill"));
     }
 }

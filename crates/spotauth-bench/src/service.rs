@@ -31,8 +31,11 @@ pub fn free_port() -> Result<u16> {
 impl Service {
     /// Starts `bin` with exactly `env` (plus `PATH`), output to `log`, and waits for `/healthz`.
     pub async fn start(bin: &Path, env: &[(String, String)], log: &Path) -> Result<Service> {
-        let port = free_port()?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Service::start_at(bin, env, log, SocketAddr::from(([127, 0, 0, 1], free_port()?))).await
+    }
+
+    /// [`Service::start`] on a given address (a restarted instance keeps its address).
+    pub async fn start_at(bin: &Path, env: &[(String, String)], log: &Path, addr: SocketAddr) -> Result<Service> {
         let out = std::fs::File::create(log).ctx(&format!("create {}", log.display()))?;
         let err = out.try_clone().ctx("log file")?;
         let mut cmd = Command::new(bin);

@@ -2,6 +2,7 @@
 //! Spotify runs them).
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
@@ -14,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::{AUTHORIZATION_CODE_LIFETIME, EmulatorConfig, REFRESH_TOKEN_LIFETIME, RefreshMode};
 use crate::faults::{self, Endpoint, Flavour};
-use crate::state::{CodeRecord, Counted, Issued, Shared, random_token};
+use crate::state::{CodeRecord, Counted, Issued, Replaced, Shared, random_token};
 
 /// Scopes Spotify knows.
 pub const KNOWN_SCOPES: &[&str] = &[
@@ -386,12 +387,9 @@ pub(crate) async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<
                 Counted::TokenAuthorizationCode,
                 p.and_then(|p| p.get("code")).and_then(|c| st.codes.get(c)).map(|c| c.user_id.clone()),
             ),
-            Some("refresh_token") => (
-                Counted::TokenRefreshToken,
-                p.and_then(|p| p.get("refresh_token"))
-                    .and_then(|t| st.refresh_tokens.get(t))
-                    .map(|r| r.user_id.clone()),
-            ),
+            Some("refresh_token") => {
+                (Counted::TokenRefreshToken, p.and_then(|p| p.get("refresh_token")).and_then(|t| st.presented(t)))
+            }
             _ => (Counted::TokenOther, None),
         };
         st.count(what, user.as_deref());
@@ -472,8 +470,12 @@ fn exchange_code(
 fn refresh(st: &mut crate::state::Inner, params: &HashMap<String, String>) -> Result<Issued, OAuthError> {
     let token = params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let now = st.now();
-    let record =
-        st.refresh_tokens.get(token).cloned().ok_or_else(|| OAuthError::invalid_grant("Invalid refresh token"))?;
+    let record = st
+        .refresh_tokens
+        .get(token)
+        .filter(|r| r.usable())
+        .cloned()
+        .ok_or_else(|| OAuthError::invalid_grant("Invalid refresh token"))?;
     if record.client_id != st.config.client_id {
         return Err(OAuthError::invalid_grant("Invalid refresh token"));
     }
@@ -485,13 +487,15 @@ fn refresh(st: &mut crate::state::Inner, params: &HashMap<String, String>) -> Re
         return Err(OAuthError::invalid_grant("Invalid refresh token"));
     }
     let mode = st.refresh_mode_for(&record.user_id);
-    let new_refresh = match mode {
-        RefreshMode::Keep => None,
-        RefreshMode::Rotate => Some(record.authorized_at),
-        RefreshMode::SingleUse => {
-            st.refresh_tokens.remove(token);
-            Some(record.authorized_at)
-        }
-    };
-    Ok(st.issue(&record.client_id, &record.user_id, &record.scope, record.grant_id, new_refresh))
+    let new_refresh = (mode != RefreshMode::Keep).then_some(record.authorized_at);
+    let issued = st.issue(&record.client_id, &record.user_id, &record.scope, record.grant_id, new_refresh);
+    if let (Some(successor), Some(used)) = (&issued.refresh_token, st.refresh_tokens.get_mut(token)) {
+        // Kept (not removed) so that a later presentation is recognised as a reuse.
+        used.replaced = Some(Replaced {
+            at: SystemTime::now(),
+            successor: successor.clone(),
+            single_use: mode == RefreshMode::SingleUse,
+        });
+    }
+    Ok(issued)
 }

@@ -110,7 +110,9 @@ impl Shared {
     }
 
     pub(crate) fn reset_counters(&self) {
-        self.lock().counters = Counters::default();
+        let mut st = self.lock();
+        st.counters = Counters::default();
+        st.reuses.clear();
     }
 
     pub(crate) fn reset(&self) {

@@ -61,7 +61,7 @@ pub use config::{
 pub use connect::{DEVICE_STALE_AFTER_MS, DeviceSnapshot, PlaybackSnapshot, PlayerSnapshot};
 pub use control::ClockInfo;
 pub use faults::{Fault, FaultKind, FaultTarget};
-pub use state::{Counters, EndpointCounters, LoginChoice};
+pub use state::{Counters, EndpointCounters, LoginChoice, RefreshReuse};
 pub use web_api::NOT_ALLOW_LISTED_MESSAGE;
 
 use state::Shared;
@@ -341,6 +341,12 @@ impl EmulatorHandle {
     #[must_use]
     pub fn counters(&self) -> Counters {
         self.shared.counters()
+    }
+
+    /// Every presentation so far of a refresh token that a refresh had already replaced.
+    #[must_use]
+    pub fn refresh_reuses(&self) -> Vec<RefreshReuse> {
+        self.shared.lock().reuses()
     }
 
     /// Zeroes the counters.

@@ -67,6 +67,11 @@ pub struct EndpointCounters {
     /// Requests of the fake Web Playback SDK (`/sdk/v1/...`: register, poll, commands).
     #[serde(default)]
     pub sdk: u64,
+    /// `grant_type=refresh_token` requests presenting a refresh token that an earlier refresh
+    /// already replaced with a new one (also counted in `token_refresh_token`). A client that
+    /// stores what it is given never does this; see [`RefreshReuse`].
+    #[serde(default)]
+    pub token_refresh_reused: u64,
 }
 
 impl EndpointCounters {
@@ -96,12 +101,37 @@ impl Counters {
     }
 }
 
+/// One presentation of a refresh token that a refresh had already replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshReuse {
+    /// Whose token it was.
+    pub user_id: String,
+    /// When the refresh that replaced it was answered (wall clock).
+    pub replaced_at: SystemTime,
+    /// When it was presented again (wall clock).
+    pub reused_at: SystemTime,
+    /// Whether the token that replaced it has been presented since (asked when the list is
+    /// read). `false` means the client never stored the answer of that refresh: it died
+    /// between Spotify's answer and its own write, or it threw the answer away.
+    pub successor_presented: bool,
+}
+
+/// A reuse as recorded; the successor's fate is read when the list is asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct ReuseEvent {
+    pub(crate) user_id: String,
+    pub(crate) replaced_at: SystemTime,
+    pub(crate) reused_at: SystemTime,
+    pub(crate) successor: String,
+}
+
 /// Which counter a request increments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Counted {
     Authorize,
     TokenAuthorizationCode,
     TokenRefreshToken,
+    TokenRefreshReused,
     TokenOther,
     Me,
     Player,
@@ -114,6 +144,7 @@ impl Counted {
             Self::Authorize => &mut c.authorize,
             Self::TokenAuthorizationCode => &mut c.token_authorization_code,
             Self::TokenRefreshToken => &mut c.token_refresh_token,
+            Self::TokenRefreshReused => &mut c.token_refresh_reused,
             Self::TokenOther => &mut c.token_other,
             Self::Me => &mut c.me,
             Self::Player => &mut c.player,
@@ -152,6 +183,26 @@ pub(crate) struct RefreshRecord {
     /// Time of the user's ORIGINAL authorization (carried over on rotation).
     pub(crate) authorized_at: u64,
     pub(crate) grant_id: u64,
+    /// Presented at `POST /api/token` at least once.
+    pub(crate) presented: bool,
+    /// Set when a refresh answered a new refresh token in its place.
+    pub(crate) replaced: Option<Replaced>,
+}
+
+/// How a refresh token was replaced.
+#[derive(Debug, Clone)]
+pub(crate) struct Replaced {
+    pub(crate) at: SystemTime,
+    pub(crate) successor: String,
+    /// Replaced in [`RefreshMode::SingleUse`]: presenting it again is `invalid_grant`.
+    pub(crate) single_use: bool,
+}
+
+impl RefreshRecord {
+    /// Still accepted at `/api/token` (not replaced under single-use rules).
+    pub(crate) fn usable(&self) -> bool {
+        !self.replaced.as_ref().is_some_and(|r| r.single_use)
+    }
 }
 
 /// A token pair just issued.
@@ -178,6 +229,7 @@ pub(crate) struct Inner {
     frozen_at: Option<u64>,
     pub(crate) faults: Vec<Fault>,
     pub(crate) counters: Counters,
+    pub(crate) reuses: Vec<ReuseEvent>,
     next_grant: u64,
     /// Devices and streams (Spotify Connect).
     pub(crate) connect: Connect,
@@ -205,6 +257,7 @@ impl Inner {
             frozen_at,
             faults: Vec::new(),
             counters: Counters::default(),
+            reuses: Vec::new(),
             next_grant: 1,
             connect: Connect::default(),
         }
@@ -309,6 +362,8 @@ impl Inner {
                     scope: scope.to_owned(),
                     authorized_at,
                     grant_id,
+                    presented: false,
+                    replaced: None,
                 },
             );
             token
@@ -325,9 +380,41 @@ impl Inner {
     /// Revokes a user's refresh tokens (access tokens stay valid until they expire, as on
     /// Spotify). Returns how many were revoked.
     pub(crate) fn revoke_user(&mut self, user_id: &str) -> usize {
-        let before = self.refresh_tokens.len();
+        let live = self.refresh_tokens.values().filter(|r| r.user_id == user_id && r.usable()).count();
         self.refresh_tokens.retain(|_, r| r.user_id != user_id);
-        before - self.refresh_tokens.len()
+        live
+    }
+
+    /// Records a presentation of refresh token `token` (before faults apply: the client sent it
+    /// whatever the answer); the owner when the token is known.
+    pub(crate) fn presented(&mut self, token: &str) -> Option<String> {
+        let record = self.refresh_tokens.get_mut(token)?;
+        record.presented = true;
+        let user_id = record.user_id.clone();
+        if let Some(replaced) = &record.replaced {
+            let event = ReuseEvent {
+                user_id: user_id.clone(),
+                replaced_at: replaced.at,
+                reused_at: SystemTime::now(),
+                successor: replaced.successor.clone(),
+            };
+            self.reuses.push(event);
+            self.count(Counted::TokenRefreshReused, Some(&user_id));
+        }
+        Some(user_id)
+    }
+
+    /// Every reuse so far, the successors' fate read now.
+    pub(crate) fn reuses(&self) -> Vec<RefreshReuse> {
+        self.reuses
+            .iter()
+            .map(|e| RefreshReuse {
+                user_id: e.user_id.clone(),
+                replaced_at: e.replaced_at,
+                reused_at: e.reused_at,
+                successor_presented: self.refresh_tokens.get(&e.successor).is_some_and(|r| r.presented),
+            })
+            .collect()
     }
 
     /// Marks a user's access tokens expired. Returns how many.

@@ -54,6 +54,13 @@ async fn full_flow_extended_quota_rotate() {
     assert_eq!(c.total.token_authorization_code, 1);
     assert_eq!(c.total.token_refresh_token, 3);
     assert_eq!(c.user("alice").me, 3);
+    // The third refresh presented a replaced token: one reuse, its successor (refresh2) used.
+    assert_eq!(c.user("alice").token_refresh_reused, 1);
+    let reuses = emu.refresh_reuses();
+    assert_eq!(reuses.len(), 1);
+    assert_eq!(reuses[0].user_id, "alice");
+    assert!(reuses[0].successor_presented);
+    assert!(reuses[0].replaced_at <= reuses[0].reused_at);
     emu.stop().await;
 }
 
@@ -83,6 +90,12 @@ async fn refresh_mode_single_use_rejects_reuse() {
     assert_oauth_error(refresh(&emu, &rt1).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
     assert_eq!(refresh(&emu, &rt2).await.status(), StatusCode::OK);
     assert_oauth_error(refresh(&emu, &rt2).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Both refused presentations were reuses; rt3 (rt2's successor) was never presented.
+    assert_eq!(emu.counters().user("alice").token_refresh_reused, 2);
+    let fates: Vec<bool> = emu.refresh_reuses().iter().map(|r| r.successor_presented).collect();
+    assert_eq!(fates, [true, false]);
+    emu.reset_counters();
+    assert!(emu.refresh_reuses().is_empty());
 }
 
 #[tokio::test]
