@@ -10,7 +10,8 @@
 //! and is the one the emulator last issued to that user.
 //!
 //! `spotify-faults` and `refresh-kill` (Spotify misbehaving; an instance killed mid-refresh) are
-//! in `chaos_spotify.rs`.
+//! in `chaos_spotify.rs`, `sqlite-crash` (the embedded store killed and its disk filled) in
+//! `chaos_sqlite.rs`.
 //!
 //! This stops and starts the MariaDB server of this machine (`mariadb-admin shutdown`,
 //! `start-stop-daemon … mariadbd`): run it where nothing else uses that server.
@@ -24,7 +25,7 @@ use spotauth_emulator::Emulator;
 use tokio::task::JoinSet;
 
 use crate::Options;
-use crate::chaos_spotify;
+use crate::{chaos_spotify, chaos_sqlite};
 use crate::error::{Context, Error, Result, bail};
 use crate::http::{Auth, Conn};
 use crate::load;
@@ -37,7 +38,7 @@ const ANSWER_BOUND: Duration = Duration::from_secs(2);
 const RECOVERY_BOUND: Duration = Duration::from_secs(5);
 
 /// The scenarios, in the order they run.
-pub const SCENARIOS: [&str; 3] = ["db-outage", "spotify-faults", "refresh-kill"];
+pub const SCENARIOS: [&str; 4] = ["db-outage", "spotify-faults", "refresh-kill", "sqlite-crash"];
 
 /// Runs every scenario (or the one `--only` names); one line of figures each. Every scenario
 /// runs even when an earlier one fails; the run fails if any did.
@@ -56,7 +57,8 @@ pub async fn run(opts: &Options) -> Result<()> {
                 outage
             }
             "spotify-faults" => chaos_spotify::spotify_faults(opts).await,
-            _ => chaos_spotify::refresh_kill(opts).await,
+            "refresh-kill" => chaos_spotify::refresh_kill(opts).await,
+            _ => chaos_sqlite::sqlite_crash(opts).await,
         };
         match outcome {
             Ok(line) => println!("{line}"),

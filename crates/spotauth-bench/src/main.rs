@@ -19,6 +19,7 @@
 
 mod chaos;
 mod chaos_spotify;
+mod chaos_sqlite;
 mod error;
 mod http;
 mod load;

@@ -45,6 +45,7 @@ pub(crate) fn refresh_policy() -> RefreshPolicy {
         lease_ttl: secs(10),
         lease_poll: Duration::from_millis(100),
         max_wait: secs(1),
+        stale_patience: secs(1),
         max_backoff: secs(3600),
         unavailable_retry_after: secs(5),
     }

@@ -11,17 +11,20 @@
 //!    token is served while still valid, else `RateLimited`.
 //! 4. **Lease across instances.** The row's refresh lease (expiring, so a crashed holder blocks
 //!    others only briefly) makes one instance refresh; the others poll the row until the new
-//!    token appears or `max_wait` passes (then the still-valid token, else `Unavailable`).
+//!    token appears; after `stale_patience` they take the still-valid token instead, and a
+//!    caller with none gives up after `max_wait` (`Unavailable`).
 //! 5. **One attempt, compare-and-swap write.** Holding the lease: re-read, then one call to
 //!    Spotify; the new access token, its expiry and only when Spotify sent one the new refresh
 //!    token are written in one update guarded by the token version.
 //! 6. **Failures.** `invalid_grant`, or a refresh token past its absolute expiry: the user is
 //!    marked for re-authorization (guarded the same way) and never retried. 5xx and timeouts:
-//!    the still-valid token, else `Unavailable` with a retry hint. 429: the backoff of step 3 is
+//!    the still-valid token, else `Unavailable` with a retry hint, and no new attempt for that
+//!    user from this instance for as long as the hint says. 429: the backoff of step 3 is
 //!    extended for every instance, honouring `Retry-After` up to a cap.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -52,9 +55,15 @@ pub struct RefreshPolicy {
     pub lease_poll: Duration,
     /// Longest a caller waits for another instance's refresh before answering `Unavailable`.
     pub max_wait: Duration,
+    /// Longest a caller whose stored token is still valid waits for another instance's refresh
+    /// before it is served that token: long enough for a live holder's call, short of waiting
+    /// out the lease of a holder that died.
+    pub stale_patience: Duration,
     /// Cap on a 429's `Retry-After` (Spotify has sent up to 86 400 s).
     pub max_backoff: Duration,
-    /// Retry hint when Spotify is unavailable and no valid token is at hand.
+    /// Retry hint when Spotify is unavailable and no valid token is at hand; also how long this
+    /// instance makes no new attempt for a user after Spotify failed theirs (5xx, timeout,
+    /// dropped connection), so that an outage does not turn every request into a call.
     pub unavailable_retry_after: Duration,
 }
 
@@ -66,6 +75,7 @@ impl RefreshPolicy {
             lease_ttl,
             lease_poll: Duration::from_millis(100),
             max_wait: lease_ttl + Duration::from_secs(2),
+            stale_patience: Duration::from_secs(1),
             max_backoff: Duration::from_secs(3600),
             unavailable_retry_after: Duration::from_secs(5),
         }
@@ -136,7 +146,13 @@ pub struct TokenService {
     /// The end of the client id's backoff as last seen by this instance (Unix ms): saves a
     /// database read per refresh while a backoff is known to be in force.
     known_backoff_ms: AtomicI64,
+    /// Users whose last attempt Spotify failed, and until when no new one is made for them
+    /// (this instance only: each instance tries at most once per pause).
+    paused: Mutex<HashMap<UserId, Timestamp>>,
 }
+
+/// Above this many paused users, ended pauses are swept out at the next insertion.
+const PAUSED_SWEEP_AT: usize = 1024;
 
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,7 +166,7 @@ impl std::fmt::Debug for TokenService {
 impl TokenService {
     /// The use case on its ports.
     pub fn new(ports: TokenPorts, policy: RefreshPolicy, identity: TokenIdentity) -> Self {
-        TokenService { ports, policy, identity, known_backoff_ms: AtomicI64::new(0) }
+        TokenService { ports, policy, identity, known_backoff_ms: AtomicI64::new(0), paused: Mutex::default() }
     }
 
     /// This instance's lease-holder id.
@@ -350,6 +366,8 @@ impl TokenService {
         let deadline = clock.now().plus(self.policy.max_wait);
         // Also bounded by a count of polls: a wall clock stepped back must not stretch the wait.
         let max_polls = self.policy.max_wait.as_millis() / self.policy.lease_poll.as_millis().max(1);
+        let patience = clock.now().plus(self.policy.stale_patience);
+        let patient_polls = self.policy.stale_patience.as_millis() / self.policy.lease_poll.as_millis().max(1);
         let mut polls = 0u128;
         let mut stored = self.load(user).await?;
         loop {
@@ -357,6 +375,10 @@ impl TokenService {
                 return Ok(grant);
             }
             let now = clock.now();
+            if let Some(until) = self.paused_until(user, now) {
+                let fallback = TokenError::Unavailable { retry_after: Some(until.since(now)) };
+                return self.serve_stale(user, &stored, want, fallback);
+            }
             if let Some(until) = self.backoff(now).await? {
                 self.ports.events.record(RefreshEvent::BackoffBlocked);
                 let fallback = TokenError::RateLimited { retry_after: until.since(now) };
@@ -369,6 +391,13 @@ impl TokenService {
                 LeaseOutcome::Busy => {
                     self.ports.events.record(RefreshEvent::LeaseWait);
                     polls += 1;
+                    if clock.now() >= patience || polls > patient_polls {
+                        let still_valid = Want { min_validity: Duration::ZERO, refused: want.refused };
+                        if let Some(grant) = self.usable(user, &stored, &still_valid)? {
+                            self.ports.events.record(RefreshEvent::ServedStale);
+                            return Ok(grant);
+                        }
+                    }
                     if clock.now() >= deadline || polls > max_polls {
                         let retry_after = Some(self.policy.lease_poll.max(Duration::from_secs(1)));
                         return self.serve_stale(user, &stored, want, TokenError::Unavailable { retry_after });
@@ -398,6 +427,7 @@ impl TokenService {
         match self.attempt(user, &stored).await {
             Ok(Attempt::Refreshed(grant)) => {
                 events.record(RefreshEvent::Refreshed);
+                self.paused().remove(&user);
                 Ok(grant)
             }
             Ok(Attempt::Reauth) => {
@@ -411,6 +441,7 @@ impl TokenService {
             }
             Ok(Attempt::Unavailable) => {
                 events.record(RefreshEvent::Unavailable(user));
+                self.pause(user);
                 let retry_after = Some(self.policy.unavailable_retry_after);
                 self.serve_stale(user, &stored, want, TokenError::Unavailable { retry_after })
             }
@@ -452,6 +483,24 @@ impl TokenService {
             Err(e) => return Err(e.into()),
         }
         Ok(Attempt::Refreshed(AccessGrant { access_token: grant.access_token, expires_at: grant.access_expires_at }))
+    }
+
+    fn paused(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Timestamp>> {
+        self.paused.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The end of the user's pause after a failed attempt, when it is in force at `now`.
+    fn paused_until(&self, user: UserId, now: Timestamp) -> Option<Timestamp> {
+        self.paused().get(&user).copied().filter(|until| *until > now)
+    }
+
+    fn pause(&self, user: UserId) {
+        let now = self.ports.clock.now();
+        let mut paused = self.paused();
+        if paused.len() >= PAUSED_SWEEP_AT {
+            paused.retain(|_, until| *until > now);
+        }
+        paused.insert(user, now.plus(self.policy.unavailable_retry_after));
     }
 
     /// The end of the client id's backoff when it is in force at `now`.

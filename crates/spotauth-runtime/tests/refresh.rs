@@ -311,6 +311,16 @@ async fn spotify_500_leaves_the_stored_tokens_intact_and_the_next_call_succeeds(
     }
     assert_eq!(env.tokens.load_tokens(alice).await.unwrap().unwrap(), stored);
 
+    // Within the retry hint this instance does not call Spotify for her again: an outage does
+    // not turn every request into a call.
+    let calls = env.emu.counters().total.token_refresh_token;
+    match c.valid_access_token(alice, SKEW).await {
+        Err(TokenError::Unavailable { retry_after: Some(_) }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(env.emu.counters().total.token_refresh_token, calls);
+
+    env.clock.advance(Duration::from_secs(5));
     let fresh = c.valid_access_token(alice, SKEW).await.unwrap();
     assert_ne!(fresh, old);
     assert!(fresh.expires_at > env.clock.now().plus(SKEW));

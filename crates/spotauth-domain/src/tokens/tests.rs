@@ -2,6 +2,7 @@
 //! ports (fixtures in [`crate::test_support`]).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mockall::Sequence;
@@ -499,6 +500,67 @@ async fn past_max_wait_with_the_lease_still_busy_the_still_valid_token_else_unav
             events.push(RefreshEvent::ServedStale);
         }
         assert_eq!(probe.events(), events);
+    }
+}
+
+#[tokio::test]
+async fn a_still_valid_token_is_served_after_the_patience_not_after_a_dead_holders_lease() {
+    // Patience 300 ms, max_wait 1 s, each poll 150 ms: with a valid token, the third busy answer
+    // is past the patience and the token is served; with none, the wait goes on to max_wait.
+    let unavailable = TokenError::Unavailable { retry_after: Some(secs(1)) };
+    for (expires_in, outcome, busy, sleeps) in [(100, ok("OLD-AT"), 3, 2), (-1, Err(unavailable), 8, 7)] {
+        let mut fx = Fixture::new();
+        fx.refresh_policy.stale_patience = Duration::from_millis(300);
+        fx.lock_free();
+        fx.no_backoff();
+        fx.tokens.expect_load_tokens().returning(move |id| Ok(Some(stored(id, expires_in, 86400))));
+        fx.tokens.expect_try_acquire_refresh_lease().times(busy).returning(|_, _, _, _| Ok(LeaseOutcome::Busy));
+        fx.tokens.expect_release_refresh_lease().never();
+        fx.accounts.expect_refresh().never();
+        let (svc, probe) = fx.token_service();
+        let served = outcome.is_ok();
+        assert_eq!(plain(svc.valid_access_token(uid(1), SKEW).await), outcome);
+        assert_eq!(probe.sleeps(), vec![POLL_SLEEP; sleeps]);
+        let mut events = vec![RefreshEvent::LeaseWait; busy];
+        if served {
+            events.push(RefreshEvent::ServedStale);
+        }
+        assert_eq!(probe.events(), events);
+    }
+}
+
+#[tokio::test]
+async fn after_spotify_fails_a_users_refresh_this_instance_waits_the_retry_hint_before_calling_again() {
+    // A token still valid for 100 s (under the 300 s wanted) and one already expired.
+    for expires_in in [100, -1] {
+        let mut fx = Fixture::new();
+        fx.lock_free();
+        fx.no_backoff();
+        fx.tokens.expect_load_tokens().returning(move |id| Ok(Some(stored(id, expires_in, 86400))));
+        fx.tokens.expect_try_acquire_refresh_lease().times(2).returning(|_, _, _, _| Ok(LeaseOutcome::Acquired));
+        fx.tokens.expect_release_refresh_lease().times(2).returning(|_, _| Ok(()));
+        fx.tokens.expect_store_refreshed().times(1).returning(|_, _, _| Ok(TokenVersion(6)));
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        fx.accounts.expect_refresh().times(2).returning(move |_| {
+            match counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Err(SpotifyError::Unavailable("503".into())),
+                _ => Ok(grant("NEW-AT", None)),
+            }
+        });
+        let (svc, probe) = fx.token_service();
+        let stale_or = |retry_after: u64| {
+            if expires_in > 0 { ok("OLD-AT") } else { Err(TokenError::Unavailable { retry_after: Some(secs(retry_after)) }) }
+        };
+        assert_eq!(plain(svc.valid_access_token(uid(1), SKEW).await), stale_or(5));
+        // Within the hint: no lease, no call; the still-valid token or the time left.
+        probe.advance(secs(2));
+        assert_eq!(plain(svc.valid_access_token(uid(1), SKEW).await), stale_or(3));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Past it: one new attempt, which works; the pause is over.
+        probe.advance(secs(3));
+        assert_eq!(plain(svc.valid_access_token(uid(1), SKEW).await), ok("NEW-AT"));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }
 
