@@ -25,12 +25,12 @@ use spotauth_emulator::Emulator;
 use tokio::task::JoinSet;
 
 use crate::Options;
-use crate::{chaos_spotify, chaos_sqlite};
 use crate::error::{Context, Error, Result, bail};
 use crate::http::{Auth, Conn};
 use crate::load;
 use crate::run::{emulator_config, service_env};
 use crate::service::{BenchDb, Service};
+use crate::{chaos_spotify, chaos_sqlite};
 
 /// No answer may take longer than this, the database away or not.
 const ANSWER_BOUND: Duration = Duration::from_secs(2);
@@ -95,8 +95,12 @@ impl Seen {
             Some(503) => &self.unavailable,
             Some(401) => &self.unauthenticated,
             Some(status) => {
-                *self.other_statuses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(status).or_default() +=
-                    1;
+                *self
+                    .other_statuses
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(status)
+                    .or_default() += 1;
                 &self.other
             }
             None => &self.unreachable,
@@ -238,7 +242,10 @@ async fn outage_body(
     let other: u64 =
         phases.iter().map(|p| p.other.load(Ordering::Relaxed) + p.unreachable.load(Ordering::Relaxed)).sum();
     if unauthenticated > 0 || other > 0 {
-        bail!("{line}: someone was logged out or answered unexpectedly ({})", phases.iter().map(Seen::others).collect::<Vec<_>>().join(" "));
+        bail!(
+            "{line}: someone was logged out or answered unexpectedly ({})",
+            phases.iter().map(Seen::others).collect::<Vec<_>>().join(" ")
+        );
     }
     if Duration::from_micros(slowest) > ANSWER_BOUND {
         bail!("{line}: an answer took longer than the bound");

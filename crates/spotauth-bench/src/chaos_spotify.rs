@@ -147,7 +147,8 @@ fn verdict(reply: &Reply) -> u16 {
         return reply.status;
     }
     let body = String::from_utf8_lossy(&reply.body);
-    let spotify = body.contains("\"code\":\"spotify_unavailable\"") || body.contains("\"code\":\"spotify_rate_limited\"");
+    let spotify =
+        body.contains("\"code\":\"spotify_unavailable\"") || body.contains("\"code\":\"spotify_rate_limited\"");
     if spotify && reply.headers.contains_key("retry-after") { 503 } else { 599 }
 }
 
@@ -280,8 +281,7 @@ pub async fn spotify_faults(opts: &Options) -> Result<String> {
         // A Premium re-check (a Web API call) every 10 s per user.
         ("SUBSCRIPTION_TTL_SECS", "10"),
     ];
-    let (emulator, db, pair, cookies) =
-        setup(opts, "spotify-faults", &users, Duration::from_secs(20), &extra).await?;
+    let (emulator, db, pair, cookies) = setup(opts, "spotify-faults", &users, Duration::from_secs(20), &extra).await?;
     let result = faults_body(&pair, &emulator, &users, &cookies, phase).await;
     teardown(emulator, db, pair).await;
     result
@@ -367,8 +367,7 @@ async fn faults_body(
     bad.extend(after.bad);
     let reauth = reconnect_required(pair.b.addr, cookies).await?;
     let reuses = emulator.refresh_reuses();
-    let (lost, twice): (Vec<&RefreshReuse>, Vec<&RefreshReuse>) =
-        reuses.iter().partition(|r| !r.successor_presented);
+    let (lost, twice): (Vec<&RefreshReuse>, Vec<&RefreshReuse>) = reuses.iter().partition(|r| !r.successor_presented);
 
     let unauthenticated = total(&seen, |s| &s.unauthenticated);
     let other = total(&seen, |s| &s.other);
@@ -490,7 +489,8 @@ async fn kill_body(
     let (lost, ours): (Vec<&RefreshReuse>, Vec<&RefreshReuse>) =
         reuses.iter().partition(|r| !r.successor_presented && near_kill(r));
     let mut lost_per_user: BTreeMap<&str, u64> = BTreeMap::new();
-    for (user, _) in lost.iter().map(|r| (r.user_id.as_str(), r.replaced_at)).collect::<std::collections::BTreeSet<_>>() {
+    for (user, _) in lost.iter().map(|r| (r.user_id.as_str(), r.replaced_at)).collect::<std::collections::BTreeSet<_>>()
+    {
         *lost_per_user.entry(user).or_default() += 1;
     }
     // At most one refresh per expiry: a token is refreshed no younger than MIN_AGE, so over the

@@ -282,9 +282,9 @@ impl Run {
             };
             slowest = slowest.max(t.elapsed());
             let body = String::from_utf8_lossy(&reply.body);
-            let code = serde_json::from_slice::<serde_json::Value>(&reply.body).ok().and_then(|v| {
-                v["code"].as_str().map(|c| format!("{} {c}", reply.status))
-            });
+            let code = serde_json::from_slice::<serde_json::Value>(&reply.body)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(|c| format!("{} {c}", reply.status)));
             if let (true, Some(code)) = (reply.status >= 500, code) {
                 problems += 1;
                 codes.insert(code);
@@ -328,7 +328,6 @@ impl Run {
         }
         Ok(line)
     }
-
 }
 
 /// One action of a user; `false` when the service stopped answering (the worker stops).

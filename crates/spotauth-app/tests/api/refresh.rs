@@ -129,9 +129,8 @@ async fn a_process_killed_mid_refresh_leaves_consistent_tokens_and_the_user_can_
     let started = Instant::now();
     token_of_alice().await;
     assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
-    let metrics = || async {
-        app.http.get(format!("{}/metrics", restarted.base)).send().await.unwrap().text().await.unwrap()
-    };
+    let metrics =
+        || async { app.http.get(format!("{}/metrics", restarted.base)).send().await.unwrap().text().await.unwrap() };
     let deadline = Instant::now() + Duration::from_secs(20);
     let metrics = loop {
         let metrics = metrics().await;

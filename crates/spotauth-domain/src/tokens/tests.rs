@@ -550,7 +550,11 @@ async fn after_spotify_fails_a_users_refresh_this_instance_waits_the_retry_hint_
         });
         let (svc, probe) = fx.token_service();
         let stale_or = |retry_after: u64| {
-            if expires_in > 0 { ok("OLD-AT") } else { Err(TokenError::Unavailable { retry_after: Some(secs(retry_after)) }) }
+            if expires_in > 0 {
+                ok("OLD-AT")
+            } else {
+                Err(TokenError::Unavailable { retry_after: Some(secs(retry_after)) })
+            }
         };
         assert_eq!(plain(svc.valid_access_token(uid(1), SKEW).await), stale_or(5));
         // Within the hint: no lease, no call; the still-valid token or the time left.
