@@ -127,6 +127,10 @@ impl UserRepository for CachedUsers {
     }
 
     async fn list_active(&self, page: PageRequest, live: LiveAfter) -> Result<Page<User>, RepoError> {
+        // `live` was fixed by the caller just before this call: what was forgotten since then
+        // (a logout while this request waited below) must keep its list out of the cache, or a
+        // session revoked after `live.at` would be listed as live to every later reader.
+        let arrived = self.cache.ticket();
         let key = (page.offset, page.limit);
         if let Some(listed) = self.cache.list(key) {
             return Ok(listed);
@@ -139,7 +143,9 @@ impl UserRepository for CachedUsers {
         }
         let (ticket, at) = (self.cache.ticket(), Instant::now());
         let listed = self.inner.list_active(page, live).await?;
-        self.cache.keep_list(key, ticket, at, &listed);
+        if ticket == arrived {
+            self.cache.keep_list(key, ticket, at, &listed);
+        }
         Ok(listed)
     }
 

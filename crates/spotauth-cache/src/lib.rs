@@ -26,5 +26,7 @@
 mod decorators;
 mod journal;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use state::{CacheSettings, CacheStats, SessionCache, Stores};

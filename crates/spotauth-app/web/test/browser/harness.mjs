@@ -62,7 +62,7 @@ function startProcess(name, file, args, env) {
   const child = spawn(file, args, { env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk) => {
-    output = (output + chunk.toString()).slice(-20_000);
+    output = (output + chunk.toString()).slice(-200_000);
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
@@ -131,7 +131,8 @@ export async function startStack({ separateFrontend = false, env = {} } = {}) {
     FRONTEND_URL: `${frontend ? frontend.origin : api}/`,
     ROOM_PAGE: 'true',
     COOKIE_SECURE: 'false',
-    RUST_LOG: 'warn',
+    // BROWSER_TEST_LOG=info keeps the service's access lines for a failure's report.
+    RUST_LOG: process.env.BROWSER_TEST_LOG || 'warn',
     // The SQLite default in DATA_DIR, whatever the caller's environment says.
     DATABASE_URL: undefined,
     SQLITE_PATH: undefined,
