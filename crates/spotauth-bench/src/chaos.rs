@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::Options;
 use crate::error::{Context, Error, Result, bail};
-use crate::http::{Auth, Conn};
+use crate::http::Conn;
 use crate::load;
 use crate::run::{emulator_config, service_env};
 use crate::service::{BenchDb, Service};
@@ -214,7 +214,7 @@ async fn outage_body(
     while let Some(done) = workers.join_next().await {
         done.ctx("load worker")??;
     }
-    let matched = tokens_match(service, emulator, users, &cookies).await?;
+    let matched = chaos_spotify::census(service.addr, emulator, users, &cookies).await?.valid;
 
     let [before, during, after] = &*phases;
     let slowest = phases.iter().map(|p| p.slowest_us.load(Ordering::Relaxed)).max().unwrap_or(0);
@@ -257,27 +257,6 @@ async fn outage_body(
         bail!("{line}: not recovered whole");
     }
     Ok(line)
-}
-
-/// How many users' `/token` answer is a token the emulator says is theirs.
-async fn tokens_match(
-    service: &Service,
-    emulator: &spotauth_emulator::EmulatorHandle,
-    users: &[String],
-    cookies: &[String],
-) -> Result<usize> {
-    let mut conn = Conn::new(service.addr)?;
-    let mut spotify = Conn::new(emulator.addr())?;
-    let mut matched = 0;
-    for (user, cookie) in users.iter().zip(cookies) {
-        let reply = conn.send(Method::GET, "/api/auth/spotify/token", Some(cookie)).await?.expect(200, "/token")?;
-        let body: serde_json::Value = serde_json::from_slice(&reply.body).ctx("/token body")?;
-        let token = body["accessToken"].as_str().ctx("no accessToken")?;
-        let me = spotify.send_with(Method::GET, "/v1/me", Auth::Bearer(token), None).await?;
-        let me: serde_json::Value = serde_json::from_slice(&me.body).unwrap_or_default();
-        matched += usize::from(me["id"] == user.as_str());
-    }
-    Ok(matched)
 }
 
 async fn mariadb(args: &[&str]) -> bool {

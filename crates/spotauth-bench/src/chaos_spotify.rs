@@ -158,16 +158,21 @@ fn total(seen: &[Seen; 2], f: impl Fn(&Seen) -> &AtomicU64) -> u64 {
 
 /// What every user's `/token` on `addr` says now.
 #[derive(Debug, Default)]
-struct Census {
+pub(crate) struct Census {
     /// 200 with a token Spotify accepts as the user's.
-    valid: usize,
+    pub(crate) valid: usize,
     /// 503 `spotify_unavailable` / `spotify_rate_limited` with `Retry-After`.
-    waiting: usize,
+    pub(crate) waiting: usize,
     /// Anything else, described.
-    bad: Vec<String>,
+    pub(crate) bad: Vec<String>,
 }
 
-async fn census(addr: SocketAddr, emulator: &EmulatorHandle, users: &[String], cookies: &[String]) -> Result<Census> {
+pub(crate) async fn census(
+    addr: SocketAddr,
+    emulator: &EmulatorHandle,
+    users: &[String],
+    cookies: &[String],
+) -> Result<Census> {
     let mut conn = Conn::new(addr)?;
     let mut spotify = Conn::new(emulator.addr())?;
     let mut census = Census::default();
