@@ -338,14 +338,17 @@ impl TokenService {
         want: &Want<'_>,
         fallback: TokenError,
     ) -> Result<AccessGrant, TokenError> {
+        self.stale(user, stored, want)?.ok_or(fallback)
+    }
+
+    /// The stored token, recorded as served stale, while it is valid at all.
+    fn stale(&self, user: UserId, stored: &StoredTokens, want: &Want<'_>) -> Result<Option<AccessGrant>, TokenError> {
         let still_valid = Want { min_validity: Duration::ZERO, refused: want.refused };
-        match self.usable(user, stored, &still_valid)? {
-            Some(grant) => {
-                self.ports.events.record(RefreshEvent::ServedStale);
-                Ok(grant)
-            }
-            None => Err(fallback),
+        let grant = self.usable(user, stored, &still_valid)?;
+        if grant.is_some() {
+            self.ports.events.record(RefreshEvent::ServedStale);
         }
+        Ok(grant)
     }
 
     async fn mark_reauth(&self, user: UserId, stored: &StoredTokens) -> Result<(), TokenError> {
@@ -391,12 +394,10 @@ impl TokenService {
                 LeaseOutcome::Busy => {
                     self.ports.events.record(RefreshEvent::LeaseWait);
                     polls += 1;
-                    if clock.now() >= patience || polls > patient_polls {
-                        let still_valid = Want { min_validity: Duration::ZERO, refused: want.refused };
-                        if let Some(grant) = self.usable(user, &stored, &still_valid)? {
-                            self.ports.events.record(RefreshEvent::ServedStale);
-                            return Ok(grant);
-                        }
+                    if (clock.now() >= patience || polls > patient_polls)
+                        && let Some(grant) = self.stale(user, &stored, want)?
+                    {
+                        return Ok(grant);
                     }
                     if clock.now() >= deadline || polls > max_polls {
                         let retry_after = Some(self.policy.lease_poll.max(Duration::from_secs(1)));
