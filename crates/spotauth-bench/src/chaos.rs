@@ -115,13 +115,23 @@ impl Seen {
         statuses.iter().map(|(s, n)| format!("HTTP {s} ×{n}")).collect::<Vec<_>>().join(", ")
     }
 
-    fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.ok.load(Ordering::Relaxed)
             + self.unavailable.load(Ordering::Relaxed)
             + self.unauthenticated.load(Ordering::Relaxed)
             + self.other.load(Ordering::Relaxed)
             + self.unreachable.load(Ordering::Relaxed)
     }
+}
+
+/// One counter summed over several [`Seen`] (phases, or instances).
+pub(crate) fn sum(seen: &[Seen], counter: impl Fn(&Seen) -> &AtomicU64) -> u64 {
+    seen.iter().map(|s| counter(s).load(Ordering::Relaxed)).sum()
+}
+
+/// The slowest answer any of them saw.
+pub(crate) fn slowest(seen: &[Seen]) -> Duration {
+    Duration::from_micros(seen.iter().map(|s| s.slowest_us.load(Ordering::Relaxed)).max().unwrap_or(0))
 }
 
 async fn db_outage(opts: &Options) -> Result<String> {
@@ -217,7 +227,7 @@ async fn outage_body(
     let matched = chaos_spotify::census(service.addr, emulator, users, &cookies).await?.valid;
 
     let [before, during, after] = &*phases;
-    let slowest = phases.iter().map(|p| p.slowest_us.load(Ordering::Relaxed)).max().unwrap_or(0);
+    let slowest = slowest(&phases[..]);
     let line = format!(
         "db-outage: MariaDB down {:.0} s under load: {} answers during it ({} from memory, {} 503, {} 401, {} other), \
          slowest answer {:.0} ms (bound {} ms), /readyz 503 `database` after {}, everyone served {:.2} s after MariaDB \
@@ -228,7 +238,7 @@ async fn outage_body(
         during.unavailable.load(Ordering::Relaxed),
         during.unauthenticated.load(Ordering::Relaxed),
         during.other.load(Ordering::Relaxed),
-        slowest as f64 / 1000.0,
+        slowest.as_secs_f64() * 1000.0,
         ANSWER_BOUND.as_millis(),
         readyz_said.map_or("never".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())),
         recovered.as_secs_f64(),
@@ -238,16 +248,15 @@ async fn outage_body(
         before.ok.load(Ordering::Relaxed),
         after.total(),
     );
-    let unauthenticated: u64 = phases.iter().map(|p| p.unauthenticated.load(Ordering::Relaxed)).sum();
-    let other: u64 =
-        phases.iter().map(|p| p.other.load(Ordering::Relaxed) + p.unreachable.load(Ordering::Relaxed)).sum();
+    let unauthenticated = sum(&phases[..], |p| &p.unauthenticated);
+    let other = sum(&phases[..], |p| &p.other) + sum(&phases[..], |p| &p.unreachable);
     if unauthenticated > 0 || other > 0 {
         bail!(
             "{line}: someone was logged out or answered unexpectedly ({})",
             phases.iter().map(Seen::others).collect::<Vec<_>>().join(" ")
         );
     }
-    if Duration::from_micros(slowest) > ANSWER_BOUND {
+    if slowest > ANSWER_BOUND {
         bail!("{line}: an answer took longer than the bound");
     }
     if readyz_said.is_none() || during.unavailable.load(Ordering::Relaxed) == 0 {
@@ -259,13 +268,22 @@ async fn outage_body(
     Ok(line)
 }
 
+/// Runs a program of this machine to its end: its output, or an error naming its exit status
+/// and what it wrote to stderr.
+pub(crate) async fn command<S: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    args: impl IntoIterator<Item = S>,
+) -> Result<String> {
+    let output = tokio::process::Command::new(program).args(args).output().await.ctx(program)?;
+    if !output.status.success() {
+        bail!("{program}: {} {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
 async fn mariadb(args: &[&str]) -> bool {
-    tokio::process::Command::new("mariadb-admin")
-        .args(["--protocol=tcp", "-h", "127.0.0.1", "-u", "root"])
-        .args(args)
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success())
+    let server = ["--protocol=tcp", "-h", "127.0.0.1", "-u", "root"];
+    command("mariadb-admin", server.iter().chain(args)).await.is_ok()
 }
 
 /// The main server's pid file (the TLS test server has its own).

@@ -22,11 +22,11 @@
 //! 401, B never fails, and afterwards every user is served on both instances with the token
 //! Spotify last issued.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hyper::Method;
@@ -34,7 +34,7 @@ use spotauth_emulator::{Emulator, EmulatorHandle, Fault, FaultTarget, RefreshReu
 use tokio::task::JoinSet;
 
 use crate::Options;
-use crate::chaos::Seen;
+use crate::chaos::{Seen, slowest, sum};
 use crate::error::{Context, Error, Result, bail};
 use crate::http::{Auth, Conn, Reply};
 use crate::load;
@@ -152,10 +152,6 @@ fn verdict(reply: &Reply) -> u16 {
     if spotify && reply.headers.contains_key("retry-after") { 503 } else { 599 }
 }
 
-fn total(seen: &[Seen; 2], f: impl Fn(&Seen) -> &AtomicU64) -> u64 {
-    seen.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
-}
-
 /// What every user's `/token` on `addr` says now.
 #[derive(Debug, Default)]
 pub(crate) struct Census {
@@ -209,10 +205,10 @@ async fn reconnect_required(addr: SocketAddr, cookies: &[String]) -> Result<usiz
     Ok(n)
 }
 
-/// How many different refresh tokens the reuses presented (one lost answer leaves one replaced
-/// token, presented again at every later attempt until one succeeds).
-fn distinct(reuses: &[&RefreshReuse]) -> usize {
-    reuses.iter().map(|r| (r.user_id.as_str(), r.replaced_at)).collect::<std::collections::BTreeSet<_>>().len()
+/// The different refresh tokens the reuses presented, by owner and replacement time (one lost
+/// answer leaves one replaced token, presented again at every later attempt until one succeeds).
+fn distinct<'a>(reuses: &[&'a RefreshReuse]) -> BTreeSet<(&'a str, SystemTime)> {
+    reuses.iter().map(|r| (r.user_id.as_str(), r.replaced_at)).collect()
 }
 
 /// Token-endpoint calls Spotify has received so far.
@@ -374,29 +370,29 @@ async fn faults_body(
     let reuses = emulator.refresh_reuses();
     let (lost, twice): (Vec<&RefreshReuse>, Vec<&RefreshReuse>) = reuses.iter().partition(|r| !r.successor_presented);
 
-    let unauthenticated = total(&seen, |s| &s.unauthenticated);
-    let other = total(&seen, |s| &s.other);
-    let unreachable = total(&seen, |s| &s.unreachable);
+    let unauthenticated = sum(&seen[..], |s| &s.unauthenticated);
+    let other = sum(&seen[..], |s| &s.other);
+    let unreachable = sum(&seen[..], |s| &s.unreachable);
     let line = format!(
         "spotify-faults: {} users on 2 instances, {} answers ({} ok, {} 503 with Retry-After, {} 401, {} other, {} \
          unreachable), slowest {:.0} ms; {}; everyone served {:.1} s after the first quota 429 ({}/{} valid); {} must \
          reconnect Spotify; replaced refresh tokens presented again: {} (and {} refresh answers that never arrived, \
          Spotify having replaced the token after the service gave up: their tokens presented again {} times)",
         users.len(),
-        total(&seen, |s| &s.ok) + total(&seen, |s| &s.unavailable) + unauthenticated + other + unreachable,
-        total(&seen, |s| &s.ok),
-        total(&seen, |s| &s.unavailable),
+        seen.iter().map(Seen::total).sum::<u64>(),
+        sum(&seen[..], |s| &s.ok),
+        sum(&seen[..], |s| &s.unavailable),
         unauthenticated,
         other,
         unreachable,
-        seen.iter().map(|s| s.slowest_us.load(Ordering::Relaxed)).max().unwrap_or(0) as f64 / 1000.0,
+        slowest(&seen[..]).as_secs_f64() * 1000.0,
         lines.join("; "),
         recovered.as_secs_f64(),
         after.valid,
         users.len(),
         reauth,
         twice.len(),
-        distinct(&lost),
+        distinct(&lost).len(),
         lost.len(),
     );
     if unauthenticated > 0 || other > 0 || unreachable > 0 || !bad.is_empty() {
@@ -415,12 +411,13 @@ pub async fn refresh_kill(opts: &Options) -> Result<String> {
     let kills = if opts.smoke { 2 } else { 6 };
     let users: Vec<String> = (1..=if opts.smoke { 12 } else { 50 }).map(|i| format!("kill{i:04}")).collect();
     let timeout = SPOTIFY_TIMEOUT_MS.to_string();
+    let lookahead = LOOKAHEAD_SECS.to_string();
     let extra = [
         // Tokens of 20 s refreshed by the proactive pass when 12 s are left: one storm of every
         // user about every 8 s (all logged in together, so all expire together).
         ("ACCESS_TOKEN_MIN_VALIDITY_SECS", "5"),
         ("PROACTIVE_REFRESH_INTERVAL_SECS", "1"),
-        ("PROACTIVE_REFRESH_LOOKAHEAD_SECS", "12"),
+        ("PROACTIVE_REFRESH_LOOKAHEAD_SECS", lookahead.as_str()),
         ("PROACTIVE_REFRESH_CONCURRENCY", "16"),
         ("SPOTIFY_TIMEOUT_MS", timeout.as_str()),
     ];
@@ -430,9 +427,12 @@ pub async fn refresh_kill(opts: &Options) -> Result<String> {
     result
 }
 
-const LIFETIME: Duration = Duration::from_secs(20);
+const LIFETIME_SECS: u64 = 20;
+const LIFETIME: Duration = Duration::from_secs(LIFETIME_SECS);
+/// The proactive pass refreshes a token this long before it expires.
+const LOOKAHEAD_SECS: u64 = 12;
 /// The youngest a token may be when it is refreshed: its lifetime minus the proactive lookahead.
-const MIN_AGE: Duration = Duration::from_secs(8);
+const MIN_AGE: Duration = Duration::from_secs(LIFETIME_SECS - LOOKAHEAD_SECS);
 
 async fn kill_body(
     pair: &mut Pair,
@@ -475,8 +475,10 @@ async fn kill_body(
     let elapsed = began.elapsed();
 
     let mut bad = Vec::new();
+    let mut served_on_both = users.len();
     for addr in pair.addrs() {
         let census = census(addr, emulator, users, cookies).await?;
+        served_on_both = served_on_both.min(census.valid);
         bad.extend(census.bad);
         if census.waiting > 0 {
             bad.push(format!("{} users not served on {addr}", census.waiting));
@@ -487,15 +489,18 @@ async fn kill_body(
     // and its answer never reached the database (its successor was never presented).
     let near_kill = |r: &RefreshReuse| {
         killed_at.iter().any(|k| {
-            let gap = r.replaced_at.duration_since(*k).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
+            let gap = match r.replaced_at.duration_since(*k) {
+                Ok(after) => after,
+                Err(before) => before.duration(),
+            };
             gap < Duration::from_secs(1)
         })
     };
     let (lost, ours): (Vec<&RefreshReuse>, Vec<&RefreshReuse>) =
         reuses.iter().partition(|r| !r.successor_presented && near_kill(r));
+    let lost_answers = distinct(&lost);
     let mut lost_per_user: BTreeMap<&str, u64> = BTreeMap::new();
-    for (user, _) in lost.iter().map(|r| (r.user_id.as_str(), r.replaced_at)).collect::<std::collections::BTreeSet<_>>()
-    {
+    for (user, _) in &lost_answers {
         *lost_per_user.entry(user).or_default() += 1;
     }
     // At most one refresh per expiry: a token is refreshed no younger than MIN_AGE, so over the
@@ -513,8 +518,8 @@ async fn kill_body(
             over.push(format!("{user}: {n} refreshes (at most {allowed})"));
         }
     }
-    let unauthenticated = total(&seen, |s| &s.unauthenticated);
-    let other = total(&seen, |s| &s.other);
+    let unauthenticated = sum(&seen[..], |s| &s.unauthenticated);
+    let other = sum(&seen[..], |s| &s.other);
     let line = format!(
         "refresh-kill: {} users on 2 instances, A killed {} times during refresh storms (down {:.1} s in all), {:.0} s: \
          {} upstream refreshes, per user {}–{} (one per expiry allows {}); replaced refresh tokens presented again: {} \
@@ -529,15 +534,15 @@ async fn kill_body(
         per_user.iter().max().copied().unwrap_or(0),
         bound,
         ours.len(),
-        distinct(&lost),
+        lost_answers.len(),
         lost.len(),
         seen[0].ok.load(Ordering::Relaxed),
         seen[0].unreachable.load(Ordering::Relaxed),
         seen[1].ok.load(Ordering::Relaxed),
         unauthenticated,
         other,
-        seen.iter().map(|s| s.slowest_us.load(Ordering::Relaxed)).max().unwrap_or(0) as f64 / 1000.0,
-        if bad.is_empty() { users.len() } else { 0 },
+        slowest(&seen[..]).as_secs_f64() * 1000.0,
+        served_on_both,
         users.len(),
     );
     if unauthenticated > 0 || other > 0 || seen[1].unreachable.load(Ordering::Relaxed) > 0 || !bad.is_empty() {

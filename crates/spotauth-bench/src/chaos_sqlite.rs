@@ -12,6 +12,7 @@
 //!
 //! Needs root (it mounts a tmpfs) and the `sqlite3` command-line shell.
 
+use std::ffi::OsStr;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,13 +25,13 @@ use spotauth_emulator::Emulator;
 use tokio::task::JoinSet;
 
 use crate::Options;
+use crate::chaos::command;
 use crate::error::{Context, Error, Result, bail};
 use crate::http::Conn;
-use crate::load;
+use crate::load::{self, SESSION_COOKIE};
 use crate::run::{emulator_config, service_env};
 use crate::service::{Service, free_port};
 
-const SESSION_COOKIE: &str = "spotauth_session";
 /// The tmpfs the database lives in: small enough to fill in a moment.
 const TMPFS_SIZE: &str = "24m";
 /// No answer may take longer than this, disk full or not.
@@ -65,40 +66,23 @@ pub async fn sqlite_crash(opts: &Options) -> Result<String> {
     let out = std::path::absolute(&opts.out).ctx("output path")?;
     let mount = out.join("sqlite-crash-tmpfs");
     std::fs::create_dir_all(&mount).ctx("create the tmpfs mount point")?;
-    let _ = command("umount", &[mount.as_os_str()]).await;
-    if let Err(e) = command(
-        "mount",
-        &[
-            "-t".as_ref(),
-            "tmpfs".as_ref(),
-            "-o".as_ref(),
-            format!("size={TMPFS_SIZE}").as_ref(),
-            "spotauth-chaos".as_ref(),
-            mount.as_os_str(),
-        ],
-    )
-    .await
-    {
+    let _ = command("umount", [&mount]).await;
+    let size = format!("size={TMPFS_SIZE}");
+    let args =
+        [OsStr::new("-t"), OsStr::new("tmpfs"), OsStr::new("-o"), OsStr::new(&size), OsStr::new("spotauth-chaos")];
+    if let Err(e) = command("mount", args.into_iter().chain([mount.as_os_str()])).await {
         bail!("sqlite-crash: cannot mount a tmpfs at {} (this scenario needs root): {e}", mount.display());
     }
     let result = crash_and_fill(opts, &out, &mount).await;
-    if let Err(e) = command("umount", &[mount.as_os_str()]).await {
+    if let Err(e) = command("umount", [&mount]).await {
         eprintln!("warning: {e}");
     }
     result
 }
 
-async fn command(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
-    let output = tokio::process::Command::new(program).args(args).output().await.ctx(program)?;
-    if !output.status.success() {
-        bail!("{program}: {} {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
 /// `PRAGMA integrity_check` by the `sqlite3` shell, on the file as it is.
 async fn integrity(db: &Path) -> Result<String> {
-    command("sqlite3", &[db.as_os_str(), "PRAGMA integrity_check".as_ref()]).await
+    command("sqlite3", [db.as_os_str(), OsStr::new("PRAGMA integrity_check")]).await
 }
 
 async fn crash_and_fill(opts: &Options, out: &Path, mount: &Path) -> Result<String> {
@@ -262,34 +246,18 @@ impl Run {
             n += 1;
             let t = Instant::now();
             // New logins write the most: a login attempt, a user, tokens and a session.
-            let reply = conn.send(Method::POST, "/api/auth/spotify/login", None).await;
-            let reply = match reply {
-                Ok(r) if r.status == 200 => match load::login(&mut conn, &mut emu, user).await {
-                    Ok(_) => {
-                        ok += 1;
-                        slowest = slowest.max(t.elapsed());
-                        continue;
-                    }
-                    Err(e) => {
-                        problems += 1;
-                        not_problem.extend(unclear_refusal(&e.0));
-                        slowest = slowest.max(t.elapsed());
-                        continue;
-                    }
-                },
-                Ok(r) => r,
-                Err(e) => bail!("sqlite-crash: no answer with the disk full: {e}"),
-            };
+            let login = load::login(&mut conn, &mut emu, user).await;
             slowest = slowest.max(t.elapsed());
-            let body = String::from_utf8_lossy(&reply.body);
-            let code = serde_json::from_slice::<serde_json::Value>(&reply.body)
-                .ok()
-                .and_then(|v| v["code"].as_str().map(|c| format!("{} {c}", reply.status)));
-            if let (true, Some(code)) = (reply.status >= 500, code) {
-                problems += 1;
-                codes.insert(code);
-            } else {
-                not_problem.push(format!("HTTP {} {body}", reply.status));
+            match login {
+                Ok(_) => ok += 1,
+                Err(e) => match refusal(&e.0) {
+                    Some(code) => {
+                        problems += 1;
+                        codes.insert(code);
+                    }
+                    None if answered_wrong(&e.0).is_some() => not_problem.push(e.0),
+                    None => bail!("sqlite-crash: no answer with the disk full: {e}"),
+                },
             }
         }
         let alive = conn.send(Method::GET, "/healthz", None).await.is_ok_and(|r| r.status == 200);
@@ -393,11 +361,16 @@ fn answered_wrong(message: &str) -> Option<String> {
     (message.contains(": HTTP ") || message.contains("failed: redirected")).then(|| message.to_owned())
 }
 
-/// `None` when a login refused with the disk full was refused clearly: a problem document, or
-/// the browser sent back to the frontend with `?error=`.
-fn unclear_refusal(message: &str) -> Option<String> {
-    let clear = message.contains("\"code\"") || message.contains("error=");
-    (!clear).then(|| message.to_owned())
+/// How a login refused with the disk full was refused, when clearly: `503 store_unavailable`
+/// for a problem document (status and code), or `error=server_error` for the browser sent
+/// back to the frontend. `None` for anything else.
+fn refusal(message: &str) -> Option<String> {
+    let plain = |rest: &str| rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+    if let Some((_, rest)) = message.split_once("\"code\":\"") {
+        let status = message.split_once(": HTTP ").map(|(_, s)| plain(s)).unwrap_or_default();
+        return Some(format!("{status} {}", plain(rest)));
+    }
+    message.split_once("error=").map(|(_, rest)| format!("error={}", plain(rest)))
 }
 
 async fn join(mut workers: JoinSet<Result<()>>) -> Result<()> {
